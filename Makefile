@@ -1,0 +1,36 @@
+# anil: `make demo` and `make test` are all a fresh clone needs (Python 3.10+ and make).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
+DEMO_DIR := outputs/sweeps/demo_$(STAMP)
+
+.PHONY: help install demo test test-slow clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed ## create .venv and install anil (a CPU torch first, if none is there)
+
+# Install a known torch first where none is installed: the project's own range would pull a
+# multi-GB CUDA build. Users with a CUDA torch already in the venv keep theirs.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c 'import torch' 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+demo: install ## sweep N for both geometries on the embedded dataset, then draw the figures
+	$(BIN)/anil train -m experiment=demo hydra.sweep.dir=$(DEMO_DIR)
+	$(BIN)/anil plot $(DEMO_DIR)
+	@echo "figures and curves.csv are in $(DEMO_DIR)"
+
+test: install ## run the fast test suite
+	$(BIN)/python -m pytest
+
+test-slow: install ## run the slow tests too
+	$(BIN)/python -m pytest -m 'not gpu'
+
+clean: ## remove the virtual environment (outputs/ is kept)
+	rm -rf $(VENV)

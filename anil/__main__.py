@@ -1,0 +1,5 @@
+import sys
+
+from anil.cli import main
+
+sys.exit(main())

@@ -1,0 +1,188 @@
+"""The embedded datasets: handwritten-like characters that need no download.
+
+`embedded`: real KanjiVG stroke data (the `kanjivg` wheel ships 6,413 CJK characters as SVG
+strokes); one class per character, instances drawn by the jittered renderer of `strokes.py`.
+`procedural`: the same renderer fed with glyphs composed from a seeded library of synthetic
+radicals; no data at all, fast, for unit tests and smoke runs.
+
+Both render once per dataset config and cache the arrays outside the repo (rendered images are
+derived from CC BY-SA data and are never committed).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from anil.config import DatasetConfig
+from anil.data.strokes import CANVAS, parse_svg_strokes, render
+
+log = logging.getLogger(__name__)
+
+SPLIT_SEED = 20200  # fixes which characters go to which split, independently of the run seed
+CACHE_VERSION = 1  # bump when rendering changes, so old caches are not reused
+CJK = range(0x4E00, 0xA000)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Images per split as uint8 [classes, instances, 1, S, S]; class names per split."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    names: dict[str, list[str]]
+
+    def split(self, name: str) -> np.ndarray:
+        return {"train": self.train, "val": self.val, "test": self.test}[name]
+
+
+def load(config: DatasetConfig) -> Splits:
+    """Render (or read from the cache) the dataset described by `config`."""
+    path = _cache_dir(config) / _cache_name(config)
+    if path.exists():
+        try:
+            return _read_cache(path)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+            log.warning("cache %s is unreadable (%s); rendering it again", path, error)
+    glyphs, names = (_kanji_glyphs if config.name == "embedded" else _procedural_glyphs)(config)
+    splits = _render_splits(glyphs, names, config)
+    _write_cache(path, splits)
+    return splits
+
+
+def _cache_dir(config: DatasetConfig) -> Path:
+    if config.cache_dir:
+        return Path(config.cache_dir).expanduser()
+    base = os.environ.get("ANIL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "anil"
+    )
+    return Path(base)
+
+
+def _cache_name(config: DatasetConfig) -> str:
+    counts = f"{config.train_classes}-{config.val_classes}-{config.test_classes}x{config.instances}"
+    return f"{config.name}-{config.image_size}px-{counts}-j{config.jitter:g}-v{CACHE_VERSION}.npz"
+
+
+def _read_cache(path: Path) -> Splits:
+    with np.load(path, allow_pickle=False) as data:
+        names = {s: [str(n) for n in data[f"{s}_names"]] for s in ("train", "val", "test")}
+        return Splits(data["train"], data["val"], data["test"], names)
+
+
+def _write_cache(path: Path, splits: Splits) -> None:
+    """Write atomically: a killed render never leaves a half-written cache behind."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    except OSError as error:
+        log.warning("cannot write the dataset cache in %s (%s); it will be rendered again next time", path.parent, error)
+        return
+    try:
+        with os.fdopen(fd, "wb") as f:
+            arrays = {s: splits.split(s) for s in ("train", "val", "test")}
+            arrays.update({f"{s}_names": np.array(splits.names[s]) for s in ("train", "val", "test")})
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    log.info("cached the rendered dataset in %s", path)
+
+
+def _render_splits(glyphs: list[list[np.ndarray]], names: list[str], config: DatasetConfig) -> Splits:
+    counts = {"train": config.train_classes, "val": config.val_classes, "test": config.test_classes}
+    rng = np.random.default_rng([SPLIT_SEED, config.image_size, config.instances])
+    arrays, split_names, start = {}, {}, 0
+    for split, count in counts.items():
+        block = []
+        for glyph in glyphs[start : start + count]:
+            block.append([render(glyph, config.image_size, rng, config.jitter) for _ in range(config.instances)])
+        arrays[split] = np.asarray(block, dtype=np.uint8)[:, :, None]  # [C, I, 1, S, S]
+        split_names[split] = names[start : start + count]
+        start += count
+    return Splits(arrays["train"], arrays["val"], arrays["test"], split_names)
+
+
+def _needed(config: DatasetConfig) -> int:
+    return config.train_classes + config.val_classes + config.test_classes
+
+
+def kanji_folder() -> Path:
+    """Where the `kanjivg` wheel put its SVGs (it installs a top-level `kanji/` data folder)."""
+    try:
+        folder = Path(str(importlib.metadata.distribution("kanjivg").locate_file("kanji")))
+    except importlib.metadata.PackageNotFoundError:
+        raise FileNotFoundError(
+            "the embedded dataset needs the kanjivg package: pip install kanjivg (or use dataset=procedural)"
+        ) from None
+    if not folder.is_dir():
+        raise FileNotFoundError(f"kanjivg is installed but {folder} is missing: reinstall it (pip install --force-reinstall kanjivg)")
+    return folder
+
+
+def _kanji_glyphs(config: DatasetConfig) -> tuple[list[list[np.ndarray]], list[str]]:
+    """CJK characters in a fixed seeded order; splits take consecutive blocks, so they are disjoint."""
+    folder = kanji_folder()
+    codes = sorted(
+        int(m.group(1), 16) for p in folder.iterdir() if (m := re.fullmatch(r"([0-9a-f]{5})\.svg", p.name))
+    )
+    codes = [c for c in codes if c in CJK]
+    if len(codes) < _needed(config):
+        raise ValueError(f"dataset asks for {_needed(config)} classes but kanjivg has {len(codes)} CJK characters")
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(codes))[: _needed(config)]
+    chosen = [codes[i] for i in order]
+    glyphs = [parse_svg_strokes((folder / f"{c:05x}.svg").read_text(encoding="utf-8")) for c in chosen]
+    return glyphs, [chr(c) for c in chosen]
+
+
+# --- procedural glyphs -------------------------------------------------------------------------
+
+LAYOUTS = {  # boxes (x0, y0, x1, y1) in unit canvas coordinates, one per radical
+    "left_right": [(0.0, 0.0, 0.45, 1.0), (0.5, 0.0, 1.0, 1.0)],
+    "top_bottom": [(0.0, 0.0, 1.0, 0.45), (0.0, 0.5, 1.0, 1.0)],
+    "narrow_left": [(0.0, 0.0, 0.3, 1.0), (0.35, 0.0, 1.0, 1.0)],
+    "top_two_bottom": [(0.0, 0.0, 1.0, 0.45), (0.0, 0.5, 0.48, 1.0), (0.52, 0.5, 1.0, 1.0)],
+    "enclosure": [(0.0, 0.0, 1.0, 1.0), (0.25, 0.3, 0.75, 0.8)],
+}
+
+
+def _radical(rng: np.random.Generator) -> list[np.ndarray]:
+    """2-4 strokes, each a straight or hooked cubic, in the unit square."""
+    strokes = []
+    for _ in range(rng.integers(2, 5)):
+        start, end = rng.uniform(0.05, 0.95, size=2), rng.uniform(0.05, 0.95, size=2)
+        bend = rng.normal(0, 0.15, size=(2, 2)) * (rng.random() < 0.5)  # half the strokes curve
+        c1, c2 = start + (end - start) / 3 + bend[0], start + 2 * (end - start) / 3 + bend[1]
+        t = np.linspace(0, 1, 9)[:, None]
+        strokes.append((1 - t) ** 3 * start + 3 * (1 - t) ** 2 * t * c1 + 3 * (1 - t) * t**2 * c2 + t**3 * end)
+    return strokes
+
+
+def _procedural_glyphs(config: DatasetConfig) -> tuple[list[list[np.ndarray]], list[str]]:
+    rng = np.random.default_rng(SPLIT_SEED)
+    radicals = [_radical(rng) for _ in range(40)]
+    glyphs, names = [], []
+    while len(glyphs) < _needed(config):
+        layout = list(LAYOUTS)[rng.integers(len(LAYOUTS))]
+        parts = rng.choice(len(radicals), size=len(LAYOUTS[layout]), replace=False)
+        name = f"{layout}:{'+'.join(map(str, parts))}"
+        if name in names:  # the same composition twice would put one class in two splits
+            continue
+        glyph = []
+        for part, (x0, y0, x1, y1) in zip(parts, LAYOUTS[layout]):
+            for stroke in radicals[part]:
+                box = np.array([x0, y0]) + stroke * np.array([x1 - x0, y1 - y0])
+                glyph.append((0.1 + 0.8 * box) * CANVAS)  # keep a margin on the canvas
+        glyphs.append(glyph)
+        names.append(name)
+    return glyphs, names

@@ -1,0 +1,83 @@
+"""The network: a Conv-4 body phi with per-task BatchNorm, and a head w per geometry.
+
+The body takes the images of T tasks in *task-minor* order, [n, T, ch, S, S] flattened to
+[n*T, ch, S, S] (n images per task). Then a conv output [n*T, C, h, w] is, without a copy, the
+tensor [n, T*C, h, w], and one fused batch_norm over it normalises each (task, channel) pair over
+that task's own n images: exactly the statistics each task would get if it ran on its own.
+
+BatchNorm always uses the statistics of the batch at hand (no running averages), in training and
+in evaluation alike, as in MAML/ANIL reference code: a task is normalised over its support and
+query images together.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BN_EPS = 1e-5
+
+
+class Body(nn.Module):
+    """Conv-4: four blocks of 3x3 conv (64 filters) -> per-task BatchNorm -> ReLU -> 2x2 max-pool.
+
+    The convs have no bias: the BatchNorm shift right after makes one redundant (its gradient is 0)."""
+
+    def __init__(self, channels: int = 1, filters: int = 64, blocks: int = 4):
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Conv2d(channels if i == 0 else filters, filters, kernel_size=3, padding=1, bias=False) for i in range(blocks)
+        )
+        self.bn_weight = nn.ParameterList(nn.Parameter(torch.ones(filters)) for _ in range(blocks))
+        self.bn_bias = nn.ParameterList(nn.Parameter(torch.zeros(filters)) for _ in range(blocks))
+
+    def forward(self, x: torch.Tensor, tasks: int = 1) -> torch.Tensor:
+        """x: [n*T, ch, S, S] in task-minor order -> features [n*T, d]."""
+        for conv, weight, bias in zip(self.convs, self.bn_weight, self.bn_bias):
+            x = conv(x)  # [n*T, C, h, w]
+            rows, channels, height, width = x.shape
+            grouped = x.reshape(rows // tasks, tasks * channels, height, width)  # [n, T*C, h, w]
+            grouped = F.batch_norm(
+                grouped, None, None, weight.repeat(tasks), bias.repeat(tasks), training=True, eps=BN_EPS
+            )
+            # ReLU after the pool: the same values and gradients (both are monotone), on 4x fewer elements
+            x = F.relu(F.max_pool2d(grouped.reshape(rows, channels, height, width), 2))
+        return x.flatten(1)
+
+    @staticmethod
+    def feature_size(image_size: int, filters: int = 64, blocks: int = 4) -> int:
+        side = image_size
+        for _ in range(blocks):
+            side //= 2
+        if side < 1:
+            raise ValueError(f"image_size={image_size} is too small for {blocks} pooling blocks")
+        return filters * side * side
+
+
+def init_head(geometry: str, features: int, ways: int, hidden: int) -> nn.ParameterList:
+    """Head parameters w as [weight, bias, ...]: one Linear (convex) or Linear -> ReLU -> Linear."""
+    sizes = [features, ways] if geometry == "convex" else [features, hidden, ways]
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        layer = nn.Linear(fan_in, fan_out)  # PyTorch's default (Kaiming-uniform) initialisation
+        params += [nn.Parameter(layer.weight.detach().clone()), nn.Parameter(layer.bias.detach().clone())]
+    return nn.ParameterList(params)
+
+
+def head_logits(params: list[torch.Tensor], features: torch.Tensor) -> torch.Tensor:
+    """Apply the head. Batched: params [B, out, in] / [B, out], features [B, n, d] -> [B, n, ways].
+    Also works unbatched (params [out, in] / [out], features [n, d]), the per-task reference's case."""
+    x = features
+    for i in range(0, len(params), 2):
+        if i:
+            x = F.relu(x)
+        x = torch.matmul(x, params[i].transpose(-1, -2)) + params[i + 1].unsqueeze(-2)
+    return x
+
+
+class AnilNet(nn.Module):
+    def __init__(self, geometry: str, image_size: int, channels: int, ways: int, hidden: int):
+        super().__init__()
+        self.body = Body(channels)
+        self.head = init_head(geometry, Body.feature_size(image_size), ways, hidden)

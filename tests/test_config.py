@@ -1,0 +1,87 @@
+"""Config composition for every group option, and one clear line for each bad value."""
+
+import subprocess
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from anil.config import ConfigError, TrainConfig, from_dict
+from anil.train import CONF_DIR, check_overrides
+from conftest import anil_command
+
+GROUPS = {group: sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")) for group in ("dataset", "geometry", "optim", "experiment")}
+
+
+def compose_config(overrides):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR), job_name="test"):
+        return from_dict(OmegaConf.to_container(compose("train", overrides=overrides), resolve=True))
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g, options in GROUPS.items() for o in options])
+def test_every_group_option_composes_and_validates(group, option):
+    config = compose_config([f"{group}={option}"])
+    assert isinstance(config, TrainConfig)
+    if group in ("dataset", "geometry", "optim"):
+        assert getattr(config, group).name == option
+
+
+def test_defaults_follow_design_notes():
+    config = compose_config([])
+    assert (config.B, config.alpha, config.lam, config.ways, config.shots, config.query) == (32, 0.1, 0.01, 5, 5, 5)
+    assert config.geometry.name == "convex" and config.optim.name == "adam"
+    assert config.optim.beta_w == config.optim.beta_phi == 0.001
+
+
+def test_geometry_sets_its_own_head_and_regulariser():
+    nonconvex = compose_config(["geometry=nonconvex"])
+    assert nonconvex.geometry.hidden > 0 and nonconvex.lam == 0.0
+
+
+def test_inverse_n_schedule_divides_alpha():
+    assert compose_config(["alpha_schedule=inverse_n", "N=4", "alpha=0.2"]).inner_stepsize == pytest.approx(0.05)
+    assert compose_config(["N=4", "alpha=0.2"]).inner_stepsize == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(
+    "args,key",
+    [
+        (["N=-1"], "N"),
+        (["ways=0"], "ways"),
+        (["alpha=abc"], "alpha"),
+        (["lam=0"], "lam"),
+        (["foo=1"], "foo"),
+        (["geometry=bogus"], "geometry"),
+        (["first_order=maybe"], "first_order"),
+        (["device=tpu"], "device"),
+        (["optim.beta_phi=-1"], "optim.beta_phi"),
+        (["ways=200"], "ways"),
+        (["-m", "N=1,-2"], "N"),
+        (["-m", "experiment=demo", "N=0"], "N"),
+        (["N=1,3"], "N=1,3"),
+    ],
+)
+def test_bad_values_are_named(args, key):
+    with pytest.raises(ConfigError) as error:
+        check_overrides(args)
+    message = str(error.value)
+    assert key in message and "\n" not in message
+
+
+def test_from_dict_rejects_unknown_nested_key():
+    with pytest.raises(ConfigError, match="dataset.colour"):
+        from_dict({"dataset": {"colour": 1}})
+
+
+def test_bad_config_on_the_command_line_is_one_line_and_writes_nothing(tmp_path):
+    result = subprocess.run([*anil_command(), "train", "N=-1"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["anil train: config error: N=-1: inner-loop steps must be >= 1"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_lists_the_groups(tmp_path):
+    result = subprocess.run([*anil_command(), "train", "--help"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0
+    for group, options in GROUPS.items():
+        assert f"{group}: {', '.join(options)}" in result.stdout
