@@ -14,6 +14,7 @@ import random
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from tqdm import tqdm
 
 from anil.config import ConfigError, OptimConfig, TrainConfig, from_dict
 from anil.data import load_splits
-from anil.data.sampler import TaskSampler
+from anil.data.sampler import TaskBatch, TaskSampler
 from anil.meta import InnerLoop, auto_chunk_tasks, evaluate, meta_forward
 from anil.metrics import MetricsWriter, write_json_atomic
 from anil.model import AnilNet
@@ -74,74 +75,97 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@dataclass
+class Setup:
+    """Everything a run trains with, built once from the config."""
+
+    model: AnilNet
+    optimizer: torch.optim.Optimizer
+    sampler: TaskSampler
+    val_batches: list[TaskBatch]
+    inner: InnerLoop
+    dtype: torch.dtype
+    chunk_tasks: int
+
+
+def build(config: TrainConfig, device: torch.device) -> Setup:
+    seed_everything(config.seed)
+    splits = load_splits(config.dataset)
+    task_shape = (config.ways, config.shots, config.query)
+    images = {s: torch.from_numpy(splits.split(s)).to(device) for s in ("train", "val")}  # uint8 [C, I, ch, S, S]
+    sampler = TaskSampler(images["train"], *task_shape, _generator(device, config.seed))
+    val_sampler = TaskSampler(images["val"], *task_shape, _generator(device, config.seed + EVAL_SEED_OFFSET))
+    # The same validation tasks at every evaluation, so the curve moves only when the model does.
+    val_batches = [val_sampler.sample(min(config.B, config.eval_tasks - i)) for i in range(0, config.eval_tasks, config.B)]
+    dtype = getattr(torch, config.dtype)
+    channels, image_size = splits.train.shape[2], splits.train.shape[3]
+    model = AnilNet(config.geometry.name, image_size, channels, config.ways, config.geometry.hidden).to(device, dtype)
+    return Setup(
+        model=model,
+        optimizer=make_optimizer(model, config.optim),
+        sampler=sampler,
+        val_batches=val_batches,
+        inner=InnerLoop(config.N, config.inner_stepsize, config.lam, config.first_order),
+        dtype=dtype,
+        chunk_tasks=auto_chunk_tasks(device, config.ways * (config.shots + config.query)),
+    )
+
+
+def meta_step(setup: Setup, tasks: int) -> dict[str, float]:
+    """One meta-iteration (Algorithm 1, lines 3-10); returns its metrics, measured before the update."""
+    model = setup.model
+    out = meta_forward(model, setup.sampler.sample(tasks), setup.inner, setup.dtype, setup.chunk_tasks)
+    setup.optimizer.zero_grad(set_to_none=True)
+    out.loss.backward()
+    norms = [squared_norm(model.head.parameters()), squared_norm(model.body.parameters())]
+    setup.optimizer.step()
+    # One host sync per iteration for all the scalars, not one .item() per metric.
+    values = torch.stack([out.loss.detach(), out.accuracy, *norms, out.support_before, out.support_after]).tolist()
+    names = ("loss", "accuracy", "grad_norm_w", "grad_norm_phi", "support_loss_before", "support_loss_after")
+    return dict(zip(names, values))
+
+
 def run(config: TrainConfig, out_dir: Path, progress: bool = False) -> dict[str, Any]:
     """Meta-train as `config` says; write metrics.csv and summary.json into `out_dir`."""
     started = time.perf_counter()
-    seed_everything(config.seed)
     device = resolve_device(config.device)
-    dtype = getattr(torch, config.dtype)
-    splits = load_splits(config.dataset)
-    train_images = torch.from_numpy(splits.train).to(device)  # uint8 [C, I, ch, S, S]
-    val_images = torch.from_numpy(splits.val).to(device)
-    sampler = TaskSampler(train_images, config.ways, config.shots, config.query, _generator(device, config.seed))
-    val_sampler = TaskSampler(
-        val_images, config.ways, config.shots, config.query, _generator(device, config.seed + EVAL_SEED_OFFSET)
-    )
-    # The same validation tasks at every evaluation, so the curve moves only when the model does.
-    val_batches = [val_sampler.sample(min(config.B, config.eval_tasks - i)) for i in range(0, config.eval_tasks, config.B)]
-
-    channels, image_size = splits.train.shape[2], splits.train.shape[3]
-    model = AnilNet(config.geometry.name, image_size, channels, config.ways, config.geometry.hidden).to(device, dtype)
-    optimizer = make_optimizer(model, config.optim)
-    inner = InnerLoop(config.N, config.inner_stepsize, config.lam, config.first_order)
-    chunk = auto_chunk_tasks(device, config.ways * (config.shots + config.query))
+    setup = build(config, device)
     log.info(
         "training %s ANIL, N=%d, alpha=%g, B=%d on %s (%s), run dir %s",
-        config.geometry.name, config.N, inner.stepsize, config.B, device, config.dataset.name, out_dir,
+        config.geometry.name, config.N, setup.inner.stepsize, config.B, device, config.dataset.name, out_dir,
     )
-
-    train_time, last = 0.0, {}
+    train_time, row = 0.0, {}
     bar = tqdm(total=config.iterations, disable=not progress, desc=f"{config.geometry.name} N={config.N}", unit="it")
     with MetricsWriter(out_dir / "metrics.csv") as writer:
         for iteration in range(1, config.iterations + 1):
             tick = time.perf_counter()
-            out = meta_forward(model, sampler.sample(config.B), inner, dtype, chunk)
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            norms = [squared_norm(model.head.parameters()), squared_norm(model.body.parameters())]
-            optimizer.step()
-            # One host sync per iteration for all the scalars, not one .item() per metric.
-            values = torch.stack([out.loss.detach(), out.accuracy, *norms, out.support_before, out.support_after])
-            loss, accuracy, grad_w, grad_phi, before, after = values.tolist()
+            metrics = meta_step(setup, config.B)
             train_time += time.perf_counter() - tick
-            last = {
-                "iteration": iteration, "time": train_time, "loss": loss, "accuracy": accuracy,
-                "grad_norm_w": grad_w, "grad_norm_phi": grad_phi,
-                "support_loss_before": before, "support_loss_after": after,
-            }
+            row = {"iteration": iteration, "time": train_time, **metrics}
             if (config.eval_every and iteration % config.eval_every == 0) or iteration == config.iterations:
-                last["val_loss"], last["val_accuracy"] = evaluate(model, val_batches, inner, dtype, chunk)
+                row["val_loss"], row["val_accuracy"] = evaluate(
+                    setup.model, setup.val_batches, setup.inner, setup.dtype, setup.chunk_tasks
+                )
                 log.info("iteration %d: loss %.4f, val loss %.4f, val accuracy %.3f",
-                         iteration, loss, last["val_loss"], last["val_accuracy"])
-            writer.write(last)
+                         iteration, row["loss"], row["val_loss"], row["val_accuracy"])
+            writer.write(row)
             bar.update()
-            bar.set_postfix(loss=f"{loss:.3f}", acc=f"{accuracy:.2f}", refresh=False)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.2f}", refresh=False)
     bar.close()
-
     summary = {
         "status": "completed",
         "iterations": config.iterations,
-        "final": last,
+        "final": row,
         "train_time_s": train_time,
         "wall_time_s": time.perf_counter() - started,
         "seconds_per_iteration": train_time / config.iterations,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine(),
         "torch": torch.__version__,
         "config_digest": config.digest(),
     }
     write_json_atomic(out_dir / "summary.json", summary)
-    log.info("done: loss %.4f, val accuracy %.3f, %.1f s training", last["loss"], last["val_accuracy"], train_time)
+    log.info("done: loss %.4f, val accuracy %.3f, %.1f s training", row["loss"], row["val_accuracy"], train_time)
     return summary
 
 
