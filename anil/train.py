@@ -253,7 +253,7 @@ def _explain(error: Exception) -> str:
         key = text.split("'")[1] if "'" in text else "?"
         return f"unknown key '{key}'; `anil train --help` lists the keys (use +{key}=... only to add a new one)"
     missing = re.search(r"Could not find '([\w-]+)/([^']+)'", text)
-    if missing:
+    if missing and (CONF_DIR / missing.group(1)).is_dir():
         group, option = missing.groups()
         options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
         return f"{group}={option} is not an option; choose one of: {', '.join(options)}"
