@@ -92,13 +92,12 @@ def build(config: TrainConfig, device: torch.device) -> Setup:
     seed_everything(config.seed)
     splits = load_splits(config.dataset)
     task_shape = (config.ways, config.shots, config.query)
-    images = {s: torch.from_numpy(splits.split(s)).to(device) for s in ("train", "val")}  # uint8 [C, I, ch, S, S]
-    sampler = TaskSampler(images["train"], *task_shape, _generator(device, config.seed))
-    val_sampler = TaskSampler(images["val"], *task_shape, _generator(device, config.seed + EVAL_SEED_OFFSET))
+    sampler = TaskSampler(splits.train, *task_shape, _generator(device, config.seed), "train")
+    val_sampler = TaskSampler(splits.val, *task_shape, _generator(device, config.seed + EVAL_SEED_OFFSET), "val")
     # The same validation tasks at every evaluation, so the curve moves only when the model does.
     val_batches = [val_sampler.sample(min(config.B, config.eval_tasks - i)) for i in range(0, config.eval_tasks, config.B)]
     dtype = getattr(torch, config.dtype)
-    channels, image_size = splits.train.shape[2], splits.train.shape[3]
+    channels, image_size = splits.train.images.shape[1:3]
     model = AnilNet(config.geometry.name, image_size, channels, config.ways, config.geometry.hidden).to(device, dtype)
     return Setup(
         model=model,
@@ -197,10 +196,12 @@ def check_overrides(args: list[str]) -> None:
         return  # Hydra prints help or config and exits; nothing is trained
     multirun = any(a in ("-m", "--multirun") for a in args)
     overrides = _override_args(args)
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException as error:
-        raise ConfigError(_first_line(error)) from None
+    parser, parsed = OverridesParser.create(), []
+    for override in overrides:
+        try:
+            parsed.append(parser.parse_override(override))
+        except HydraException as error:
+            raise ConfigError(f"cannot parse '{override}': {_first_line(error)} (quote values that hold '=' or ',')") from None
     sweeps = {o.get_key_element(): o for o in parsed if o.is_sweep_override()}
     if sweeps and not multirun:
         raise ConfigError(f"'{next(iter(sweeps.values())).input_line}' sweeps several values: add -m to run one job per value")

@@ -7,6 +7,7 @@ import torch
 from anil.config import DatasetConfig
 from anil.data import load_splits
 from anil.data.sampler import TaskSampler
+from anil.data.split import DatasetError, Split
 from anil.data.strokes import StrokeParseError, parse_path, parse_svg_strokes
 
 
@@ -19,20 +20,20 @@ def small(name, **changes):
 @pytest.mark.parametrize("name", ["embedded", "procedural"])
 def test_splits_are_disjoint_and_well_formed(name):
     splits = load_splits(small(name))
-    sizes = {s: len(splits.names[s]) for s in ("train", "val", "test")}
+    sizes = {s: len(splits.split(s).names) for s in ("train", "val", "test")}
     assert sizes == {"train": 30, "val": 8, "test": 8}
-    names = [set(splits.names[s]) for s in ("train", "val", "test")]
+    names = [set(splits.split(s).names) for s in ("train", "val", "test")]
     assert sum(map(len, names)) == len(set().union(*names)) == 46  # no class in two splits
     for split in ("train", "val", "test"):
-        images = splits.split(split)
-        assert images.dtype == np.uint8 and images.shape[1:] == (6, 1, 28, 28)
+        images = splits.split(split).images.reshape(-1, 6, 1, 28, 28)
+        assert images.dtype == np.uint8 and (splits.split(split).counts == 6).all()
         assert images.max() == 255 and images.mean() > 5  # strokes were drawn
         flat = images.reshape(len(images), 6, -1)
         assert not np.array_equal(flat[:, 0], flat[:, 1])  # instances differ (jitter)
 
 
 def test_embedded_classes_are_cjk_characters():
-    names = load_splits(small("embedded")).names["train"]
+    names = load_splits(small("embedded")).train.names
     assert all(len(n) == 1 and 0x4E00 <= ord(n) < 0xA000 for n in names)
 
 
@@ -42,7 +43,7 @@ def test_second_load_reads_the_cache(dataset_cache):
     cached = list(dataset_cache.glob("procedural-28px-12-*.npz"))
     assert len(cached) == 1 and not list(dataset_cache.glob("*.tmp"))
     second = load_splits(config)
-    assert np.array_equal(first.train, second.train) and first.names == second.names
+    assert np.array_equal(first.train.images, second.train.images) and first.train.names == second.train.names
 
 
 def test_corrupt_cache_is_rendered_again(dataset_cache):
@@ -51,7 +52,7 @@ def test_corrupt_cache_is_rendered_again(dataset_cache):
     path = next(dataset_cache.glob("procedural-28px-13-*.npz"))
     path.write_bytes(b"<html>not an npz</html>")
     again = load_splits(config)
-    assert np.array_equal(first.train, again.train)
+    assert np.array_equal(first.train.images, again.train.images)
 
 
 def test_parse_path_absolute_and_relative():
@@ -75,34 +76,40 @@ def test_parse_path_rejects_garbage():
         parse_path("M1,2C3")
 
 
-def images_with_ids(classes=10, instances=8):
-    """Each pixel holds (class, instance) so a sampled task can be decoded."""
-    ids = torch.arange(classes * instances, dtype=torch.uint8).reshape(classes, instances, 1, 1, 1)
-    return ids.expand(classes, instances, 1, 2, 2).clone()
+def split_with_ids(counts):
+    """Each image's pixels hold its global index, so a sampled task can be decoded."""
+    total = sum(counts)
+    images = np.arange(total, dtype=np.int64).reshape(total, 1, 1, 1).repeat(2, axis=2).repeat(2, axis=3)
+    return Split(images.astype(np.uint8), np.array(counts), [f"c{i}" for i in range(len(counts))], "ids")
 
 
 def test_sampler_draws_distinct_classes_and_images():
-    sampler = TaskSampler(images_with_ids(), ways=4, shots=2, query=3, generator=torch.Generator().manual_seed(0))
-    batch = sampler.sample(16)
-    assert batch.images.shape == (16, 4, 5, 1, 2, 2)
-    ids = batch.images[..., 0, 0, 0].long()  # [B, ways, k+q]
-    classes, instances = ids // 8, ids % 8
-    assert (classes == classes[..., :1]).all()  # one class per row
-    for task in range(16):
-        assert len(set(classes[task, :, 0].tolist())) == 4
+    counts = [8, 5, 9, 6, 7, 8, 5, 10, 6, 8]  # unequal class sizes, as real folders can have
+    split = split_with_ids(counts)
+    sampler = TaskSampler(split, ways=4, shots=2, query=3, generator=torch.Generator().manual_seed(0))
+    batch = sampler.sample(64)
+    assert batch.images.shape == (64, 4, 5, 1, 2, 2)
+    index = batch.images[..., 0, 0, 0].long()  # [B, ways, k+q]
+    owner = torch.from_numpy(np.repeat(np.arange(len(counts)), counts))[index]  # class of each image
+    assert (owner == owner[..., :1]).all()  # one class per row
+    for task in range(64):
+        assert len(set(owner[task, :, 0].tolist())) == 4
         for way in range(4):
-            assert len(set(instances[task, way].tolist())) == 5
-    assert len(set(map(tuple, classes[:, :, 0].tolist()))) > 1  # tasks differ
+            assert len(set(index[task, way].tolist())) == 5  # no image twice
+    assert len(set(map(tuple, owner[:, :, 0].tolist()))) > 1  # tasks differ
+    drawn = set(index[owner == 1].tolist())
+    assert drawn == set(range(8, 13))  # every image of the 5-image class is reachable, none beyond
 
 
 def test_sampler_is_repeatable_for_a_seed():
-    a = TaskSampler(images_with_ids(), 3, 1, 1, torch.Generator().manual_seed(7)).sample(4).images
-    b = TaskSampler(images_with_ids(), 3, 1, 1, torch.Generator().manual_seed(7)).sample(4).images
+    split = split_with_ids([4] * 6)
+    a = TaskSampler(split, 3, 1, 1, torch.Generator().manual_seed(7)).sample(4).images
+    b = TaskSampler(split, 3, 1, 1, torch.Generator().manual_seed(7)).sample(4).images
     assert torch.equal(a, b)
 
 
 def test_sampler_rejects_impossible_tasks():
-    with pytest.raises(ValueError, match="fewer than ways"):
-        TaskSampler(images_with_ids(classes=3), ways=5, shots=1, query=1, generator=torch.Generator())
-    with pytest.raises(ValueError, match="shots \\+ query"):
-        TaskSampler(images_with_ids(instances=4), ways=2, shots=3, query=2, generator=torch.Generator())
+    with pytest.raises(DatasetError, match="split train of ids has 3 classes, fewer than ways=5"):
+        TaskSampler(split_with_ids([4, 4, 4]), ways=5, shots=1, query=1, generator=torch.Generator())
+    with pytest.raises(DatasetError, match="class c1 in split val of ids has 3 images, fewer than shots \\+ query = 5"):
+        TaskSampler(split_with_ids([6, 3, 6]), ways=2, shots=3, query=2, generator=torch.Generator(), name="val")

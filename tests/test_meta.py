@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from anil.data.sampler import TaskSampler
+from anil.data.split import Split
 from anil.meta import InnerLoop, encode, evaluate, meta_forward, reference_meta_loss, task_minor_images
 from anil.model import AnilNet
 
@@ -13,8 +14,9 @@ DTYPE = torch.float64
 def make(geometry, seed=0, classes=12, image_size=28):
     torch.manual_seed(seed)
     model = AnilNet(geometry, image_size, 1, ways=3, hidden=8).to(DTYPE)
-    images = torch.randint(0, 256, (classes, 6, 1, image_size, image_size), dtype=torch.uint8)
-    sampler = TaskSampler(images, ways=3, shots=2, query=3, generator=torch.Generator().manual_seed(seed))
+    images = torch.randint(0, 256, (classes, 6, 1, image_size, image_size), dtype=torch.uint8).numpy()
+    split = Split.from_grouped(images, [str(c) for c in range(classes)], "random")
+    sampler = TaskSampler(split, ways=3, shots=2, query=3, generator=torch.Generator().manual_seed(seed))
     return model, sampler
 
 

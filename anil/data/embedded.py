@@ -17,12 +17,12 @@ import os
 import re
 import tempfile
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from anil.config import DatasetConfig
+from anil.data.split import SPLITS, Split, Splits
 from anil.data.strokes import CANVAS, parse_svg_strokes, render
 
 log = logging.getLogger(__name__)
@@ -32,25 +32,12 @@ CACHE_VERSION = 1  # bump when rendering changes, so old caches are not reused
 CJK = range(0x4E00, 0xA000)
 
 
-@dataclass(frozen=True)
-class Splits:
-    """Images per split as uint8 [classes, instances, 1, S, S]; class names per split."""
-
-    train: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
-    names: dict[str, list[str]]
-
-    def split(self, name: str) -> np.ndarray:
-        return {"train": self.train, "val": self.val, "test": self.test}[name]
-
-
 def load(config: DatasetConfig) -> Splits:
     """Render (or read from the cache) the dataset described by `config`."""
     path = _cache_dir(config) / _cache_name(config)
     if path.exists():
         try:
-            return _read_cache(path)
+            return _read_cache(path, f"dataset={config.name}")
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
             log.warning("cache %s is unreadable (%s); rendering it again", path, error)
     glyphs, names = (_kanji_glyphs if config.name == "embedded" else _procedural_glyphs)(config)
@@ -73,10 +60,9 @@ def _cache_name(config: DatasetConfig) -> str:
     return f"{config.name}-{config.image_size}px-{counts}-j{config.jitter:g}-v{CACHE_VERSION}.npz"
 
 
-def _read_cache(path: Path) -> Splits:
+def _read_cache(path: Path, source: str) -> Splits:
     with np.load(path, allow_pickle=False) as data:
-        names = {s: [str(n) for n in data[f"{s}_names"]] for s in ("train", "val", "test")}
-        return Splits(data["train"], data["val"], data["test"], names)
+        return Splits(*(Split.from_grouped(data[s], [str(n) for n in data[f"{s}_names"]], source) for s in SPLITS))
 
 
 def _write_cache(path: Path, splits: Splits) -> None:
@@ -89,8 +75,8 @@ def _write_cache(path: Path, splits: Splits) -> None:
         return
     try:
         with os.fdopen(fd, "wb") as f:
-            arrays = {s: splits.split(s) for s in ("train", "val", "test")}
-            arrays.update({f"{s}_names": np.array(splits.names[s]) for s in ("train", "val", "test")})
+            arrays = {s: _grouped(splits.split(s)) for s in SPLITS}
+            arrays.update({f"{s}_names": np.array(splits.split(s).names) for s in SPLITS})
             np.savez(f, **arrays)
         os.replace(tmp, path)
     except BaseException:
@@ -99,18 +85,22 @@ def _write_cache(path: Path, splits: Splits) -> None:
     log.info("cached the rendered dataset in %s", path)
 
 
+def _grouped(split: Split) -> np.ndarray:
+    return split.images.reshape(len(split.counts), -1, *split.images.shape[1:])  # [C, I, ch, S, S]
+
+
 def _render_splits(glyphs: list[list[np.ndarray]], names: list[str], config: DatasetConfig) -> Splits:
     counts = {"train": config.train_classes, "val": config.val_classes, "test": config.test_classes}
     rng = np.random.default_rng([SPLIT_SEED, config.image_size, config.instances])
-    arrays, split_names, start = {}, {}, 0
-    for split, count in counts.items():
+    splits, start = [], 0
+    for count in counts.values():
         block = []
         for glyph in glyphs[start : start + count]:
             block.append([render(glyph, config.image_size, rng, config.jitter) for _ in range(config.instances)])
-        arrays[split] = np.asarray(block, dtype=np.uint8)[:, :, None]  # [C, I, 1, S, S]
-        split_names[split] = names[start : start + count]
+        grouped = np.asarray(block, dtype=np.uint8)[:, :, None]  # [C, I, 1, S, S]
+        splits.append(Split.from_grouped(grouped, names[start : start + count], f"dataset={config.name}"))
         start += count
-    return Splits(arrays["train"], arrays["val"], arrays["test"], split_names)
+    return Splits(*splits)
 
 
 def _needed(config: DatasetConfig) -> int:

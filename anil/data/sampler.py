@@ -1,7 +1,8 @@
 """Vectorised few-shot task sampling on the training device.
 
-A split lives on the device as uint8 [C, I, ch, S, S] (C classes, I images each). One call draws B
-tasks at once with a handful of tensor ops: no per-task Python work, no host round trip.
+A split lives on the device as uint8 [M, ch, S, S], grouped by class (counts per class may differ).
+One call draws B tasks at once with a handful of tensor ops: no per-task Python work, no host
+round trip.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from anil.data.split import Split
 
 
 @dataclass(frozen=True)
@@ -32,24 +35,24 @@ class TaskBatch:
 
 
 class TaskSampler:
-    def __init__(self, images: torch.Tensor, ways: int, shots: int, query: int, generator: torch.Generator):
-        classes, instances = images.shape[:2]
-        if classes < ways:
-            raise ValueError(f"the split has {classes} classes, fewer than ways={ways}; lower ways")
-        if instances < shots + query:
-            raise ValueError(
-                f"the split has {instances} images per class, fewer than shots + query = {shots + query}; lower shots or query"
-            )
-        self.images, self.ways, self.shots, self.query = images, ways, shots, query
+    def __init__(self, split: Split, ways: int, shots: int, query: int, generator: torch.Generator, name: str = "train"):
+        split.check_tasks(name, ways, shots, query)
+        device = generator.device
+        self.images = torch.from_numpy(split.images).to(device)  # uint8 [M, ch, S, S]
+        self.counts = torch.from_numpy(split.counts).to(device)  # [C]
+        self.offsets = torch.from_numpy(split.offsets).to(device)  # [C]
+        self.largest = int(split.counts.max())
+        self.ways, self.shots, self.query = ways, shots, query
         self.generator = generator
 
     def sample(self, tasks: int) -> TaskBatch:
-        classes, instances = self.images.shape[:2]
-        device = self.images.device
+        device, classes = self.images.device, len(self.counts)
         # argsort of uniform noise = a uniform random permutation per row; keep the first few
         noise = torch.rand(tasks, classes, generator=self.generator, device=device)
         class_ids = noise.argsort(dim=1)[:, : self.ways]  # [B, ways]
-        noise = torch.rand(tasks, self.ways, instances, generator=self.generator, device=device)
-        image_ids = noise.argsort(dim=2)[..., : self.shots + self.query]  # [B, ways, shots+query]
-        images = self.images[class_ids[..., None], image_ids]  # [B, ways, shots+query, ch, S, S]
-        return TaskBatch(images=images, shots=self.shots)
+        noise = torch.rand(tasks, self.ways, self.largest, generator=self.generator, device=device)
+        beyond = torch.arange(self.largest, device=device) >= self.counts[class_ids][..., None]
+        noise = noise.masked_fill(beyond, 2.0)  # positions past a class's last image sort last
+        image_ids = noise.argsort(dim=2)[..., : self.shots + self.query]  # [B, ways, k+q]
+        index = self.offsets[class_ids][..., None] + image_ids
+        return TaskBatch(images=self.images[index], shots=self.shots)  # [B, ways, k+q, ch, S, S]
