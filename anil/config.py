@@ -23,9 +23,10 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DatasetConfig:
-    name: str = "embedded"  # embedded (KanjiVG characters) | procedural (synthetic glyphs)
-    root: Optional[str] = None  # folder with the data files (real datasets); unused here
-    image_size: int = 28  # rendered images are image_size x image_size, one channel
+    name: str = "embedded"  # embedded (KanjiVG characters) | procedural (synthetic glyphs) | fc100 | miniimagenet
+    root: Optional[str] = None  # folder with the data files (fc100, miniimagenet), or its parent
+    format: str = "auto"  # auto-detect, or force one: fc100: cifar|pickles; miniimagenet: csv|folders|pickles
+    image_size: int = 28  # images are image_size x image_size (resized if the files differ)
     train_classes: int = 1000  # meta-train classes
     val_classes: int = 100  # validation classes (held out, used every eval_every)
     test_classes: int = 200  # meta-test classes (held out)
@@ -86,9 +87,16 @@ class TrainConfig:
 CHOICES: dict[str, tuple[str, ...]] = {
     "dtype": ("float32", "float64"),
     "alpha_schedule": ("constant", "inverse_n"),
-    "dataset.name": ("embedded", "procedural"),
+    "dataset.name": ("embedded", "procedural", "fc100", "miniimagenet"),
     "geometry.name": ("convex", "nonconvex"),
     "optim.name": ("adam", "sgd"),
+}
+
+FORMATS: dict[str, tuple[str, ...]] = {
+    "embedded": ("auto",),
+    "procedural": ("auto",),
+    "fc100": ("auto", "cifar", "pickles"),
+    "miniimagenet": ("auto", "csv", "folders", "pickles"),
 }
 
 # key -> (lowest allowed value, whether the bound is strict, what the key means)
@@ -196,7 +204,19 @@ def _check_values(config: TrainConfig) -> None:
         raise ConfigError(
             f"geometry.hidden={config.geometry.hidden!r}: the nonconvex head needs a hidden width >= 1; e.g. geometry.hidden=64"
         )
+    _check_dataset(config)
+    if config.optim.name == "adam" and config.optim.momentum != 0:
+        raise ConfigError("optim.momentum applies to optim=sgd only; drop it or use optim=sgd")
+
+
+def _check_dataset(config: TrainConfig) -> None:
     data = config.dataset
+    if data.format not in FORMATS[data.name]:
+        raise ConfigError(f"dataset.format={data.format!r} is not one of: {', '.join(FORMATS[data.name])} (dataset={data.name})")
+    if data.name in ("fc100", "miniimagenet"):
+        if not data.root:
+            raise ConfigError(f"dataset={data.name} needs dataset.root=PATH, the folder holding the files (see README)")
+        return  # class and image counts come from the files; the loader checks them
     smallest = min(data.train_classes, data.val_classes, data.test_classes)
     if config.ways > smallest:
         raise ConfigError(f"ways={config.ways} but a split of dataset={data.name} has only {smallest} classes; lower ways")
@@ -204,8 +224,6 @@ def _check_values(config: TrainConfig) -> None:
         raise ConfigError(
             f"shots + query = {config.shots + config.query} but dataset.instances={data.instances} images per class; lower shots or query"
         )
-    if config.optim.name == "adam" and config.optim.momentum != 0:
-        raise ConfigError("optim.momentum applies to optim=sgd only; drop it or use optim=sgd")
 
 
 def _is_cuda_index(device: str) -> bool:

@@ -31,7 +31,7 @@ from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
 from anil.config import ConfigError, OptimConfig, TrainConfig, from_dict
-from anil.data import load_splits
+from anil.data import DatasetError, load_splits
 from anil.data.sampler import TaskBatch, TaskSampler
 from anil.meta import InnerLoop, auto_chunk_tasks, evaluate, meta_forward
 from anil.metrics import MetricsWriter, write_json_atomic
@@ -180,7 +180,11 @@ def main(cfg: DictConfig) -> None:
     config = from_dict(OmegaConf.to_container(cfg, resolve=True))
     hydra_config = HydraConfig.get()
     progress = hydra_config.mode != RunMode.MULTIRUN and sys.stderr.isatty()
-    run(config, Path(hydra_config.runtime.output_dir), progress=progress)
+    try:
+        run(config, Path(hydra_config.runtime.output_dir), progress=progress)
+    except (DatasetError, ConfigError) as error:  # bad data or device: one line, not a traceback
+        print(f"anil train: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 INFO_FLAGS = {"-h", "--help", "--hydra-help", "-i", "--info", "-c", "--cfg", "--resolve", "-sc", "--shell-completion", "--version"}

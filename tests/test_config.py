@@ -19,11 +19,14 @@ def compose_config(overrides):
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, options in GROUPS.items() for o in options])
-def test_every_group_option_composes_and_validates(group, option):
-    config = compose_config([f"{group}={option}"])
+def test_every_group_option_composes_and_validates(group, option, tmp_path):
+    needs_root = option in ("fc100", "miniimagenet")  # a real dataset (or its experiment) needs its folder
+    config = compose_config([f"{group}={option}"] + ([f"dataset.root={tmp_path}"] if needs_root else []))
     assert isinstance(config, TrainConfig)
     if group in ("dataset", "geometry", "optim"):
         assert getattr(config, group).name == option
+    if option in ("fc100", "miniimagenet"):
+        assert config.dataset.name == option and config.dataset.image_size == {"fc100": 32, "miniimagenet": 84}[option]
 
 
 def test_defaults_follow_design_notes():
@@ -59,6 +62,9 @@ def test_inverse_n_schedule_divides_alpha():
         (["-m", "N=1,-2"], "N"),
         (["-m", "experiment=demo", "N=0"], "N"),
         (["N=1,3"], "N=1,3"),
+        (["dataset=fc100"], "dataset.root"),
+        (["dataset=miniimagenet", "dataset.root=/x", "dataset.format=cifar"], "dataset.format"),
+        (["dataset=fc100", "dataset.root=/x", "dataset.train_classes=3"], "dataset.train_classes"),
     ],
 )
 def test_bad_values_are_named(args, key):

@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Callable
 
 from anil.config import DatasetConfig
-from anil.data import embedded
-from anil.data.embedded import Splits
+from anil.data import embedded, fc100, miniimagenet
+from anil.data.split import DatasetError, Split, Splits
 
 LOADERS: dict[str, Callable[[DatasetConfig], Splits]] = {
     "embedded": embedded.load,
     "procedural": embedded.load,
+    "fc100": fc100.load,
+    "miniimagenet": miniimagenet.load,
 }
+
+__all__ = ["DatasetError", "LOADERS", "Split", "Splits", "load_splits"]
 
 
 def load_splits(config: DatasetConfig) -> Splits:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from anil.config import DatasetConfig
+from anil.data.decoded import cache_root
 from anil.data.split import SPLITS, Split, Splits
 from anil.data.strokes import CANVAS, parse_svg_strokes, render
 
@@ -34,7 +35,7 @@ CJK = range(0x4E00, 0xA000)
 
 def load(config: DatasetConfig) -> Splits:
     """Render (or read from the cache) the dataset described by `config`."""
-    path = _cache_dir(config) / _cache_name(config)
+    path = cache_root(config.cache_dir) / _cache_name(config)
     if path.exists():
         try:
             return _read_cache(path, f"dataset={config.name}")
@@ -44,15 +45,6 @@ def load(config: DatasetConfig) -> Splits:
     splits = _render_splits(glyphs, names, config)
     _write_cache(path, splits)
     return splits
-
-
-def _cache_dir(config: DatasetConfig) -> Path:
-    if config.cache_dir:
-        return Path(config.cache_dir).expanduser()
-    base = os.environ.get("ANIL_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "anil"
-    )
-    return Path(base)
 
 
 def _cache_name(config: DatasetConfig) -> str:

@@ -1,0 +1,105 @@
+"""FC100 (Oreshkin et al., 2018): CIFAR-100 split by superclass, 60 / 20 / 20 classes of 600 images.
+
+Formats (../shared/reference/datasets.md §1-3):
+  cifar    the CIFAR-100 python archive folder `cifar-100-python/{train,test,meta}`; train and
+           test are pooled and split by coarse (superclass) label
+  pickles  `FC100_{train,val,test}.pickle` (MetaOptNet / learn2learn): {'data': [N,32,32,3],
+           'labels': CIFAR fine labels}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from anil.config import DatasetConfig
+from anil.data.decoded import cached, group_by_label, read_pickle, require, resize_hwc
+from anil.data.locate import find_format
+from anil.data.split import SPLITS, DatasetError, Split, Splits
+
+# Superclass ids per split (TADAM's split; datasets.md §2).
+SUPERCLASSES = {
+    "train": {1, 2, 3, 4, 5, 6, 9, 10, 15, 17, 18, 19},
+    "val": {8, 11, 13, 16},
+    "test": {0, 7, 12, 14},
+}
+
+FINE_NAMES = (
+    "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel can "
+    "castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur dolphin "
+    "elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion lizard lobster "
+    "man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear pickup_truck "
+    "pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk "
+    "skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone television tiger "
+    "tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm"
+).split()
+
+FORMATS = {
+    "cifar": ("train", "test"),
+    "pickles": tuple(f"FC100_{s}.pickle" for s in SPLITS),
+}
+LOOKED_FOR = "cifar-100-python/{train,test,meta} or FC100_{train,val,test}.pickle"
+
+
+def load(config: DatasetConfig) -> Splits:
+    fmt, folder = find_format("fc100", config, FORMATS, LOOKED_FOR, prefer=("cifar-100-python", "FC100"))
+    if fmt == "cifar":
+        files = [folder / "train", folder / "test"] + ([folder / "meta"] if (folder / "meta").exists() else [])
+        decode = lambda: _from_cifar(folder, config.image_size)  # noqa: E731
+    else:
+        files = [folder / name for name in FORMATS["pickles"]]
+        decode = lambda: _from_pickles(folder, config.image_size)  # noqa: E731
+    return cached(f"fc100-{fmt}", folder, files, f"size={config.image_size}", config.cache_dir, decode)
+
+
+def _from_cifar(folder: Path, size: int) -> Splits:
+    images, fine, coarse = [], [], []
+    for part in ("train", "test"):
+        path = folder / part
+        data = read_pickle(path)
+        require(data, ("data", "fine_labels", "coarse_labels"), path)
+        pixels = np.asarray(data["data"])
+        if pixels.dtype != np.uint8 or pixels.ndim != 2 or pixels.shape[1] != 3 * 32 * 32:
+            raise DatasetError(f"{path}: 'data' is {pixels.dtype} {pixels.shape}, expected uint8 (N, 3072)")
+        if not len(pixels) == len(data["fine_labels"]) == len(data["coarse_labels"]):
+            raise DatasetError(f"{path}: 'data', 'fine_labels' and 'coarse_labels' differ in length")
+        # Each row: 1024 R, 1024 G, 1024 B, row-major 32x32: already [3, 32, 32] once reshaped.
+        images.append(pixels.reshape(-1, 3, 32, 32))
+        fine.append(np.asarray(data["fine_labels"], dtype=np.int64))
+        coarse.append(np.asarray(data["coarse_labels"], dtype=np.int64))
+    images_all, fine_all, coarse_all = np.concatenate(images), np.concatenate(fine), np.concatenate(coarse)
+    if size != 32:
+        images_all = resize_hwc(images_all.transpose(0, 2, 3, 1), size)
+    names = _fine_names(folder)
+    source = str(folder)
+    splits = []
+    for split in SPLITS:
+        keep = np.isin(coarse_all, list(SUPERCLASSES[split]))
+        splits.append(group_by_label(images_all[keep], fine_all[keep], names, source))
+    return Splits(*splits)
+
+
+def _fine_names(folder: Path) -> dict[int, str]:
+    meta_path = folder / "meta"
+    if meta_path.exists():
+        meta = read_pickle(meta_path)
+        if "fine_label_names" in meta:
+            return {i: n.decode() if isinstance(n, bytes) else str(n) for i, n in enumerate(meta["fine_label_names"])}
+    return dict(enumerate(FINE_NAMES))
+
+
+def _from_pickles(folder: Path, size: int) -> Splits:
+    splits = []
+    for split, name in zip(SPLITS, FORMATS["pickles"]):
+        path = folder / name
+        data = read_pickle(path)
+        require(data, ("data", "labels"), path)
+        pixels = np.asarray(data["data"])
+        if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[3] != 3:
+            raise DatasetError(f"{path}: 'data' is {pixels.dtype} {pixels.shape}, expected uint8 (N, 32, 32, 3)")
+        labels = np.asarray(data["labels"], dtype=np.int64)
+        if len(labels) != len(pixels):
+            raise DatasetError(f"{path}: {len(pixels)} images but {len(labels)} labels")
+        splits.append(group_by_label(resize_hwc(pixels, size), labels, dict(enumerate(FINE_NAMES)), str(path)))
+    return Splits(*splits)

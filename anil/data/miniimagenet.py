@@ -1,0 +1,126 @@
+"""miniImageNet (Ravi & Larochelle split): 64 / 16 / 20 classes of 600 images, 84x84 RGB.
+
+Formats (../shared/reference/datasets.md §4):
+  csv      `{train,val,test}.csv` (header `filename,label`) and a flat `images/` folder; images
+           of any size are resized to image_size (bilinear, no crop)
+  folders  `{train,val,test}/<wnid>/*.jpg` (the cbfinn/maml layout)
+  pickles  `mini-imagenet-cache-{train,val|validation,test}.pkl`: {'image_data': [N,84,84,3],
+           'class_dict': {wnid: [row indices]}}
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from anil.config import DatasetConfig
+from anil.data.decoded import cached, decode_image, group_by_label, read_pickle, require, resize_hwc
+from anil.data.locate import find_format
+from anil.data.split import SPLITS, DatasetError, Split, Splits
+
+PICKLE_NAMES = {
+    "train": ("mini-imagenet-cache-train.pkl",),
+    "val": ("mini-imagenet-cache-val.pkl", "mini-imagenet-cache-validation.pkl"),  # learn2learn says validation
+    "test": ("mini-imagenet-cache-test.pkl",),
+}
+FORMATS = {
+    "csv": ("train.csv", "val.csv", "test.csv", "images/"),
+    "folders": ("train/", "val/", "test/"),
+    "pickles": tuple(PICKLE_NAMES[s] for s in SPLITS),
+}
+LOOKED_FOR = "{train,val,test}.csv + images/, {train,val,test}/<wnid>/*.jpg, or mini-imagenet-cache-{train,val,test}.pkl"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+PARALLEL_FROM = 2000  # decode in worker processes from this many images on
+
+
+def load(config: DatasetConfig) -> Splits:
+    fmt, folder = find_format("miniimagenet", config, FORMATS, LOOKED_FOR, prefer=("miniimagenet", "mini-imagenet"))
+    size = config.image_size
+    if fmt == "csv":
+        files = [folder / f"{s}.csv" for s in SPLITS] + _image_files(folder / "images")
+        decode = lambda: _from_csv(folder, size)  # noqa: E731
+    elif fmt == "folders":
+        files = [p for s in SPLITS for p in _image_files(folder / s)]
+        decode = lambda: _from_folders(folder, size)  # noqa: E731
+    else:
+        files = [_pickle_path(folder, s) for s in SPLITS]
+        decode = lambda: _from_pickles(folder, size)  # noqa: E731
+    return cached(f"miniimagenet-{fmt}", folder, files, f"size={size}", config.cache_dir, decode)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _decode_all(paths: list[Path], size: int) -> np.ndarray:
+    """uint8 [M, 3, size, size]; in worker processes for a real-sized split."""
+    if len(paths) < PARALLEL_FROM:
+        return np.stack([decode_image(p, size) for p in paths])
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return np.stack(list(pool.map(partial(decode_image, size=size), paths, chunksize=256)))
+
+
+def _read_csv(path: Path) -> list[tuple[str, str]]:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.reader(f))
+    if not rows or [c.strip() for c in rows[0]] != ["filename", "label"]:
+        raise DatasetError(f"{path}: the first line must be 'filename,label'")
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != 2 or not row[0] or not row[1]:
+            raise DatasetError(f"{path} line {number}: expected 'filename,label', found {','.join(row)!r}")
+    if len(rows) == 1:
+        raise DatasetError(f"{path} lists no images")
+    return [(row[0], row[1]) for row in rows[1:]]
+
+
+def _labelled(images: np.ndarray, wnids: list[str], source: str) -> Split:
+    names = sorted(set(wnids))
+    index = {w: i for i, w in enumerate(names)}
+    return group_by_label(images, np.array([index[w] for w in wnids]), dict(enumerate(names)), source)
+
+
+def _from_csv(folder: Path, size: int) -> Splits:
+    splits = []
+    for split in SPLITS:
+        rows = _read_csv(folder / f"{split}.csv")
+        images = _decode_all([folder / "images" / name for name, _ in rows], size)
+        splits.append(_labelled(images, [label for _, label in rows], str(folder / f"{split}.csv")))
+    return Splits(*splits)
+
+
+def _from_folders(folder: Path, size: int) -> Splits:
+    splits = []
+    for split in SPLITS:
+        paths = [p for p in _image_files(folder / split) if p.parent.parent == folder / split]
+        if not paths:
+            raise DatasetError(f"{folder / split} holds no <class>/<image> files")
+        splits.append(_labelled(_decode_all(paths, size), [p.parent.name for p in paths], str(folder / split)))
+    return Splits(*splits)
+
+
+def _pickle_path(folder: Path, split: str) -> Path:
+    return next(folder / n for n in PICKLE_NAMES[split] if (folder / n).is_file())
+
+
+def _from_pickles(folder: Path, size: int) -> Splits:
+    splits = []
+    for split in SPLITS:
+        path = _pickle_path(folder, split)
+        data = read_pickle(path)
+        require(data, ("image_data", "class_dict"), path)
+        pixels = np.asarray(data["image_data"])
+        if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[3] != 3:
+            raise DatasetError(f"{path}: 'image_data' is {pixels.dtype} {pixels.shape}, expected uint8 (N, 84, 84, 3)")
+        classes = {(k.decode() if isinstance(k, bytes) else str(k)): np.asarray(v, dtype=np.int64) for k, v in data["class_dict"].items()}
+        names = sorted(classes)
+        rows = np.concatenate([classes[n] for n in names])
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(pixels)):
+            raise DatasetError(f"{path}: 'class_dict' points past the {len(pixels)} images of 'image_data'")
+        counts = np.array([len(classes[n]) for n in names], dtype=np.int64)
+        splits.append(Split(np.ascontiguousarray(resize_hwc(pixels[rows], size)), counts, names, str(path)))
+    return Splits(*splits)
