@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import fixtures  # noqa: E402  (tests/ is on sys.path via conftest)
+from anil.data import fixtures
 from anil.config import DatasetConfig, GeometryConfig, TrainConfig
 from anil.data import DatasetError, load_splits
 from anil.data.fc100 import FINE_NAMES

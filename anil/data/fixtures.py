@@ -1,4 +1,10 @@
-"""Tiny datasets written the way the originals are (datasets.md §5): never committed, made per test."""
+"""Datasets written the way the originals are (../shared/reference/datasets.md §5), made on demand.
+
+Tests write tiny ones; scripts/time_decode.py writes real-sized ones to time decoding. Images are
+painted with their label (red channel) and index (green), so a loaded split can be checked;
+`noise=True` fills miniImageNet images with noise instead (a worst case for JPEG decoding).
+Nothing made here is ever committed.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ FC100_FINE = {  # datasets.md §2, for assertions
 def label_image(label: int, index: int, size: int = 32) -> np.ndarray:
     """HWC uint8 whose red channel is the label and green the index: decodable after loading."""
     image = np.zeros((size, size, 3), dtype=np.uint8)
-    image[..., 0], image[..., 1], image[..., 2] = label, index, 200
+    image[..., 0], image[..., 1], image[..., 2] = label, index % 256, 200
     return image
 
 
@@ -64,22 +70,34 @@ def write_fc100_pickles(root: Path, per_class: int = 3, bytes_keys: bool = False
 
 
 MINI_SPLITS = {"train": ["n00000001", "n00000002", "n00000003"], "val": ["n00000011", "n00000012", "n00000013"],
-               "test": ["n00000021", "n00000022", "n00000023"]}
+               "test": ["n00000021", "n00000022", "n00000023"]}  # 3 classes per split for tests
 
 
-def _mini_image(wnid: str, index: int, odd: bool) -> Image.Image:
+def mini_wnids(train: int, val: int, test: int) -> dict[str, list[str]]:
+    """Fake wnids n000000XX; the last two digits tell the class apart in the red channel."""
+    counts, start, out = {"train": train, "val": val, "test": test}, 1, {}
+    for split, count in counts.items():
+        out[split] = [f"n{start + i:08d}" for i in range(count)]
+        start += count
+    return out
+
+
+def _mini_image(wnid: str, index: int, odd: bool, noise: bool = False) -> Image.Image:
     size = (100, 60) if odd else (84, 84)  # some images of another size, as in the circulated zip
-    return Image.fromarray(np.full((size[1], size[0], 3), (int(wnid[-2:]) * 10, index * 20, 90), dtype=np.uint8))
+    if noise:
+        pixels = np.random.default_rng([int(wnid[1:]), index]).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        return Image.fromarray(pixels)
+    return Image.fromarray(np.full((size[1], size[0], 3), (int(wnid[-2:]) * 10 % 256, index * 20 % 256, 90), dtype=np.uint8))
 
 
-def write_mini_csv(root: Path, per_class: int = 4) -> Path:
+def write_mini_csv(root: Path, per_class: int = 4, splits: dict[str, list[str]] = MINI_SPLITS, noise: bool = False) -> Path:
     (root / "images").mkdir(parents=True, exist_ok=True)
-    for split, wnids in MINI_SPLITS.items():
+    for split, wnids in splits.items():
         lines = ["filename,label"]
         for wnid in wnids:
             for i in range(per_class):
                 name = f"{wnid}{i:08d}.jpg"
-                _mini_image(wnid, i, odd=i % 2 == 1).save(root / "images" / name, quality=95)
+                _mini_image(wnid, i, odd=i % 2 == 1, noise=noise).save(root / "images" / name, quality=95)
                 lines.append(f"{name},{wnid}")
         (root / f"{split}.csv").write_text("\n".join(lines) + "\n")
     return root
@@ -94,8 +112,11 @@ def write_mini_folders(root: Path, per_class: int = 4) -> Path:
     return root
 
 
-def write_mini_pickles(root: Path, per_class: int = 4, val_name: str = "validation", bytes_keys: bool = False) -> Path:
-    for split, wnids in MINI_SPLITS.items():
+def write_mini_pickles(
+    root: Path, per_class: int = 4, val_name: str = "validation", bytes_keys: bool = False,
+    splits: dict[str, list[str]] = MINI_SPLITS,
+) -> Path:
+    for split, wnids in splits.items():
         images = np.stack([np.asarray(_mini_image(w, i, odd=False)) for w in wnids for i in range(per_class)])
         class_dict = {w: list(range(k * per_class, (k + 1) * per_class)) for k, w in enumerate(wnids)}
         name = val_name if split == "val" else split
