@@ -66,6 +66,10 @@ class TrainConfig:
     iterations: int = 1000  # meta-iterations
     eval_every: int = 100  # validation every this many iterations (0: only at the end)
     eval_tasks: int = 100  # validation tasks per evaluation
+    checkpoint_every: int = 100  # write checkpoint.pt every this many iterations (0: only at exit)
+    resume: bool = False  # continue the run in this run directory from its checkpoint
+    blowup_loss: float = 1e4  # a training loss above this (or not finite) stops the run as diverged
+    fail_on_divergence: bool = False  # exit 1 on divergence (default 0, so the other jobs of a sweep go on)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -82,6 +86,28 @@ class TrainConfig:
         """A short hash of every value: two runs with the same digest used the same config."""
         text = json.dumps(self.to_dict(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def training_values(self) -> dict[str, Any]:
+        """The values that decide what is trained: a checkpoint resumes only under the same ones.
+        Run length, device, evaluation and checkpoint cadence may change between sessions."""
+        values = _flatten(self.to_dict())
+        return {k: v for k, v in values.items() if k not in RESUMABLE_CHANGES}
+
+
+RESUMABLE_CHANGES = frozenset(
+    {"iterations", "device", "eval_every", "eval_tasks", "checkpoint_every", "resume", "blowup_loss",
+     "fail_on_divergence", "dataset.cache_dir", "dataset.root"}
+)
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, prefix + key + "."))
+        else:
+            flat[prefix + key] = value
+    return flat
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -112,6 +138,8 @@ BOUNDS: dict[str, tuple[float, bool, str]] = {
     "iterations": (1, False, "meta-iterations"),
     "eval_every": (0, False, "validation interval"),
     "eval_tasks": (1, False, "validation tasks"),
+    "checkpoint_every": (0, False, "checkpoint interval"),
+    "blowup_loss": (0, True, "blow-up threshold"),
     "dataset.image_size": (8, False, "image side in pixels"),
     "dataset.train_classes": (2, False, "meta-train classes"),
     "dataset.val_classes": (2, False, "validation classes"),

@@ -131,12 +131,12 @@ def meta_forward(
 
 
 @torch.no_grad()
-def evaluate(
+def evaluate_tasks(
     model: AnilNet, batches: list[TaskBatch], inner: InnerLoop, dtype: torch.dtype, chunk_tasks: int = 0
-) -> tuple[float, float]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Meta-test style: adapt the head on each task's support set, score its query set.
-    Returns (mean query loss, mean query accuracy) over all tasks of `batches`."""
-    losses, hits, tasks = [], [], 0
+    Returns per-task query loss and accuracy, each [tasks] over all tasks of `batches`."""
+    losses, accuracies = [], []
     fast = InnerLoop(inner.steps, inner.stepsize, inner.lam, first_order=True)  # no meta-graph needed
     for batch in batches:
         support, query = encode(model, batch, dtype, chunk_tasks)
@@ -145,11 +145,19 @@ def evaluate(
         head = [p.detach().requires_grad_(True) for p in model.head]
         with torch.enable_grad():
             adapted, _ = adapt(head, support, labels_s, fast)
-        logits = head_logits([p.detach() for p in adapted], query)
-        losses.append(F.cross_entropy(logits.transpose(1, 2), labels_q.expand(logits.shape[:2]), reduction="sum"))
-        hits.append((logits.argmax(-1) == labels_q).sum())
-        tasks += batch.tasks * labels_q.numel()
-    return torch.stack(losses).sum().item() / tasks, torch.stack(hits).sum().item() / tasks
+        logits = head_logits([p.detach() for p in adapted], query)  # [B, ways*q, ways]
+        per_sample = F.cross_entropy(logits.transpose(1, 2), labels_q.expand(logits.shape[:2]), reduction="none")
+        losses.append(per_sample.mean(1))
+        accuracies.append((logits.argmax(-1) == labels_q).double().mean(1))
+    return torch.cat(losses), torch.cat(accuracies)
+
+
+def evaluate(
+    model: AnilNet, batches: list[TaskBatch], inner: InnerLoop, dtype: torch.dtype, chunk_tasks: int = 0
+) -> tuple[float, float]:
+    """Mean query loss and accuracy over the tasks of `batches` (see evaluate_tasks)."""
+    losses, accuracies = evaluate_tasks(model, batches, inner, dtype, chunk_tasks)
+    return losses.double().mean().item(), accuracies.mean().item()
 
 
 def reference_meta_loss(model: AnilNet, batch: TaskBatch, inner: InnerLoop, dtype: torch.dtype) -> torch.Tensor:

@@ -25,14 +25,23 @@ COLUMNS = (
 
 
 class MetricsWriter:
-    """Appends rows to metrics.csv and flushes each one, so a killed run loses nothing it logged."""
+    """Appends rows to metrics.csv and flushes each one, so a killed run loses nothing it logged.
 
-    def __init__(self, path: Path):
+    `keep_until=k` continues an existing file: rows after iteration k (logged after the checkpoint
+    being resumed) are dropped first, since the resumed run computes them again, identically.
+    """
+
+    def __init__(self, path: Path, keep_until: int | None = None):
         self.path = path
-        self._file = open(path, "w", newline="", encoding="utf-8")
-        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
-        self._writer.writeheader()
-        self._file.flush()
+        if keep_until is not None and path.exists():
+            _truncate(path, keep_until)
+            self._file = open(path, "a", newline="", encoding="utf-8")
+            self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
+        else:
+            self._file = open(path, "w", newline="", encoding="utf-8")
+            self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
+            self._writer.writeheader()
+            self._file.flush()
 
     def write(self, row: dict[str, Any]) -> None:
         self._writer.writerow({k: _format(v) for k, v in row.items()})
@@ -48,10 +57,41 @@ class MetricsWriter:
         self.close()
 
 
+def _truncate(path: Path, keep_until: int) -> None:
+    """Keep the header and the rows up to iteration `keep_until`, replacing the file atomically.
+    A last line cut short by a kill is dropped with the rest."""
+    with open(path, newline="", encoding="utf-8") as f:
+        lines = f.read().splitlines(keepends=True)
+    kept = [lines[0]] if lines else [",".join(COLUMNS) + "\r\n"]
+    for line in lines[1:]:
+        iteration = line.split(",", 1)[0]
+        if iteration.isdigit() and int(iteration) <= keep_until and line.endswith("\n"):
+            kept.append(line)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            f.writelines(kept)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
 def _format(value: Any) -> Any:
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else str(value)  # repr: no precision lost
     return "" if value is None else value
+
+
+def _finite(value: Any) -> Any:
+    """Strict JSON has no NaN or Infinity: write them as the strings "nan", "inf", "-inf"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -59,7 +99,7 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
+            json.dump(_finite(data), f, indent=2, sort_keys=True)
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:

@@ -18,7 +18,7 @@ import torch
 
 from anil.config import DatasetConfig, GeometryConfig, TrainConfig
 from anil.meta import meta_forward, reference_meta_loss
-from anil.train import build, resolve_device
+from anil.trainer import build, resolve_device
 
 
 def median_seconds(step, repeats: int, device: torch.device) -> float:

@@ -10,7 +10,7 @@ from anil.data import fixtures
 from anil.config import DatasetConfig, GeometryConfig, TrainConfig
 from anil.data import DatasetError, load_splits
 from anil.data.fc100 import FINE_NAMES
-from anil.train import run
+from anil.trainer import run
 from conftest import anil_command
 
 

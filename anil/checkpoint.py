@@ -1,0 +1,116 @@
+"""Checkpoints and the run-directory lock: everything needed to continue a run bit for bit.
+
+A checkpoint holds the model, the optimiser, every RNG state (Python, NumPy, torch, CUDA), the
+task sampler's generator, the iteration, the training time so far and the config it was trained
+under. It is written to a temporary file and renamed, so a kill at any moment leaves either the
+old checkpoint or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pickle
+import random
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+CHECKPOINT = "checkpoint.pt"  # the latest state; what resume continues from
+BEST = "best.pt"  # the state with the best validation accuracy so far; what eval uses by default
+FORMAT = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint or run directory that cannot be used; the message is one line naming it and the fix."""
+
+
+def rng_state() -> dict[str, Any]:
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": [kind, keys.tolist(), position, has_gauss, gauss],  # lists: loadable with weights_only
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(_tuples(state["python"]))
+    kind, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _tuples(value: Any) -> Any:
+    """random.setstate wants the nested tuples back that serialisation may have turned into lists."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def save(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically: a temporary file in the same folder, flushed to disk, then renamed."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": FORMAT, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}; start the run without resume=true")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt ({reason}); delete it to start over") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an anil checkpoint (format {FORMAT}); delete it to start over")
+    return state
+
+
+def differing_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    return sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+
+
+class RunLock:
+    """An exclusive lock on a run directory: a second process writing into it is refused.
+    The kernel drops the lock when the process dies, so a killed run never leaves it stuck."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / ".lock"
+        self._file = None
+
+    def __enter__(self) -> "RunLock":
+        self._file = open(self.path, "a+")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            owner = self._file.read().strip() or "?"
+            self._file.close()
+            raise CheckpointError(
+                f"run directory {self.path.parent} is in use by another anil process (pid {owner}); "
+                "wait for it to finish or choose another hydra.run.dir"
+            ) from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(str(os.getpid()))
+        self._file.flush()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
