@@ -69,7 +69,7 @@ def save(path: Path, state: dict[str, Any]) -> None:
 
 def load(path: Path) -> dict[str, Any]:
     if not path.exists():
-        raise CheckpointError(f"no checkpoint at {path}; start the run without resume=true")
+        raise CheckpointError(f"no checkpoint at {path}: the run has not reached its first checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as error:

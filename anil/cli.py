@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 USAGE = """usage: anil <command> [args]
 
 commands:
   train [-m] [key=value ...]   meta-train ANIL (a Hydra app: `anil train --help` lists groups and keys)
+  resume RUN_DIR               continue a stopped or killed run from its checkpoint
+  eval RUN_DIR [--tasks 600]   meta-test accuracy with a 95% confidence interval (writes eval.json)
   plot SWEEP_DIR [...]         draw loss vs meta-iteration and vs time, one curve per N, per geometry
 
 examples:
@@ -25,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     command, args = argv[0], argv[1:]
     if command == "train":
         return _train(args)
+    if command == "resume":
+        return _resume(args)
+    if command == "eval":
+        from anil.evaluation import main as eval_main
+
+        return eval_main(args)
     if command == "plot":
         from anil.plot import main as plot_main
 
@@ -45,6 +54,23 @@ def _train(args: list[str]) -> int:
     sys.argv = ["anil-train", *args]  # the Hydra app reads its overrides from sys.argv
     train.main()
     return 0
+
+
+def _resume(args: list[str]) -> int:
+    """Re-run `anil train` in RUN_DIR with the run's own overrides and resume=true."""
+    import yaml
+
+    if len(args) < 1 or args[0].startswith("-"):
+        print("usage: anil resume RUN_DIR [key=value ...]", file=sys.stderr)
+        return 2
+    run_dir = Path(args[0]).absolute()
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    if not overrides_file.exists():
+        print(f"anil resume: {run_dir} is not a run folder (no .hydra/overrides.yaml)", file=sys.stderr)
+        return 1
+    kept = [o for o in yaml.safe_load(overrides_file.read_text()) or [] if not o.startswith(("resume=", "hydra."))]
+    quoted = str(run_dir).replace("\\", "\\\\").replace("'", "\\'")
+    return _train([*kept, *args[1:], f"hydra.run.dir='{quoted}'", "resume=true"])
 
 
 if __name__ == "__main__":

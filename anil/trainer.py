@@ -147,9 +147,13 @@ def restore(setup: Setup, state: dict[str, Any]) -> tuple[int, float, float]:
     return state["iteration"], state["train_time"], state["best_val_accuracy"]
 
 
-def resume_state(config: TrainConfig, run_dir: Path) -> dict[str, Any]:
-    """The checkpoint to continue from, checked against this config."""
+def resume_state(config: TrainConfig, run_dir: Path) -> dict[str, Any] | None:
+    """The checkpoint to continue from, checked against this config; None when the run was
+    stopped before its first checkpoint (it then starts over and logs the same rows again)."""
     path = run_dir / CHECKPOINT
+    if not path.exists():
+        log.warning("no checkpoint in %s yet: starting from iteration 0", run_dir)
+        return None
     state = checkpoint.load(path)
     changed = checkpoint.differing_keys(state["training_values"], config.training_values())
     if changed:
@@ -207,7 +211,7 @@ def run(config: TrainConfig, out_dir: Path, progress: bool = False) -> dict[str,
             "resuming" if state else "training", config.geometry.name, first, config.N, setup.inner.stepsize,
             config.B, device, config.dataset.name, out_dir,
         )
-        with MetricsWriter(out_dir / "metrics.csv", keep_until=first if state else None) as writer, StopRequests() as stop:
+        with MetricsWriter(out_dir / "metrics.csv", keep_until=first if config.resume else None) as writer, StopRequests() as stop:
             outcome = _loop(config, setup, out_dir, writer, stop, (first, train_time, best), progress)
         summary = {
             **outcome,

@@ -1,0 +1,190 @@
+"""Kill and resume with nothing lost, divergence, meta-test evaluation, and bad run directories."""
+
+import json
+import signal
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from anil import checkpoint, trainer
+from anil.config import DatasetConfig, TrainConfig
+from anil.meta import MetaOutput
+from conftest import anil_command
+
+RUN = ["experiment=smoke", "B=2", "iterations=40", "eval_every=8", "eval_tasks=4", "checkpoint_every=3", "device=cpu"]
+COMPARED = ["iteration", "loss", "accuracy", "grad_norm_w", "grad_norm_phi", "support_loss_before",
+            "support_loss_after", "val_loss", "val_accuracy"]
+
+
+def start(run_dir, *extra):
+    return subprocess.Popen([*anil_command(), "train", *RUN, *extra, f"hydra.run.dir={run_dir}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def anil(*args, cwd=None):
+    return subprocess.run([*anil_command(), *args], capture_output=True, text=True, cwd=cwd)
+
+
+def rows(run_dir):
+    path = run_dir / "metrics.csv"
+    return max(0, len(path.read_text().splitlines()) - 1) if path.exists() else 0
+
+
+def wait_for_rows(run_dir, count, process, timeout=120):
+    deadline = time.time() + timeout
+    while rows(run_dir) < count:
+        assert process.poll() is None, process.stderr.read()
+        assert time.time() < deadline, "the run made no progress"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    process = start(run_dir)
+    assert process.wait() == 0, process.stderr.read()
+    return pd.read_csv(run_dir / "metrics.csv")
+
+
+def assert_same_run(run_dir, reference):
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert metrics["iteration"].tolist() == list(range(1, 41))  # no gaps, no duplicates
+    pd.testing.assert_frame_equal(metrics[COMPARED], reference[COMPARED])  # identical losses
+    assert metrics["time"].is_monotonic_increasing  # the time axis continues from the checkpoint
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.parametrize("kill_after", [2, 11, 25])
+def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path, reference, kill_after):
+    run_dir = tmp_path / "run"
+    process = start(run_dir)
+    wait_for_rows(run_dir, kill_after, process)
+    process.kill()  # SIGKILL: no handler runs, whatever was being written is cut
+    process.wait()
+    assert rows(run_dir) < 40
+    resumed = anil("resume", str(run_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_run(run_dir, reference)
+
+
+def test_sigterm_checkpoints_and_says_how_to_resume(tmp_path, reference):
+    run_dir = tmp_path / "run"
+    process = start(run_dir)
+    wait_for_rows(run_dir, 5, process)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 130
+    assert f"anil resume {run_dir}" in process.stderr.read()
+    state = checkpoint.load(run_dir / checkpoint.CHECKPOINT)
+    assert state["iteration"] == rows(run_dir)  # the checkpoint is at the last logged iteration
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
+    assert anil("resume", str(run_dir)).returncode == 0
+    assert_same_run(run_dir, reference)
+
+
+def small_config(**changes):
+    values = dict(dataset=DatasetConfig(name="procedural"), B=2, iterations=8, eval_every=2, eval_tasks=4,
+                  checkpoint_every=1, device="cpu")
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def test_nan_stops_as_diverged_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = trainer.meta_forward
+
+    def poisoned(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 4:  # the 4th meta-iteration produces a NaN loss
+            return MetaOutput(out.loss * float("nan"), out.accuracy, out.support_before, out.support_after)
+        return out
+
+    monkeypatch.setattr(trainer, "meta_forward", poisoned)
+    summary = trainer.run(small_config(), tmp_path)
+    assert summary["status"] == "diverged" and summary["iteration"] == 4 and "non-finite" in summary["reason"]
+    state = checkpoint.load(tmp_path / checkpoint.CHECKPOINT)
+    assert state["iteration"] == 3
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert metrics["iteration"].tolist() == [1, 2, 3, 4] and pd.isna(metrics["loss"].iloc[-1])
+    saved = json.loads((tmp_path / "summary.json").read_text())  # strict JSON: NaN written as a string
+    assert saved["status"] == "diverged" and saved["final"]["loss"] == "nan"
+
+
+def test_blowup_threshold_and_exit_codes(tmp_path):
+    result = anil("train", *RUN, "blowup_loss=0.01", f"hydra.run.dir={tmp_path}/a")
+    assert result.returncode == 0  # a sweep goes on
+    assert "diverged at iteration 1 (loss" in result.stderr and "above blowup_loss=0.01" in result.stderr
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["status"] == "diverged" and not (tmp_path / "a" / "checkpoint.pt").exists()
+    failing = anil("train", *RUN, "alpha=1e30", "fail_on_divergence=true", f"hydra.run.dir={tmp_path}/b")
+    assert failing.returncode == 1 and "diverged at iteration 1 (non-finite" in failing.stderr
+
+
+def test_eval_reports_accuracy_with_a_confidence_interval(tmp_path):
+    trainer.run(small_config(iterations=20, eval_every=5), tmp_path)
+    result = anil("eval", str(tmp_path), "--tasks", "40")
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip()
+    assert "\n" not in line and "% ± " in line and "40 tasks" in line and "best.pt" in line
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert 0 < report["accuracy_ci95"] < 0.2 and report["tasks"] == 40
+    assert report["accuracy"] > 0.35  # trained features beat chance (0.2) clearly, even after 20 iterations
+    changed = anil("eval", str(tmp_path), "--tasks", "40", "--checkpoint", "last", "--N", "1", "--alpha", "0.01")
+    assert changed.returncode == 0 and "N=1, alpha=0.01" in changed.stdout and "checkpoint.pt" in changed.stdout
+
+
+def test_corrupt_checkpoint_is_named(tmp_path):
+    trainer.run(small_config(iterations=3), tmp_path)
+    path = tmp_path / checkpoint.CHECKPOINT
+    path.write_bytes(path.read_bytes()[:200])
+    for command in (["eval", str(tmp_path), "--checkpoint", "last"],):
+        result = anil(*command)
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [f"anil eval: checkpoint {path} is corrupt (" + result.stderr.split("(", 1)[1].strip()]
+        assert "delete it to start over" in result.stderr
+
+
+def test_resume_refusals_are_one_line(tmp_path):
+    run_dir = tmp_path / "run"
+    assert anil("train", *RUN, "iterations=4", f"hydra.run.dir={run_dir}").returncode == 0
+    finished = anil("resume", str(run_dir))
+    assert finished.returncode == 1 and finished.stderr.strip().splitlines() == [
+        f"anil train: the run in {run_dir} already finished its 4 iterations; nothing to resume (pass a larger iterations= to train on)"
+    ]
+    other = anil("train", *RUN, "iterations=8", "N=2", "resume=true", f"hydra.run.dir={run_dir}")
+    assert other.returncode == 1 and "trained with other values of N" in other.stderr
+    again = anil("train", *RUN, f"hydra.run.dir={run_dir}")
+    assert again.returncode == 1 and "already holds a run" in again.stderr
+    corrupt = tmp_path / "corrupt"
+    assert anil("train", *RUN, "iterations=4", f"hydra.run.dir={corrupt}").returncode == 0
+    (corrupt / checkpoint.CHECKPOINT).write_bytes(b"\x00" * 64)
+    broken = anil("train", *RUN, "iterations=8", "resume=true", f"hydra.run.dir={corrupt}")
+    assert broken.returncode == 1 and "is corrupt" in broken.stderr and len(broken.stderr.strip().splitlines()) == 1
+
+
+def test_a_second_process_in_the_same_run_directory_is_refused(tmp_path):
+    run_dir = tmp_path / "run"
+    first = start(run_dir, "iterations=100000")
+    try:
+        wait_for_rows(run_dir, 1, first)
+        second = anil("train", *RUN, f"hydra.run.dir={run_dir}")
+        assert second.returncode == 1
+        assert "is in use by another anil process (pid" in second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_unwritable_output_location(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = anil("train", *RUN, f"hydra.run.dir={blocker}/run")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"anil train: config error: cannot write the output folder {blocker}/run: {blocker} is a file; choose another hydra.run.dir"
+    ]
