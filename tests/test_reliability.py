@@ -85,7 +85,8 @@ def test_sigterm_checkpoints_and_says_how_to_resume(tmp_path, reference):
 
 
 def small_config(**changes):
-    values = dict(dataset=DatasetConfig(name="procedural"), B=2, iterations=8, eval_every=2, eval_tasks=4,
+    procedural = DatasetConfig(name="procedural", train_classes=64, val_classes=16, test_classes=16, instances=12)
+    values = dict(dataset=procedural, B=2, iterations=8, eval_every=2, eval_tasks=4,
                   checkpoint_every=1, device="cpu")
     values.update(changes)
     return TrainConfig(**values)
