@@ -8,6 +8,7 @@ meta-iterations (left) and against training time (right), one curve per N, the m
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ class Job:
     seed: int
     alpha_schedule: str
     metrics: pd.DataFrame
+    diverged: bool  # summary.json says so (the run stopped on a non-finite or blown-up loss)
 
 
 def find_jobs(roots: list[Path]) -> tuple[list[Job], list[str]]:
@@ -58,9 +60,11 @@ def _read_job(folder: Path, config_path: Path) -> tuple[Job | None, str]:
         return None, f"unreadable ({error})"
     if metrics.empty:
         return None, "metrics.csv has no rows yet"
+    summary_path = folder / "summary.json"
+    status = json.loads(summary_path.read_text(encoding="utf-8")).get("status") if summary_path.exists() else None
     job = Job(
         folder, config["dataset"]["name"], config["geometry"]["name"], int(config["N"]), int(config["seed"]),
-        config.get("alpha_schedule", "constant"), metrics,
+        config.get("alpha_schedule", "constant"), metrics, status == "diverged",
     )
     return job, ""
 
@@ -71,12 +75,12 @@ def curves(jobs: list[Job]) -> pd.DataFrame:
     for job in jobs:
         frame = job.metrics[["iteration", "time", "loss"]].copy()
         frame["dataset"], frame["geometry"], frame["N"] = job.dataset, job.geometry, job.N
-        frame["alpha_schedule"], frame["seed"] = job.alpha_schedule, job.seed
+        frame["alpha_schedule"], frame["seed"], frame["diverged"] = job.alpha_schedule, job.seed, job.diverged
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
     keys = ["dataset", "geometry", "alpha_schedule", "N", "iteration"]
     grouped = table.groupby(keys, as_index=False).agg(
-        loss=("loss", "mean"), time=("time", "mean"), seeds=("seed", "nunique")
+        loss=("loss", "mean"), time=("time", "mean"), seeds=("seed", "nunique"), diverged=("diverged", "any")
     )
     return grouped.sort_values(keys, ignore_index=True)
 
@@ -88,7 +92,7 @@ def draw(table: pd.DataFrame, out_dir: Path, smooth: int) -> list[Path]:
         figure, (by_iteration, by_time) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
         for (schedule, n), curve in panel.groupby(["alpha_schedule", "N"]):
             loss = curve["loss"].rolling(smooth, min_periods=1).mean() if smooth > 1 else curve["loss"]
-            label = f"N={n}" + (" (α/N)" if schedule == "inverse_n" else "")
+            label = f"N={n}" + (" (α/N)" if schedule == "inverse_n" else "") + (" (diverged)" if curve["diverged"].any() else "")
             by_iteration.plot(curve["iteration"], loss, label=label)
             by_time.plot(curve["time"], loss, label=label)
         for axis, xlabel in ((by_iteration, "meta-iteration"), (by_time, "training time (s)")):

@@ -63,6 +63,8 @@ def test_sweep_then_plot(tmp_path):
     assert result.returncode == 0, result.stderr
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert len(jobs) == 4 and not any("device" in j for j in jobs)  # device is excluded from job names
+    diverged = sweep / jobs[0] / "summary.json"  # mark one job as diverged, as the trainer would
+    diverged.write_text(diverged.read_text().replace('"status": "completed"', '"status": "diverged"'))
     (sweep / "broken" / ".hydra").mkdir(parents=True)
     (sweep / "broken" / ".hydra" / "config.yaml").write_text((sweep / jobs[0] / ".hydra" / "config.yaml").read_text())
     plotted = subprocess.run([*anil_command(), "plot", str(sweep)], cwd=tmp_path, capture_output=True, text=True)
@@ -71,6 +73,7 @@ def test_sweep_then_plot(tmp_path):
     for geometry in ("convex", "nonconvex"):
         assert (sweep / f"procedural_{geometry}.png").stat().st_size > 10_000
     curves = pd.read_csv(sweep / "curves.csv")
+    assert curves.groupby(["geometry", "N"])["diverged"].any().sum() == 1
     assert sorted(curves.groupby(["geometry", "N"]).size().index.tolist()) == [
         ("convex", 1), ("convex", 2), ("nonconvex", 1), ("nonconvex", 2)
     ]
