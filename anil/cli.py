@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 USAGE = """usage: anil <command> [args]
@@ -43,16 +45,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args: list[str]) -> int:
-    from anil.config import ConfigError
     from anil import train
+    from anil.config import ConfigError
+    from anil.distributed import launched_ranks
 
     try:
         train.check_overrides(args)
     except ConfigError as error:
         print(f"anil train: config error: {error}", file=sys.stderr)
         return 2
+    rank, _ = launched_ranks()
+    if rank:  # under torchrun only rank 0 writes: the others get a throwaway Hydra folder and no log file
+        scratch = tempfile.mkdtemp(prefix=f"anil-rank{rank}-")
+        args = [*args, f"hydra.run.dir={scratch}", "hydra.output_subdir=null", "hydra/job_logging=disabled"]
     sys.argv = ["anil-train", *args]  # the Hydra app reads its overrides from sys.argv
-    train.main()
+    try:
+        train.main()
+    finally:
+        if rank:
+            shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

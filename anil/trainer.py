@@ -7,6 +7,7 @@ summary.json (written last; `status` is completed, diverged or interrupted).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import platform
@@ -22,11 +23,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from anil import checkpoint
+from anil import checkpoint, distributed
 from anil.checkpoint import BEST, CHECKPOINT, CheckpointError, RunLock
 from anil.config import ConfigError, OptimConfig, TrainConfig
 from anil.data import load_splits
 from anil.data.sampler import TaskBatch, TaskSampler
+from anil.distributed import World, local_device
 from anil.meta import InnerLoop, auto_chunk_tasks, evaluate, meta_forward
 from anil.metrics import MetricsWriter, write_json_atomic
 from anil.model import AnilNet
@@ -80,9 +82,10 @@ class Setup:
     inner: InnerLoop
     dtype: torch.dtype
     chunk_tasks: int
+    world: World = World()
 
 
-def build(config: TrainConfig, device: torch.device) -> Setup:
+def build(config: TrainConfig, device: torch.device, world: World = World()) -> Setup:
     seed_everything(config.seed)
     splits = load_splits(config.dataset)
     task_shape = (config.ways, config.shots, config.query)
@@ -101,6 +104,7 @@ def build(config: TrainConfig, device: torch.device) -> Setup:
         inner=InnerLoop(config.N, config.inner_stepsize, config.lam, config.first_order),
         dtype=dtype,
         chunk_tasks=auto_chunk_tasks(device, config.ways * (config.shots + config.query)),
+        world=world,
     )
 
 
@@ -111,13 +115,17 @@ def meta_step(setup: Setup, tasks: int, blowup_loss: float = math.inf) -> tuple[
     """One meta-iteration (Algorithm 1, lines 3-10). Returns its metrics, measured before the
     update, and whether it was healthy; an unhealthy step (non-finite loss or gradient, or a loss
     above `blowup_loss`) leaves the parameters as they were."""
-    model = setup.model
-    out = meta_forward(model, setup.sampler.sample(tasks), setup.inner, setup.dtype, setup.chunk_tasks)
+    model, world = setup.model, setup.world
+    batch = world.shard(setup.sampler.sample(tasks))  # every process draws the same B tasks, keeps its B/K
+    out = meta_forward(model, batch, setup.inner, setup.dtype, setup.chunk_tasks)
     setup.optimizer.zero_grad(set_to_none=True)
     out.loss.backward()
+    world.average_gradients(list(model.parameters()))
     norms = [squared_norm(model.head.parameters()), squared_norm(model.body.parameters())]
+    scalars = world.average(torch.stack([out.loss.detach(), out.accuracy, out.support_before, out.support_after]))
+    loss, accuracy, before, after = scalars
     # One host sync per iteration for all the scalars, not one .item() per metric.
-    values = torch.stack([out.loss.detach(), out.accuracy, *norms, out.support_before, out.support_after]).tolist()
+    values = torch.stack([loss, accuracy, *norms, before, after]).tolist()
     metrics = dict(zip(METRIC_NAMES, values))
     healthy = all(math.isfinite(v) for v in values) and metrics["loss"] <= blowup_loss
     if healthy:
@@ -196,38 +204,55 @@ class StopRequests:
 def run(config: TrainConfig, out_dir: Path, progress: bool = False) -> dict[str, Any]:
     """Meta-train as `config` says, in `out_dir` (continuing its checkpoint when config.resume)."""
     started = time.perf_counter()
-    device = resolve_device(config.device)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with RunLock(out_dir):
-        if not config.resume and (out_dir / "metrics.csv").exists():
-            raise CheckpointError(
-                f"{out_dir} already holds a run; continue it with anil resume {out_dir} or choose another hydra.run.dir"
-            )
-        state = resume_state(config, out_dir) if config.resume else None
-        setup = build(config, device)
-        first, train_time, best = restore(setup, state) if state else (0, 0.0, -1.0)
-        log.info(
-            "%s %s ANIL at iteration %d, N=%d, alpha=%g, B=%d on %s (%s), run dir %s",
-            "resuming" if state else "training", config.geometry.name, first, config.N, setup.inner.stepsize,
-            config.B, device, config.dataset.name, out_dir,
+    device = local_device(resolve_device(config.device))
+    world = distributed.init(device, config.B)
+    out_dir = world.main_path(out_dir)  # every process reads rank 0's run folder; only rank 0 writes it
+    try:
+        if world.is_main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        with RunLock(out_dir) if world.is_main else contextlib.nullcontext():
+            summary = _run_locked(config, out_dir, device, world, progress, started)
+    finally:
+        distributed.shutdown()
+    if world.is_main:
+        _report(summary, out_dir)
+    return summary
+
+
+def _run_locked(config, out_dir, device, world, progress, started) -> dict[str, Any]:
+    if world.is_main and not config.resume and (out_dir / "metrics.csv").exists():
+        raise CheckpointError(
+            f"{out_dir} already holds a run; continue it with anil resume {out_dir} or choose another hydra.run.dir"
         )
-        with MetricsWriter(out_dir / "metrics.csv", keep_until=first if config.resume else None) as writer, StopRequests() as stop:
-            outcome = _loop(config, setup, out_dir, writer, stop, (first, train_time, best), progress)
-        summary = {
-            **outcome,
-            "wall_time_s": time.perf_counter() - started,
-            "device": str(device),
-            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine(),
-            "torch": torch.__version__,
-            "config_digest": config.digest(),
-        }
+    state = resume_state(config, out_dir) if config.resume else None
+    setup = build(config, device, world)
+    first, train_time, best = restore(setup, state) if state else (0, 0.0, -1.0)
+    log.info(
+        "%s %s ANIL at iteration %d, N=%d, alpha=%g, B=%d on %s (%s), run dir %s",
+        "resuming" if state else "training", config.geometry.name, first, config.N, setup.inner.stepsize,
+        config.B, device, config.dataset.name, out_dir,
+    )
+    metrics_path = out_dir / "metrics.csv"
+    writer = MetricsWriter(metrics_path, keep_until=first if config.resume else None) if world.is_main else NullWriter()
+    with writer, StopRequests() as stop:
+        outcome = _loop(config, setup, out_dir, writer, stop, (first, train_time, best), progress and world.is_main)
+    summary = {
+        **outcome,
+        "wall_time_s": time.perf_counter() - started,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine(),
+        "torch": torch.__version__,
+        "config_digest": config.digest(),
+    }
+    if world.is_main:
         write_json_atomic(out_dir / "summary.json", summary)
-    _report(outcome, out_dir)
     return summary
 
 
 def _loop(config, setup, out_dir, writer, stop, start, progress) -> dict[str, Any]:
     first, train_time, best = start
+    device = next(setup.model.parameters()).device
+    save = checkpoint.save if setup.world.is_main else (lambda path, state: None)  # only rank 0 writes
     row: dict[str, Any] = {}
     status, reason = "completed", ""
     bar = tqdm(initial=first, total=config.iterations, disable=not progress, desc=f"{config.geometry.name} N={config.N}", unit="it")
@@ -249,15 +274,16 @@ def _loop(config, setup, out_dir, writer, stop, start, progress) -> dict[str, An
                      iteration, row["loss"], row["val_loss"], row["val_accuracy"])
             if row["val_accuracy"] > best:
                 best = row["val_accuracy"]
-                checkpoint.save(out_dir / BEST, training_state(setup, config, iteration, train_time, best))
+                save(out_dir / BEST, training_state(setup, config, iteration, train_time, best))
         writer.write(row)
         bar.update()
         bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.2f}", refresh=False)
         last = iteration == config.iterations
-        if last or stop.signal or (config.checkpoint_every and iteration % config.checkpoint_every == 0):
-            checkpoint.save(out_dir / CHECKPOINT, training_state(setup, config, iteration, train_time, best))
-        if stop.signal and not last:
-            status, reason = "interrupted", f"stopped by {stop.signal}"
+        stopping = setup.world.any(stop.signal is not None, device)  # all processes stop at the same iteration
+        if last or stopping or (config.checkpoint_every and iteration % config.checkpoint_every == 0):
+            save(out_dir / CHECKPOINT, training_state(setup, config, iteration, train_time, best))
+        if stopping and not last:
+            status, reason = "interrupted", f"stopped by {stop.signal or 'another process'}"
             break
     bar.close()
     return {
@@ -265,6 +291,19 @@ def _loop(config, setup, out_dir, writer, stop, start, progress) -> dict[str, An
         "final": row, "train_time_s": train_time, "seconds_per_iteration": train_time / max(1, iteration - first),
         "best_val_accuracy": best if best >= 0 else None,
     }
+
+
+class NullWriter:
+    """What processes other than rank 0 write metrics to: nothing."""
+
+    def write(self, row: dict[str, Any]) -> None:
+        pass
+
+    def __enter__(self) -> "NullWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
 
 
 def _divergence_reason(metrics: dict[str, float], blowup_loss: float) -> str:
@@ -275,6 +314,7 @@ def _divergence_reason(metrics: dict[str, float], blowup_loss: float) -> str:
 
 
 def _report(outcome: dict[str, Any], out_dir: Path) -> None:
+    """Log how the run ended (rank 0 only)."""
     if outcome["status"] == "diverged":
         log.warning("diverged at iteration %d (%s); the last good checkpoint is kept in %s",
                     outcome["iteration"], outcome["reason"], out_dir)

@@ -1,0 +1,66 @@
+"""Scaling out: data parallel over processes (torchrun, gloo) and Hydra launchers for sweeps."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+from anil import distributed
+from anil.config import ConfigError
+from anil.train import CONF_DIR
+from conftest import anil_command
+
+RUN = ["experiment=smoke", "B=4", "iterations=4", "eval_every=2", "eval_tasks=4", "dtype=float64", "device=cpu"]
+COMPARED = ["loss", "accuracy", "grad_norm_w", "grad_norm_phi", "support_loss_before", "support_loss_after",
+            "val_loss", "val_accuracy"]
+
+
+def test_two_gloo_processes_match_one(tmp_path):
+    single = subprocess.run([*anil_command(), "train", *RUN, f"hydra.run.dir={tmp_path}/single"],
+                            capture_output=True, text=True)
+    assert single.returncode == 0, single.stderr
+    parallel = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "anil", "train", *RUN,
+         f"hydra.run.dir={tmp_path}/ddp"],
+        capture_output=True, text=True,
+    )
+    assert parallel.returncode == 0, parallel.stderr
+    one, two = (pd.read_csv(tmp_path / name / "metrics.csv") for name in ("single", "ddp"))
+    assert two["iteration"].tolist() == [1, 2, 3, 4]
+    pd.testing.assert_frame_equal(one[COMPARED], two[COMPARED], rtol=1e-8, atol=1e-12)
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == ["ddp", "single"]  # rank 1 wrote nothing next to rank 0's run folder
+
+
+def test_meta_batch_must_split_evenly(monkeypatch):
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(ConfigError, match="B=32 tasks cannot be split evenly over 3 processes"):
+        distributed.init(distributed.torch.device("cpu"), 32)
+
+
+@pytest.mark.parametrize("launcher", [["hydra/launcher=submitit_local"], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]])
+def test_two_job_sweep_with_a_launcher_then_plot(tmp_path, launcher):
+    sweep = tmp_path / "sweep"
+    result = subprocess.run(
+        [*anil_command(), "train", "-m", *launcher, "experiment=smoke", "iterations=3", "N=1,2", f"hydra.sweep.dir={sweep}"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    jobs = sorted(p.name for p in sweep.iterdir() if (p / "metrics.csv").exists())
+    assert jobs == ["N=1,experiment=smoke,iterations=3", "N=2,experiment=smoke,iterations=3"]
+    plotted = subprocess.run([*anil_command(), "plot", str(sweep)], capture_output=True, text=True)
+    assert plotted.returncode == 0, plotted.stderr
+    curves = pd.read_csv(sweep / "curves.csv")
+    assert sorted(curves["N"].unique()) == [1, 2]
+
+
+def test_cluster_launcher_config_composes():
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR), job_name="test"):
+        cfg = compose("train", overrides=["hydra/launcher=cluster", "hydra.launcher.partition=gpu"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert "SlurmLauncher" in launcher._target_
+    assert (launcher.gpus_per_node, launcher.tasks_per_node, launcher.partition) == (1, 1, "gpu")
+    assert launcher.timeout_min > 0
