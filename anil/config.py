@@ -54,6 +54,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:K
     dtype: str = "float32"  # float32 | float64
+    bf16: bool = False  # autocast the body to bfloat16 (GPU tensor cores); the inner loop stays in dtype
+    compile_body: bool = False  # torch.compile the body (pays off on a GPU for long runs)
     N: int = 5  # inner-loop gradient steps
     alpha: float = 0.1  # inner stepsize
     alpha_schedule: str = "constant"  # constant: alpha | inverse_n: alpha / N

@@ -20,7 +20,7 @@ from anil.checkpoint import BEST, CHECKPOINT, CheckpointError
 from anil.config import ConfigError, from_dict
 from anil.data import DatasetError, load_splits
 from anil.data.sampler import TaskSampler
-from anil.meta import InnerLoop, auto_chunk_tasks, evaluate_tasks
+from anil.meta import BodyPass, InnerLoop, evaluate_tasks
 from anil.metrics import write_json_atomic
 from anil.model import AnilNet
 from anil.trainer import generator, resolve_device
@@ -53,8 +53,8 @@ def evaluate_run(run_dir: Path, which: str, tasks: int, seed: int, device_name: 
     sampler = TaskSampler(splits.test, config.ways, config.shots, config.query, generator(device, seed), "test")
     batches = [sampler.sample(min(config.B, tasks - i)) for i in range(0, tasks, config.B)]
     inner = InnerLoop(config.N, config.inner_stepsize, config.lam, first_order=True)
-    chunk = auto_chunk_tasks(device, config.ways * (config.shots + config.query))
-    losses, accuracies = evaluate_tasks(model, batches, inner, dtype, chunk)
+    body = BodyPass.auto(device, config.ways * (config.shots + config.query), config.bf16)
+    losses, accuracies = evaluate_tasks(model, batches, inner, dtype, body)
     return {
         "accuracy": accuracies.mean().item(), "accuracy_ci95": confidence_interval(accuracies),
         "loss": losses.double().mean().item(), "loss_ci95": confidence_interval(losses),

@@ -52,28 +52,37 @@ def split_features(features: torch.Tensor, batch: TaskBatch) -> tuple[torch.Tens
     return support, query
 
 
-def encode(model: AnilNet, batch: TaskBatch, dtype: torch.dtype, chunk_tasks: int) -> tuple[torch.Tensor, torch.Tensor]:
+@dataclass(frozen=True)
+class BodyPass:
+    """How the body runs over a meta-batch."""
+
+    chunk_tasks: int = 0  # tasks per body call; 0: the whole meta-batch in one call
+    bf16: bool = False  # autocast the body to bfloat16 (tensor cores on a GPU; also runs on a CPU)
+
+    @classmethod
+    def auto(cls, device: torch.device, images_per_task: int, bf16: bool = False) -> "BodyPass":
+        """All tasks at once on an accelerator; about 100 images per call on a CPU, where the
+        activations of a whole meta-batch (hundreds of MB) fall out of cache and element-wise ops
+        become memory bound (cache-sized chunks measured about 2x faster; docs/performance.md)."""
+        return cls(0 if device.type != "cpu" else max(1, 100 // images_per_task), bf16)
+
+
+def encode(model: AnilNet, batch: TaskBatch, dtype: torch.dtype, body: BodyPass = BodyPass()) -> tuple[torch.Tensor, torch.Tensor]:
     """Body features of every task: support [B, ways*k, d], query [B, ways*q, d].
 
-    The body runs over `chunk_tasks` tasks per call (all B when 0). One call is fastest on a GPU;
-    on a CPU the activations of a whole meta-batch (hundreds of MB) fall out of cache and
-    element-wise ops become memory bound, so cache-sized chunks are about 2x faster. Chunks hold
-    whole tasks, so per-task BatchNorm statistics are the same either way.
+    Chunks hold whole tasks, so per-task BatchNorm statistics are the same for any chunk size.
     """
-    step = chunk_tasks or batch.tasks
+    step = body.chunk_tasks or batch.tasks
+    device_type = batch.images.device.type
     parts = []
     for start in range(0, batch.tasks, step):
         chunk = TaskBatch(batch.images[start : start + step], batch.shots)
-        parts.append(split_features(model.body(task_minor_images(chunk, dtype), tasks=chunk.tasks), chunk))
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=body.bf16):
+            features = model.body(task_minor_images(chunk, dtype), tasks=chunk.tasks)
+        parts.append(split_features(features.to(dtype), chunk))  # the inner loop stays in `dtype`
     if len(parts) == 1:
         return parts[0]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-
-
-def auto_chunk_tasks(device: torch.device, images_per_task: int) -> int:
-    """Tasks per body call: all at once on an accelerator, about 100 images per call on a CPU
-    (measured fastest for Conv-4 on 28-32 px images; see docs)."""
-    return 0 if device.type != "cpu" else max(1, 100 // images_per_task)
 
 
 def class_labels(ways: int, per_class: int, device: torch.device) -> torch.Tensor:
@@ -112,10 +121,10 @@ def adapt(
 
 
 def meta_forward(
-    model: AnilNet, batch: TaskBatch, inner: InnerLoop, dtype: torch.dtype, chunk_tasks: int = 0
+    model: AnilNet, batch: TaskBatch, inner: InnerLoop, dtype: torch.dtype, body: BodyPass = BodyPass()
 ) -> MetaOutput:
     """Algorithm 1, lines 3-8, for the whole meta-batch: backward() on `.loss` gives the meta-gradient."""
-    support, query = encode(model, batch, dtype, chunk_tasks)  # [B, ways*k, d], [B, ways*q, d]
+    support, query = encode(model, batch, dtype, body)  # [B, ways*k, d], [B, ways*q, d]
     device = support.device
     labels_s = class_labels(batch.ways, batch.shots, device)
     labels_q = class_labels(batch.ways, batch.query, device)
@@ -132,14 +141,14 @@ def meta_forward(
 
 @torch.no_grad()
 def evaluate_tasks(
-    model: AnilNet, batches: list[TaskBatch], inner: InnerLoop, dtype: torch.dtype, chunk_tasks: int = 0
+    model: AnilNet, batches: list[TaskBatch], inner: InnerLoop, dtype: torch.dtype, body: BodyPass = BodyPass()
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Meta-test style: adapt the head on each task's support set, score its query set.
     Returns per-task query loss and accuracy, each [tasks] over all tasks of `batches`."""
     losses, accuracies = [], []
     fast = InnerLoop(inner.steps, inner.stepsize, inner.lam, first_order=True)  # no meta-graph needed
     for batch in batches:
-        support, query = encode(model, batch, dtype, chunk_tasks)
+        support, query = encode(model, batch, dtype, body)
         labels_s = class_labels(batch.ways, batch.shots, support.device)
         labels_q = class_labels(batch.ways, batch.query, support.device)
         head = [p.detach().requires_grad_(True) for p in model.head]
@@ -153,10 +162,10 @@ def evaluate_tasks(
 
 
 def evaluate(
-    model: AnilNet, batches: list[TaskBatch], inner: InnerLoop, dtype: torch.dtype, chunk_tasks: int = 0
+    model: AnilNet, batches: list[TaskBatch], inner: InnerLoop, dtype: torch.dtype, body: BodyPass = BodyPass()
 ) -> tuple[float, float]:
     """Mean query loss and accuracy over the tasks of `batches` (see evaluate_tasks)."""
-    losses, accuracies = evaluate_tasks(model, batches, inner, dtype, chunk_tasks)
+    losses, accuracies = evaluate_tasks(model, batches, inner, dtype, body)
     return losses.double().mean().item(), accuracies.mean().item()
 
 

@@ -29,7 +29,7 @@ from anil.config import ConfigError, OptimConfig, TrainConfig
 from anil.data import load_splits
 from anil.data.sampler import TaskBatch, TaskSampler
 from anil.distributed import World, local_device
-from anil.meta import InnerLoop, auto_chunk_tasks, evaluate, meta_forward
+from anil.meta import BodyPass, InnerLoop, evaluate, meta_forward
 from anil.metrics import MetricsWriter, write_json_atomic
 from anil.model import AnilNet
 
@@ -81,7 +81,7 @@ class Setup:
     val_batches: list[TaskBatch]
     inner: InnerLoop
     dtype: torch.dtype
-    chunk_tasks: int
+    body: BodyPass
     world: World = World()
 
 
@@ -96,6 +96,8 @@ def build(config: TrainConfig, device: torch.device, world: World = World()) -> 
     dtype = getattr(torch, config.dtype)
     channels, image_size = splits.train.images.shape[1:3]
     model = AnilNet(config.geometry.name, image_size, channels, config.ways, config.geometry.hidden).to(device, dtype)
+    if config.compile_body:
+        model.body.compile()  # in place: parameter names and checkpoints stay the same
     return Setup(
         model=model,
         optimizer=make_optimizer(model, config.optim),
@@ -103,7 +105,7 @@ def build(config: TrainConfig, device: torch.device, world: World = World()) -> 
         val_batches=val_batches,
         inner=InnerLoop(config.N, config.inner_stepsize, config.lam, config.first_order),
         dtype=dtype,
-        chunk_tasks=auto_chunk_tasks(device, config.ways * (config.shots + config.query)),
+        body=BodyPass.auto(device, config.ways * (config.shots + config.query), config.bf16),
         world=world,
     )
 
@@ -117,7 +119,7 @@ def meta_step(setup: Setup, tasks: int, blowup_loss: float = math.inf) -> tuple[
     above `blowup_loss`) leaves the parameters as they were."""
     model, world = setup.model, setup.world
     batch = world.shard(setup.sampler.sample(tasks))  # every process draws the same B tasks, keeps its B/K
-    out = meta_forward(model, batch, setup.inner, setup.dtype, setup.chunk_tasks)
+    out = meta_forward(model, batch, setup.inner, setup.dtype, setup.body)
     setup.optimizer.zero_grad(set_to_none=True)
     out.loss.backward()
     world.average_gradients(list(model.parameters()))
@@ -268,7 +270,7 @@ def _loop(config, setup, out_dir, writer, stop, start, progress) -> dict[str, An
             break
         if (config.eval_every and iteration % config.eval_every == 0) or iteration == config.iterations:
             row["val_loss"], row["val_accuracy"] = evaluate(
-                setup.model, setup.val_batches, setup.inner, setup.dtype, setup.chunk_tasks
+                setup.model, setup.val_batches, setup.inner, setup.dtype, setup.body
             )
             log.info("iteration %d: loss %.4f, val loss %.4f, val accuracy %.3f",
                      iteration, row["loss"], row["val_loss"], row["val_accuracy"])

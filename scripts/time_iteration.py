@@ -42,7 +42,7 @@ def time_config(config: TrainConfig, repeats: int) -> tuple[float, float]:
 
     def engine():
         setup.optimizer.zero_grad(set_to_none=True)
-        meta_forward(setup.model, batch, setup.inner, setup.dtype, setup.chunk_tasks).loss.backward()
+        meta_forward(setup.model, batch, setup.inner, setup.dtype, setup.body).loss.backward()
         setup.optimizer.step()
 
     def reference():

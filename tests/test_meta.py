@@ -5,7 +5,7 @@ import torch
 
 from anil.data.sampler import TaskSampler
 from anil.data.split import Split
-from anil.meta import InnerLoop, encode, evaluate, meta_forward, reference_meta_loss, task_minor_images
+from anil.meta import BodyPass, InnerLoop, encode, evaluate, meta_forward, reference_meta_loss, task_minor_images
 from anil.model import AnilNet
 
 DTYPE = torch.float64
@@ -100,8 +100,8 @@ def test_per_task_batchnorm_equals_running_each_task_alone():
 def test_chunked_body_pass_gives_the_same_features():
     model, sampler = make("nonconvex")
     batch = sampler.sample(6)
-    whole = encode(model, batch, DTYPE, chunk_tasks=0)
-    chunked = encode(model, batch, DTYPE, chunk_tasks=4)  # 4 + 2: uneven chunks too
+    whole = encode(model, batch, DTYPE, BodyPass(chunk_tasks=0))
+    chunked = encode(model, batch, DTYPE, BodyPass(chunk_tasks=4))  # 4 + 2: uneven chunks too
     for a, b in zip(whole, chunked):
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
 
@@ -112,6 +112,6 @@ def test_evaluation_scores_the_same_adapted_heads_as_training():
     batch = sampler.sample(5)
     inner = InnerLoop(3, 0.5, 0.01, False)
     trained = meta_forward(model, batch, inner, DTYPE)
-    loss, accuracy = evaluate(model, [batch], inner, DTYPE, chunk_tasks=2)
+    loss, accuracy = evaluate(model, [batch], inner, DTYPE, BodyPass(chunk_tasks=2))
     assert loss == pytest.approx(trained.loss.item(), rel=1e-10)
     assert accuracy == pytest.approx(trained.accuracy.item(), rel=1e-12)
