@@ -53,7 +53,7 @@ def evaluate_run(run_dir: Path, which: str, tasks: int, seed: int, device_name: 
     sampler = TaskSampler(splits.test, config.ways, config.shots, config.query, generator(device, seed), "test")
     batches = [sampler.sample(min(config.B, tasks - i)) for i in range(0, tasks, config.B)]
     inner = InnerLoop(config.N, config.inner_stepsize, config.lam, first_order=True)
-    body = BodyPass.auto(device, config.ways * (config.shots + config.query), config.bf16)
+    body = BodyPass.auto(device, config.ways * (config.shots + config.query), image_size, config.bf16)
     losses, accuracies = evaluate_tasks(model, batches, inner, dtype, body)
     return {
         "accuracy": accuracies.mean().item(), "accuracy_ci95": confidence_interval(accuracies),

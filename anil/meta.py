@@ -52,6 +52,9 @@ def split_features(features: torch.Tensor, batch: TaskBatch) -> tuple[torch.Tens
     return support, query
 
 
+CPU_CHUNK_PIXELS = 100 * 32 * 32  # image pixels per body call on a CPU
+
+
 @dataclass(frozen=True)
 class BodyPass:
     """How the body runs over a meta-batch."""
@@ -60,11 +63,14 @@ class BodyPass:
     bf16: bool = False  # autocast the body to bfloat16 (tensor cores on a GPU; also runs on a CPU)
 
     @classmethod
-    def auto(cls, device: torch.device, images_per_task: int, bf16: bool = False) -> "BodyPass":
-        """All tasks at once on an accelerator; about 100 images per call on a CPU, where the
-        activations of a whole meta-batch (hundreds of MB) fall out of cache and element-wise ops
-        become memory bound (cache-sized chunks measured about 2x faster; docs/performance.md)."""
-        return cls(0 if device.type != "cpu" else max(1, 100 // images_per_task), bf16)
+    def auto(cls, device: torch.device, images_per_task: int, side: int, bf16: bool = False) -> "BodyPass":
+        """All tasks at once on an accelerator. On a CPU, about 100 images of 32x32 per call (whole
+        tasks, at least one): the activations of a whole meta-batch (hundreds of MB) fall out of
+        cache and element-wise ops become memory bound; cache-sized chunks measured about 2x faster
+        (docs/performance.md)."""
+        if device.type != "cpu":
+            return cls(0, bf16)
+        return cls(max(1, CPU_CHUNK_PIXELS // (images_per_task * side * side)), bf16)
 
 
 def encode(model: AnilNet, batch: TaskBatch, dtype: torch.dtype, body: BodyPass = BodyPass()) -> tuple[torch.Tensor, torch.Tensor]:

@@ -105,7 +105,7 @@ def build(config: TrainConfig, device: torch.device, world: World = World()) -> 
         val_batches=val_batches,
         inner=InnerLoop(config.N, config.inner_stepsize, config.lam, config.first_order),
         dtype=dtype,
-        body=BodyPass.auto(device, config.ways * (config.shots + config.query), config.bf16),
+        body=BodyPass.auto(device, config.ways * (config.shots + config.query), image_size, config.bf16),
         world=world,
     )
 

@@ -22,6 +22,9 @@ import argparse
 import json
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -37,6 +40,7 @@ from anil.meta import BodyPass, InnerLoop, adapt, class_labels, encode, meta_for
 from anil.model import AnilNet, head_logits
 
 SHAPES = {"fc100": 32, "miniimagenet": 84}  # 3-channel images of this side
+PARTS = ("fc100-convex", "fc100-nonconvex", "miniimagenet-convex")
 WAYS, SHOTS, QUERY = 5, 5, 5
 
 
@@ -46,15 +50,23 @@ def sync(device: torch.device) -> None:
 
 
 def median_seconds(step: Callable[[], Any], repeats: int, device: torch.device) -> float:
-    step()  # warm-up: allocator, kernels, caches
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        tick = time.perf_counter()
+    return interleaved({"step": step}, repeats, device)["step"]
+
+
+def interleaved(steps: dict[str, Callable[[], Any]], repeats: int, device: torch.device) -> dict[str, float]:
+    """Median seconds of each step, run round-robin after one warm-up each, so that drift of the
+    machine (frequency, allocator state, other load) hits all of them alike and ratios stay fair."""
+    for step in steps.values():
         step()
-        sync(device)
-        times.append(time.perf_counter() - tick)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            sync(device)
+            tick = time.perf_counter()
+            step()
+            sync(device)
+            times[name].append(time.perf_counter() - tick)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def make_batch(side: int, tasks: int, device: torch.device, seed: int = 0) -> TaskBatch:
@@ -63,9 +75,15 @@ def make_batch(side: int, tasks: int, device: torch.device, seed: int = 0) -> Ta
     return TaskBatch(images.to(device), SHOTS)
 
 
+COMPILE = False  # --compile: torch.compile every model's body
+
+
 def make_model(geometry: str, side: int, device: torch.device) -> AnilNet:
     torch.manual_seed(0)
-    return AnilNet(geometry, side, 3, WAYS, hidden=64).to(device)
+    model = AnilNet(geometry, side, 3, WAYS, hidden=64).to(device)
+    if COMPILE:
+        model.body.compile()
+    return model
 
 
 def engine_step(model, batch, inner, body):
@@ -153,48 +171,70 @@ def breakdown(model: AnilNet, batch: TaskBatch, inner: InnerLoop, body: BodyPass
         inner_loop()
         state["loss"].backward()
 
-    parts = {
-        "sampling": median_seconds(lambda: sampler.sample(batch.tasks), repeats, device),
-        "body forward": median_seconds(body_forward, repeats, device),
-        "inner loop (forward)": median_seconds(inner_loop, repeats, device),
-    }
-    whole = median_seconds(backward, repeats, device)
-    parts["backward (body + inner loop)"] = whole - parts["body forward"] - parts["inner loop (forward)"]
-    return parts
+    timed = interleaved({"sampling": lambda: sampler.sample(batch.tasks), "body forward": body_forward,
+                         "inner loop (forward)": inner_loop, "whole": backward}, repeats, device)
+    whole = timed.pop("whole")
+    timed["backward (body + inner loop)"] = whole - timed["body forward"] - timed["inner loop (forward)"]
+    return timed
 
 
-def run_grid(options: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
-    rows = []
-    for dataset, side in SHAPES.items():
-        tasks = options.B if dataset == "fc100" else options.mini_B
-        batch = make_batch(side, tasks, device)
-        auto = BodyPass.auto(device, WAYS * (SHOTS + QUERY))
-        floor_model = make_model("convex", side, device)
-        floors = {chunk: median_seconds(floor_step(floor_model, batch, BodyPass(chunk)), options.repeats, device)
-                  for chunk in sorted({0, auto.chunk_tasks})}
-        floor = min(floors.values())
-        grid_n = options.N if dataset == "fc100" else [7]
-        for geometry in ("convex", "nonconvex"):
-            if dataset != "fc100" and geometry != "convex":
-                continue
-            model = make_model(geometry, side, device)
-            for n in grid_n:
-                for first_order in (False, True):
-                    inner = InnerLoop(n, 0.1, 0.01 if geometry == "convex" else 0.0, first_order)
-                    engine = median_seconds(engine_step(model, batch, inner, auto), options.repeats, device)
-                    reference = None
-                    if not first_order:
-                        reference = median_seconds(reference_step(model, batch, inner), options.repeats, device)
-                    memory = peak_bytes(engine_step(model, batch, inner, auto),
-                                        lambda: meta_forward(model, batch, inner, torch.float32, auto).loss, device)
-                    row = dict(dataset=dataset, B=tasks, geometry=geometry, N=n, order="first" if first_order else "second",
-                               engine_s=engine, reference_s=reference, floor_s=floor, floors_s=floors,
-                               engine_over_floor=engine / floor,
-                               reference_over_engine=None if reference is None else reference / engine,
-                               memory_bytes=memory)
-                    rows.append(row)
-                    print(_row_line(row), flush=True)
+def run_grid(options: argparse.Namespace, part: str, device: torch.device) -> list[dict[str, Any]]:
+    """One dataset and geometry's rows. The floor runs interleaved with the engine and the
+    reference on the second-order rows; first-order rows use the floor of the row with the same N."""
+    dataset, geometry = part.split("-")
+    side = SHAPES[dataset]
+    tasks = options.B if dataset == "fc100" else options.mini_B
+    batch = make_batch(side, tasks, device)
+    auto = BodyPass.auto(device, WAYS * (SHOTS + QUERY), side, options.bf16)
+    floor_model = make_model("convex", side, device)
+    floors = interleaved({str(c): floor_step(floor_model, batch, BodyPass(c, options.bf16)) for c in sorted({0, auto.chunk_tasks})},
+                         max(2, options.repeats // 2), device)
+    best_floor = BodyPass(int(min(floors, key=floors.get)), options.bf16)
+    rows, floor_at = [], {}
+    grid_n = options.N if dataset == "fc100" else [7]
+    model = make_model(geometry, side, device)
+    for first_order in (False, True) if dataset == "fc100" else (False,):
+        for n in grid_n:
+            inner = InnerLoop(n, 0.1, 0.01 if geometry == "convex" else 0.0, first_order)
+            steps = {"engine": engine_step(model, batch, inner, auto)}
+            if not first_order:
+                steps["reference"] = reference_step(model, batch, inner)
+                steps["floor"] = floor_step(floor_model, batch, best_floor)
+            timed = interleaved(steps, options.repeats if not first_order else max(2, options.repeats * 2 // 5), device)
+            floor = timed.get("floor") or floor_at[n]
+            floor_at.setdefault(n, floor)
+            memory = peak_bytes(steps["engine"], lambda: meta_forward(model, batch, inner, torch.float32, auto).loss, device)
+            row = dict(dataset=dataset, B=tasks, geometry=geometry, N=n, order="first" if first_order else "second",
+                       engine_s=timed["engine"], reference_s=timed.get("reference"), floor_s=floor,
+                       floor_chunks_s=floors, body_chunk_tasks=auto.chunk_tasks,
+                       engine_over_floor=timed["engine"] / floor,
+                       reference_over_engine=timed["reference"] / timed["engine"] if "reference" in timed else None,
+                       memory_bytes=memory)
+            rows.append(row)
+            print(_row_line(row), flush=True)
     return rows
+
+
+def extras(options: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """Operator calls for B = 4 and 32, a breakdown of one iteration, and time against B."""
+    side = SHAPES["fc100"]
+    model = make_model("convex", side, device)
+    inner = InnerLoop(7, 0.1, 0.01, False)
+    calls = {b: operator_calls(engine_step(model, make_batch(side, b, device), inner, BodyPass(0)), device) for b in (4, 32)}
+    auto = BodyPass.auto(device, WAYS * (SHOTS + QUERY), side, options.bf16)
+    repeats = max(2, options.repeats * 2 // 5)
+    parts = breakdown(model, make_batch(side, options.B, device), inner, auto, repeats, device)
+    scaling = {b: median_seconds(engine_step(model, make_batch(side, b, device), inner, auto), repeats, device)
+               for b in sorted({4, 8, 16} - {options.B})}
+    print(f"\naten operator calls per meta-iteration (FC100 shape, convex, N=7, body in one call): "
+          f"B=4: {calls[4]}, B=32: {calls[32]} (ratio {calls[32] / calls[4]:.3f})")
+    total = sum(parts.values())
+    print(f"breakdown of one iteration (FC100 shape, convex, N=7, B={options.B}):")
+    for name, seconds in parts.items():
+        print(f"  {name:<30} {seconds:.3f} s  ({100 * seconds / total:.0f}%)")
+    print("engine time against B (FC100 shape, convex, N=7): " +
+          ", ".join(f"B={b}: {s:.3f} s ({1000 * s / b:.1f} ms/task)" for b, s in scaling.items()), flush=True)
+    return {"operator_calls": calls, "breakdown_s": parts, "engine_s_by_B": scaling}
 
 
 def _row_line(row: dict[str, Any]) -> str:
@@ -209,46 +249,56 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=10, help="timed iterations per measurement (median)")
     parser.add_argument("--B", type=int, default=32, help="tasks per meta-batch at the FC100 shape")
-    parser.add_argument("--mini-B", type=int, default=8, help="tasks per meta-batch at the miniImageNet shape")
+    parser.add_argument("--mini-B", type=int, default=4, help="tasks per meta-batch at the miniImageNet shape")
     parser.add_argument("--N", type=int, nargs="+", default=[1, 7, 30])
+    parser.add_argument("--bf16", action="store_true", help="autocast the body to bfloat16 (engine and floor)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the body")
     parser.add_argument("--quick", action="store_true", help="B=4, 2 repeats, N=1 7: checks that everything runs")
+    parser.add_argument("--part", choices=[*PARTS, "extras"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/bench.json"))
     options = parser.parse_args()
+    global COMPILE
+    COMPILE = options.compile
     if options.quick:
         options.B, options.mini_B, options.repeats, options.N = 4, 2, 2, [1, 7]
     device = torch.device("cuda" if options.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if options.device == "auto" else options.device))
+    if options.part:  # one part, in its own process: memory of one part never weighs on the next
+        result = run_grid(options, options.part, device) if options.part != "extras" else extras(options, device)
+        options.out.write_text(json.dumps(result))
+        return
     machine = (torch.cuda.get_device_name(device) if device.type == "cuda" else
                f"{platform.machine()} CPU, {torch.get_num_threads()} threads")
-    print(f"torch {torch.__version__} on {machine}; 5-way, 5+5 per class; median of {options.repeats}")
+    print(f"torch {torch.__version__} on {machine}; 5-way, 5+5 per class; median of {options.repeats}"
+          + ("; body in bf16" if options.bf16 else "") + ("; body compiled" if options.compile else ""))
     print("| dataset | B | geometry | N | order | engine s | reference s | floor s | engine/floor | reference/engine | graph MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    rows = run_grid(options, device)
-
-    side = SHAPES["fc100"]
-    model = make_model("convex", side, device)
-    inner = InnerLoop(7, 0.1, 0.01, False)
-    calls = {b: operator_calls(engine_step(model, make_batch(side, b, device), inner, BodyPass(0)), device) for b in (4, 32)}
-    auto = BodyPass.auto(device, WAYS * (SHOTS + QUERY))
-    parts = breakdown(model, make_batch(side, options.B, device), inner, auto, options.repeats, device)
-    scaling = {b: median_seconds(engine_step(model, make_batch(side, b, device), inner, auto), options.repeats, device)
-               for b in (8, 16, 32)}
-
-    print(f"\naten operator calls per meta-iteration (FC100 shape, convex, N=7, body in one call): "
-          f"B=4: {calls[4]}, B=32: {calls[32]} (ratio {calls[32] / calls[4]:.3f})")
-    total = sum(parts.values())
-    print("breakdown of one iteration (FC100 shape, convex, N=7, B=%d):" % options.B)
-    for name, seconds in parts.items():
-        print(f"  {name:<30} {seconds:.3f} s  ({100 * seconds / total:.0f}%)")
-    print("engine time against B (FC100 shape, convex, N=7): " +
-          ", ".join(f"B={b}: {s:.3f} s ({1000 * s / b:.1f} ms/task)" for b, s in scaling.items()))
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    # Each part in a fresh process: measured in one long process, later rows ran up to 25% slower
+    # (allocator state), which skews comparisons between rows.
+    results = {part: _run_part(part) for part in (*PARTS, "extras")}
+    rows = [row for part in PARTS for row in results[part]]
+    engine_n7 = next(r["engine_s"] for r in rows if r["dataset"] == "fc100" and r["geometry"] == "convex" and r["N"] == 7 and r["order"] == "second")
+    results["extras"]["engine_s_by_B"][str(options.B)] = engine_n7
+    print(f"engine at B={options.B}: {engine_n7:.3f} s ({1000 * engine_n7 / options.B:.1f} ms/task; the grid row)")
+    calls = {int(b): n for b, n in results["extras"]["operator_calls"].items()}
     _print_targets(rows, calls)
     options.out.parent.mkdir(parents=True, exist_ok=True)
     options.out.write_text(json.dumps({
         "machine": machine, "torch": torch.__version__, "device": str(device), "repeats": options.repeats,
-        "rows": rows, "operator_calls": calls, "breakdown_s": parts, "engine_s_by_B": scaling,
+        "rows": rows, **results["extras"],
     }, indent=2))
     print(f"wrote {options.out}")
+
+
+def _run_part(part: str) -> Any:
+    """Run this script for one part in a child process (same arguments) and read back its JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / f"{part}.json"
+        args = [a for a in sys.argv[1:]]
+        if "--out" in args:
+            del args[args.index("--out") : args.index("--out") + 2]
+        subprocess.run([sys.executable, __file__, *args, "--part", part, "--out", str(out)], check=True)
+        return json.loads(out.read_text())
 
 
 def _print_targets(rows: list[dict[str, Any]], calls: dict[int, int]) -> None:

@@ -115,3 +115,28 @@ def test_evaluation_scores_the_same_adapted_heads_as_training():
     loss, accuracy = evaluate(model, [batch], inner, DTYPE, BodyPass(chunk_tasks=2))
     assert loss == pytest.approx(trained.loss.item(), rel=1e-10)
     assert accuracy == pytest.approx(trained.accuracy.item(), rel=1e-12)
+
+
+def test_bf16_body_pass_runs_on_cpu_and_stays_close():
+    model, sampler = make("convex")
+    model = model.float()
+    batch = sampler.sample(4)
+    inner = InnerLoop(3, 0.4, 0.05, False)
+    full = meta_forward(model, batch, inner, torch.float32)
+    half = meta_forward(model, batch, inner, torch.float32, BodyPass(bf16=True))
+    assert half.loss.dtype == torch.float32  # the inner loop stays in float32
+    assert abs(half.loss.item() - full.loss.item()) / full.loss.item() < 0.05
+    half.loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.slow
+def test_compiled_body_gives_the_same_meta_gradient():
+    model, sampler = make("nonconvex")
+    model = model.float()
+    batch = sampler.sample(3)
+    inner = InnerLoop(2, 0.4, 0.0, False)
+    eager = flat_grads(meta_forward(model, batch, inner, torch.float32).loss, model)
+    model.body.compile()
+    compiled = flat_grads(meta_forward(model, batch, inner, torch.float32).loss, model)
+    assert relative_error(compiled, eager) < 1e-4
