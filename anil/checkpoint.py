@@ -81,7 +81,9 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def differing_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    return sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    """Keys of the current config whose value differs from the saved one (keys the config no
+    longer has are ignored)."""
+    return sorted(k for k in current if saved.get(k) != current[k])
 
 
 class RunLock:

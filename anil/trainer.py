@@ -165,7 +165,9 @@ def resume_state(config: TrainConfig, run_dir: Path) -> dict[str, Any] | None:
         log.warning("no checkpoint in %s yet: starting from iteration 0", run_dir)
         return None
     state = checkpoint.load(path)
-    changed = checkpoint.differing_keys(state["training_values"], config.training_values())
+    # A key added to the config after the checkpoint was written counts as its default value.
+    saved = {**TrainConfig().training_values(), **state["training_values"]}
+    changed = checkpoint.differing_keys(saved, config.training_values())
     if changed:
         raise CheckpointError(
             f"checkpoint {path} was trained with other values of {', '.join(changed[:4])}; "

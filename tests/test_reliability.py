@@ -1,5 +1,6 @@
 """Kill and resume with nothing lost, divergence, meta-test evaluation, and bad run directories."""
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -189,3 +190,15 @@ def test_unwritable_output_location(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"anil train: config error: cannot write the output folder {blocker}/run: {blocker} is a file; choose another hydra.run.dir"
     ]
+
+
+def test_checkpoint_from_before_a_new_config_key_still_resumes(tmp_path):
+    config = small_config(iterations=4, checkpoint_every=2)
+    trainer.run(small_config(iterations=2, checkpoint_every=2), tmp_path)
+    path = tmp_path / checkpoint.CHECKPOINT
+    state = checkpoint.load(path)
+    del state["training_values"]["bf16"]  # as written by a version without that key
+    del state["format"]
+    checkpoint.save(path, state)
+    summary = trainer.run(dataclasses.replace(config, resume=True), tmp_path)
+    assert summary["status"] == "completed" and summary["iteration"] == 4
