@@ -7,7 +7,6 @@ test tasks are drawn from the test split with their own seed; N and alpha may be
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import sys
 from pathlib import Path

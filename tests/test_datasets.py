@@ -1,7 +1,6 @@
 """FC100 and miniImageNet from every supported on-disk format, the decoded cache, and bad input."""
 
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest

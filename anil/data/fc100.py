@@ -16,7 +16,7 @@ import numpy as np
 from anil.config import DatasetConfig
 from anil.data.decoded import cached, group_by_label, read_pickle, require, resize_hwc
 from anil.data.locate import find_format
-from anil.data.split import SPLITS, DatasetError, Split, Splits
+from anil.data.split import SPLITS, DatasetError, Splits
 
 # Superclass ids per split (TADAM's split; datasets.md §2).
 SUPERCLASSES = {
