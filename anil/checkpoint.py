@@ -12,13 +12,14 @@ import fcntl
 import os
 import pickle
 import random
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from anil.atomic import atomic_file
 
 CHECKPOINT = "checkpoint.pt"  # the latest state; what resume continues from
 BEST = "best.pt"  # the state with the best validation accuracy so far; what eval uses by default
@@ -54,17 +55,8 @@ def _tuples(value: Any) -> Any:
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically: a temporary file in the same folder, flushed to disk, then renamed."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_file(path) as f:
+        torch.save({"format": FORMAT, **state}, f)
 
 
 def load(path: Path) -> dict[str, Any]:

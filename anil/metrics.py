@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from anil.atomic import atomic_file
 
 COLUMNS = (
     "iteration",  # meta-iterations done, 1-based; the row's numbers are measured in that iteration
@@ -67,14 +67,8 @@ def _truncate(path: Path, keep_until: int) -> None:
         iteration = line.split(",", 1)[0]
         if iteration.isdigit() and int(iteration) <= keep_until and line.endswith("\n"):
             kept.append(line)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            f.writelines(kept)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_file(path, "w", newline="", encoding="utf-8") as f:
+        f.writelines(kept)
 
 
 def _format(value: Any) -> Any:
@@ -95,13 +89,6 @@ def _finite(value: Any) -> Any:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(_finite(data), f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_file(path, "w", encoding="utf-8") as f:
+        json.dump(_finite(data), f, indent=2, sort_keys=True)
+        f.write("\n")

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from anil.config import DatasetConfig
+from anil.atomic import atomic_file
 from anil.data.decoded import cache_root
 from anil.data.split import SPLITS, Split, Splits
 from anil.data.strokes import CANVAS, parse_svg_strokes, render
@@ -59,21 +58,15 @@ def _read_cache(path: Path, source: str) -> Splits:
 
 def _write_cache(path: Path, splits: Splits) -> None:
     """Write atomically: a killed render never leaves a half-written cache behind."""
+    arrays = {s: _grouped(splits.split(s)) for s in SPLITS}
+    arrays.update({f"{s}_names": np.array(splits.split(s).names) for s in SPLITS})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    except OSError as error:
-        log.warning("cannot write the dataset cache in %s (%s); it will be rendered again next time", path.parent, error)
-        return
-    try:
-        with os.fdopen(fd, "wb") as f:
-            arrays = {s: _grouped(splits.split(s)) for s in SPLITS}
-            arrays.update({f"{s}_names": np.array(splits.split(s).names) for s in SPLITS})
+        with atomic_file(path) as f:
             np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    except OSError as error:
+        log.warning("cannot write the dataset cache %s (%s); it will be rendered again next time", path, error)
+        return
     log.info("cached the rendered dataset in %s", path)
 
 
