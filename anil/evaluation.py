@@ -18,11 +18,9 @@ from anil import checkpoint
 from anil.checkpoint import BEST, CHECKPOINT, CheckpointError
 from anil.config import ConfigError, from_dict
 from anil.data import DatasetError, load_splits
-from anil.data.sampler import TaskSampler
-from anil.meta import BodyPass, InnerLoop, evaluate_tasks
+from anil.meta import InnerLoop, evaluate_tasks
 from anil.metrics import write_json_atomic
-from anil.model import AnilNet
-from anil.trainer import generator, resolve_device
+from anil.trainer import body_pass, fixed_batches, make_model, resolve_device
 
 Z95 = 1.959964  # two-sided 95% quantile of the standard normal
 
@@ -43,17 +41,12 @@ def evaluate_run(run_dir: Path, which: str, tasks: int, seed: int, device_name: 
     changes = {k: v for k, v in (("N", N), ("alpha", alpha)) if v is not None}
     config = from_dict({**config.to_dict(), **changes}) if changes else config
     device = resolve_device(device_name)
-    dtype = getattr(torch, config.dtype)
-    splits = load_splits(config.dataset)
-    channels, image_size = splits.test.images.shape[1:3]
-    model = AnilNet(config.geometry.name, image_size, channels, config.ways, config.geometry.hidden)
+    test = load_splits(config.dataset).test
+    model = make_model(config, test, device)
     model.load_state_dict(state["model"])
-    model.to(device, dtype)
-    sampler = TaskSampler(splits.test, config.ways, config.shots, config.query, generator(device, seed), "test")
-    batches = [sampler.sample(min(config.B, tasks - i)) for i in range(0, tasks, config.B)]
+    batches = fixed_batches(config, test, "test", tasks, device, seed)
     inner = InnerLoop(config.N, config.inner_stepsize, config.lam, first_order=True)
-    body = BodyPass.auto(device, config.ways * (config.shots + config.query), image_size, config.bf16)
-    losses, accuracies = evaluate_tasks(model, batches, inner, dtype, body)
+    losses, accuracies = evaluate_tasks(model, batches, inner, getattr(torch, config.dtype), body_pass(config, test, device))
     return {
         "accuracy": accuracies.mean().item(), "accuracy_ci95": confidence_interval(accuracies),
         "loss": losses.double().mean().item(), "loss_ci95": confidence_interval(losses),

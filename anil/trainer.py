@@ -28,6 +28,7 @@ from anil.checkpoint import BEST, CHECKPOINT, CheckpointError, RunLock
 from anil.config import ConfigError, OptimConfig, TrainConfig
 from anil.data import load_splits
 from anil.data.sampler import TaskBatch, TaskSampler
+from anil.data.split import Split
 from anil.distributed import World, local_device
 from anil.meta import BodyPass, InnerLoop, evaluate, meta_forward
 from anil.metrics import MetricsWriter, write_json_atomic
@@ -85,17 +86,30 @@ class Setup:
     world: World = World()
 
 
+def fixed_batches(config: TrainConfig, split: Split, name: str, tasks: int, device: torch.device, seed: int) -> list[TaskBatch]:
+    """`tasks` tasks of `split` drawn once, in meta-batches of at most B: the same tasks every time
+    they are scored, so a curve moves only when the model does."""
+    sampler = TaskSampler(split, config.ways, config.shots, config.query, generator(device, seed), name)
+    return [sampler.sample(min(config.B, tasks - i)) for i in range(0, tasks, config.B)]
+
+
+def make_model(config: TrainConfig, split: Split, device: torch.device) -> AnilNet:
+    """The network for `config`, sized to the images of `split`, on `device` in config.dtype."""
+    channels, image_size = split.images.shape[1:3]
+    model = AnilNet(config.geometry.name, image_size, channels, config.ways, config.geometry.hidden)
+    return model.to(device, getattr(torch, config.dtype))
+
+
+def body_pass(config: TrainConfig, split: Split, device: torch.device) -> BodyPass:
+    return BodyPass.auto(device, config.ways * (config.shots + config.query), split.images.shape[2], config.bf16)
+
+
 def build(config: TrainConfig, device: torch.device, world: World = World()) -> Setup:
     seed_everything(config.seed)
     splits = load_splits(config.dataset)
-    task_shape = (config.ways, config.shots, config.query)
-    sampler = TaskSampler(splits.train, *task_shape, generator(device, config.seed), "train")
-    val_sampler = TaskSampler(splits.val, *task_shape, generator(device, config.seed + EVAL_SEED_OFFSET), "val")
-    # The same validation tasks at every evaluation, so the curve moves only when the model does.
-    val_batches = [val_sampler.sample(min(config.B, config.eval_tasks - i)) for i in range(0, config.eval_tasks, config.B)]
-    dtype = getattr(torch, config.dtype)
-    channels, image_size = splits.train.images.shape[1:3]
-    model = AnilNet(config.geometry.name, image_size, channels, config.ways, config.geometry.hidden).to(device, dtype)
+    sampler = TaskSampler(splits.train, config.ways, config.shots, config.query, generator(device, config.seed), "train")
+    val_batches = fixed_batches(config, splits.val, "val", config.eval_tasks, device, config.seed + EVAL_SEED_OFFSET)
+    model = make_model(config, splits.train, device)
     if config.compile_body:
         model.body.compile()  # in place: parameter names and checkpoints stay the same
     return Setup(
@@ -104,8 +118,8 @@ def build(config: TrainConfig, device: torch.device, world: World = World()) -> 
         sampler=sampler,
         val_batches=val_batches,
         inner=InnerLoop(config.N, config.inner_stepsize, config.lam, config.first_order),
-        dtype=dtype,
-        body=BodyPass.auto(device, config.ways * (config.shots + config.query), image_size, config.bf16),
+        dtype=getattr(torch, config.dtype),
+        body=body_pass(config, splits.train, device),
         world=world,
     )
 
