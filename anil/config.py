@@ -56,6 +56,7 @@ class TrainConfig:
     dtype: str = "float32"  # float32 | float64
     bf16: bool = False  # autocast the body to bfloat16 (GPU tensor cores); the inner loop stays in dtype
     compile_body: bool = False  # torch.compile the body (pays off on a GPU for long runs)
+    algorithm: str = "anil"  # anil: the inner loop adapts the head | maml: every parameter (Table 2's baseline)
     N: int = 5  # inner-loop gradient steps
     alpha: float = 0.1  # inner stepsize
     alpha_schedule: str = "constant"  # constant: alpha | inverse_n: alpha / N
@@ -113,6 +114,7 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
+    "algorithm": ("anil", "maml"),
     "dtype": ("float32", "float64"),
     "alpha_schedule": ("constant", "inverse_n"),
     "dataset.name": ("embedded", "procedural", "fc100", "miniimagenet"),
@@ -234,6 +236,8 @@ def _check_values(config: TrainConfig) -> None:
         raise ConfigError(
             f"geometry.hidden={config.geometry.hidden!r}: the nonconvex head needs a hidden width >= 1; e.g. geometry.hidden=64"
         )
+    if config.algorithm == "maml" and (config.bf16 or config.compile_body):
+        raise ConfigError("bf16 and compile_body apply to algorithm=anil only (MAML runs each task's body on its own); drop them")
     _check_dataset(config)
     if config.optim.name == "adam" and config.optim.momentum != 0:
         raise ConfigError("optim.momentum applies to optim=sgd only; drop it or use optim=sgd")

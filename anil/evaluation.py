@@ -18,7 +18,8 @@ from anil import checkpoint
 from anil.checkpoint import BEST, CHECKPOINT, CheckpointError
 from anil.config import ConfigError, from_dict
 from anil.data import DatasetError, load_splits
-from anil.meta import InnerLoop, evaluate_tasks
+from anil.algorithms import score_tasks
+from anil.meta import InnerLoop
 from anil.metrics import write_json_atomic
 from anil.trainer import body_pass, fixed_batches, make_model, resolve_device
 
@@ -46,13 +47,13 @@ def evaluate_run(run_dir: Path, which: str, tasks: int, seed: int, device_name: 
     model.load_state_dict(state["model"])
     batches = fixed_batches(config, test, "test", tasks, device, seed)
     inner = InnerLoop(config.N, config.inner_stepsize, config.lam, first_order=True)
-    losses, accuracies = evaluate_tasks(model, batches, inner, getattr(torch, config.dtype), body_pass(config, test, device))
+    losses, accuracies = score_tasks(config.algorithm, model, batches, inner, getattr(torch, config.dtype), body_pass(config, test, device))
     return {
         "accuracy": accuracies.mean().item(), "accuracy_ci95": confidence_interval(accuracies),
         "loss": losses.double().mean().item(), "loss_ci95": confidence_interval(losses),
         "tasks": tasks, "seed": seed, "checkpoint": path.name, "checkpoint_iteration": state["iteration"],
         "N": config.N, "alpha": config.inner_stepsize, "ways": config.ways, "shots": config.shots,
-        "query": config.query, "dataset": config.dataset.name, "geometry": config.geometry.name,
+        "query": config.query, "dataset": config.dataset.name, "geometry": config.geometry.name, "algorithm": config.algorithm,
         "device": str(device),
     }
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from anil.data.sampler import TaskBatch
 from anil.model import AnilNet, head_logits
+from anil.opcount import NoCounts, OpCounts, alias
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def inner_loss(params: list[torch.Tensor], support: torch.Tensor, labels: torch.
 
 
 def adapt(
-    head: list[torch.Tensor], support: torch.Tensor, labels: torch.Tensor, inner: InnerLoop
+    head: list[torch.Tensor], support: torch.Tensor, labels: torch.Tensor, inner: InnerLoop, counts: OpCounts = NoCounts()
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """N steps of gradient descent on each task's support loss, all tasks at once.
 
@@ -117,27 +118,37 @@ def adapt(
     params = [p.unsqueeze(0).expand(B, *p.shape) for p in head]  # w_0 = w for every task
     before = None
     for _ in range(inner.steps):
-        losses = inner_loss(params, support, labels, inner.lam)  # [B]
+        # Private views of w_j and of the features: only this step's gradient reaches them in the
+        # meta-backward pass, so hooks on them count its second-order products (anil/opcount.py).
+        w_j, features = [alias(p) for p in params], alias(support)
+        losses = inner_loss(w_j, features, labels, inner.lam)  # [B]
         if before is None:
             before = losses.detach()
         # Tasks are independent, so the gradient of the summed loss is each task's own gradient.
-        grads = torch.autograd.grad(losses.sum(), params, create_graph=not inner.first_order)
+        grads = torch.autograd.grad(losses.sum(), w_j, create_graph=not inner.first_order)
+        counts.add("grad_evals_w", B)
+        counts.watch(w_j[0], "second_order_w", B)
+        counts.watch(features, "second_order_phi", B)
         params = [p - inner.stepsize * g for p, g in zip(params, grads)]
     return params, before
 
 
 def meta_forward(
-    model: AnilNet, batch: TaskBatch, inner: InnerLoop, dtype: torch.dtype, body: BodyPass = BodyPass()
+    model: AnilNet, batch: TaskBatch, inner: InnerLoop, dtype: torch.dtype, body: BodyPass = BodyPass(),
+    counts: OpCounts = NoCounts(),
 ) -> MetaOutput:
     """Algorithm 1, lines 3-8, for the whole meta-batch: backward() on `.loss` gives the meta-gradient."""
     support, query = encode(model, batch, dtype, body)  # [B, ways*k, d], [B, ways*q, d]
-    device = support.device
+    device, B = support.device, batch.tasks
     labels_s = class_labels(batch.ways, batch.shots, device)
     labels_q = class_labels(batch.ways, batch.query, device)
     # First order treats each inner gradient as a constant: nothing flows from it into phi.
     inner_support = support.detach() if inner.first_order else support
-    adapted, before = adapt(list(model.head), inner_support, labels_s, inner)
-    logits = head_logits(adapted, query)  # [B, ways*q, ways]
+    adapted, before = adapt(list(model.head), inner_support, labels_s, inner, counts)
+    w_N, query_features = [alias(p) for p in adapted], alias(query)
+    counts.watch(w_N[0], "grad_evals_w", B)  # the outer gradients: grad_w L_D and grad_phi L_D at w_N
+    counts.watch(query_features, "grad_evals_phi", B)
+    logits = head_logits(w_N, query_features)  # [B, ways*q, ways]
     loss = F.cross_entropy(logits.transpose(1, 2), labels_q.expand(logits.shape[:2]))
     with torch.no_grad():
         accuracy = (logits.argmax(-1) == labels_q).to(dtype).mean()
@@ -165,14 +176,6 @@ def evaluate_tasks(
         losses.append(per_sample.mean(1))
         accuracies.append((logits.argmax(-1) == labels_q).double().mean(1))
     return torch.cat(losses), torch.cat(accuracies)
-
-
-def evaluate(
-    model: AnilNet, batches: list[TaskBatch], inner: InnerLoop, dtype: torch.dtype, body: BodyPass = BodyPass()
-) -> tuple[float, float]:
-    """Mean query loss and accuracy over the tasks of `batches` (see evaluate_tasks)."""
-    losses, accuracies = evaluate_tasks(model, batches, inner, dtype, body)
-    return losses.double().mean().item(), accuracies.mean().item()
 
 
 def reference_meta_loss(model: AnilNet, batch: TaskBatch, inner: InnerLoop, dtype: torch.dtype) -> torch.Tensor:

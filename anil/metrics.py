@@ -21,6 +21,11 @@ COLUMNS = (
     "support_loss_after",  # inner loss at w_N
     "val_loss",  # validation query loss (held-out classes), every eval_every iterations
     "val_accuracy",
+    # What the meta-iteration actually computed, per task (anil/opcount.py):
+    "grad_evals_w",  # gradient evaluations in w (inner steps and the outer gradient)
+    "grad_evals_phi",  # gradient evaluations in phi
+    "second_order_w",  # Hessian-vector products in w
+    "second_order_phi",  # mixed (ANIL) or Hessian-vector (MAML) products in phi
 )
 
 
@@ -62,7 +67,10 @@ def _truncate(path: Path, keep_until: int) -> None:
     A last line cut short by a kill is dropped with the rest."""
     with open(path, newline="", encoding="utf-8") as f:
         lines = f.read().splitlines(keepends=True)
-    kept = [lines[0]] if lines else [",".join(COLUMNS) + "\r\n"]
+    header = ",".join(COLUMNS) + "\r\n"
+    # A run started by an older anil has fewer columns, all of them a prefix of today's: rows keep
+    # their values and the header gains the new names (read back as empty).
+    kept = [header if not lines or header.startswith(lines[0].rstrip("\r\n")) else lines[0]]
     for line in lines[1:]:
         iteration = line.split(",", 1)[0]
         if iteration.isdigit() and int(iteration) <= keep_until and line.endswith("\n"):

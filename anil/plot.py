@@ -1,8 +1,14 @@
-"""`anil plot SWEEP_DIR [...]`: the paper's convergence panels from a sweep's runs.
+"""`anil plot SWEEP_DIR [...]`: the paper's convergence figures from one or more sweeps.
 
 Each job is read back from its own files: `metrics.csv` for the curve and `.hydra/config.yaml`
-for what it ran (never the folder name). Per (dataset, geometry): training loss against
-meta-iterations (left) and against training time (right), one curve per N, the mean over seeds.
+for what it ran (never the folder name). Per (dataset, geometry), two figures, PNG and PDF:
+- `<dataset>_<geometry>`: training loss against meta-iterations (left) and against training
+  time (right), one curve per N (and stepsize schedule), the mean over seeds with a band of
+  +-1 standard deviation across seeds (`--band minmax`: the min-max range; `none`: no band);
+- `<dataset>_<geometry>_gradnorms`: ||dL/dw||^2 (left) and ||dL/dphi||^2 (right) against
+  meta-iterations, the quantities Theorems 1 and 2 bound.
+`curves.csv` holds every plotted number. Jobs still running are plotted up to their last
+complete row; jobs without metrics are skipped with the reason.
 """
 
 from __future__ import annotations
@@ -10,7 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 from dataclasses import dataclass
+from io import StringIO
 from pathlib import Path
 
 import matplotlib
@@ -22,6 +30,11 @@ import yaml  # noqa: E402
 
 log = logging.getLogger(__name__)
 
+BANDS = ("std", "minmax", "none")
+FORMATS = ("png", "pdf")
+KEYS = ["dataset", "geometry", "alpha_schedule", "N"]  # one curve per KEYS
+SERIES = ("loss", "grad_norm_w", "grad_norm_phi")  # the per-iteration numbers that are plotted
+
 
 @dataclass(frozen=True)
 class Job:
@@ -32,7 +45,7 @@ class Job:
     seed: int
     alpha_schedule: str
     metrics: pd.DataFrame
-    diverged: bool  # summary.json says so (the run stopped on a non-finite or blown-up loss)
+    diverged: bool  # the run stopped on a non-finite or blown-up loss (or its loss is already non-finite)
 
 
 def find_jobs(roots: list[Path]) -> tuple[list[Job], list[str]]:
@@ -49,64 +62,141 @@ def find_jobs(roots: list[Path]) -> tuple[list[Job], list[str]]:
     return jobs, skipped
 
 
+def read_complete_rows(path: Path) -> pd.DataFrame:
+    """metrics.csv without a last line that a running job has not finished writing."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines = lines[:-1]
+    return pd.read_csv(StringIO("".join(lines)))
+
+
 def _read_job(folder: Path, config_path: Path) -> tuple[Job | None, str]:
     metrics_path = folder / "metrics.csv"
     if not metrics_path.exists():
-        return None, "no metrics.csv (not started or failed before training)"
+        return None, "no metrics.csv (not started, or failed before training; see its log)"
     try:
         config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-        metrics = pd.read_csv(metrics_path)
+        metrics = read_complete_rows(metrics_path)
     except (OSError, yaml.YAMLError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         return None, f"unreadable ({error})"
     if metrics.empty:
         return None, "metrics.csv has no rows yet"
     summary_path = folder / "summary.json"
     status = json.loads(summary_path.read_text(encoding="utf-8")).get("status") if summary_path.exists() else None
+    non_finite = not metrics["loss"].map(math.isfinite).all()
     job = Job(
         folder, config["dataset"]["name"], config["geometry"]["name"], int(config["N"]), int(config["seed"]),
-        config.get("alpha_schedule", "constant"), metrics, status == "diverged",
+        config.get("alpha_schedule", "constant"), metrics, status == "diverged" or non_finite,
     )
     return job, ""
 
 
 def curves(jobs: list[Job]) -> pd.DataFrame:
-    """Tidy table: one row per (dataset, geometry, schedule, N, iteration), mean over seeds."""
+    """Tidy table: one row per (dataset, geometry, schedule, N, iteration), statistics over seeds."""
     frames = []
     for job in jobs:
-        frame = job.metrics[["iteration", "time", "loss"]].copy()
+        frame = job.metrics[["iteration", "time", *SERIES]].copy()
         frame["dataset"], frame["geometry"], frame["N"] = job.dataset, job.geometry, job.N
         frame["alpha_schedule"], frame["seed"], frame["diverged"] = job.alpha_schedule, job.seed, job.diverged
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
-    keys = ["dataset", "geometry", "alpha_schedule", "N", "iteration"]
-    grouped = table.groupby(keys, as_index=False).agg(
-        loss=("loss", "mean"), time=("time", "mean"), seeds=("seed", "nunique"), diverged=("diverged", "any")
+    runs = pd.DataFrame([dict(zip(KEYS, _key(job)), diverged=job.diverged) for job in jobs])
+    per_curve = runs.groupby(KEYS, as_index=False).agg(runs=("diverged", "size"), diverged_runs=("diverged", "sum"))
+    grouped = table.groupby([*KEYS, "iteration"], as_index=False).agg(
+        time=("time", "mean"),
+        loss=("loss", "mean"), loss_std=("loss", "std"), loss_min=("loss", "min"), loss_max=("loss", "max"),
+        grad_norm_w=("grad_norm_w", "mean"), grad_norm_phi=("grad_norm_phi", "mean"),
+        seeds=("seed", "nunique"),  # seeds that reached this iteration
     )
-    return grouped.sort_values(keys, ignore_index=True)
+    grouped["loss_std"] = grouped["loss_std"].fillna(0.0)  # one seed: no spread
+    return grouped.merge(per_curve, on=KEYS).sort_values([*KEYS, "iteration"], ignore_index=True)
 
 
-def draw(table: pd.DataFrame, out_dir: Path, smooth: int) -> list[Path]:
-    """One PNG per (dataset, geometry): loss vs iteration (left), loss vs time (right)."""
+def _key(job: Job) -> tuple:
+    return job.dataset, job.geometry, job.alpha_schedule, job.N
+
+
+def draw(table: pd.DataFrame, out_dir: Path, smooth: int, band: str) -> list[Path]:
+    """Per (dataset, geometry): the loss figure and the gradient-norm figure, in every format."""
     written = []
     for (dataset, geometry), panel in table.groupby(["dataset", "geometry"]):
-        figure, (by_iteration, by_time) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-        for (schedule, n), curve in panel.groupby(["alpha_schedule", "N"]):
-            loss = curve["loss"].rolling(smooth, min_periods=1).mean() if smooth > 1 else curve["loss"]
-            label = f"N={n}" + (" (α/N)" if schedule == "inverse_n" else "") + (" (diverged)" if curve["diverged"].any() else "")
-            by_iteration.plot(curve["iteration"], loss, label=label)
-            by_time.plot(curve["time"], loss, label=label)
-        for axis, xlabel in ((by_iteration, "meta-iteration"), (by_time, "training time (s)")):
-            axis.set_xlabel(xlabel)
-            axis.set_ylabel("training loss")
-            axis.set_yscale("log")
-            axis.grid(True, which="both", alpha=0.3)
-        by_iteration.legend(title=f"{geometry} inner loop")
-        figure.suptitle(f"ANIL, {geometry} inner loop, {dataset}")
-        path = out_dir / f"{dataset}_{geometry}.png"
-        figure.savefig(path, dpi=120)
-        plt.close(figure)
-        written.append(path)
+        stem = out_dir / f"{dataset}_{geometry}"
+        title = f"ANIL, {geometry} inner loop, {dataset}"
+        written += _save(_loss_figure(panel, smooth, band, title), stem)
+        written += _save(_grad_norm_figure(panel, smooth, title), stem.with_name(stem.name + "_gradnorms"))
     return written
+
+
+def _loss_figure(panel: pd.DataFrame, smooth: int, band: str, title: str):
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for curve, style in _curves(panel):
+        mean = _smoothed(curve["loss"], smooth)
+        low, high = _band(curve, band, smooth, mean)
+        for axis, x in zip(axes, (curve["iteration"], curve["time"])):
+            axis.plot(x, mean, **style)
+            if low is not None:
+                axis.fill_between(x, low, high, color=style["color"], alpha=0.15, linewidth=0)
+    _label(axes, ("meta-iteration", "training time (s, evaluation excluded)"), "training loss", title)
+    spread = {"std": "±1 std over seeds", "minmax": "min–max over seeds", "none": "no band"}[band]
+    axes[0].legend(title=f"mean, {spread}", fontsize="small")
+    return figure
+
+
+def _grad_norm_figure(panel: pd.DataFrame, smooth: int, title: str):
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for curve, style in _curves(panel):
+        for axis, column in zip(axes, ("grad_norm_w", "grad_norm_phi")):
+            axis.plot(curve["iteration"], _smoothed(curve[column], smooth), **style)
+    _label(axes, ("meta-iteration", "meta-iteration"), None, title)
+    axes[0].set_ylabel("‖∂L/∂w‖²  (head)")
+    axes[1].set_ylabel("‖∂L/∂φ‖²  (body)")
+    axes[0].legend(title="mean over seeds", fontsize="small")
+    return figure
+
+
+def _curves(panel: pd.DataFrame):
+    """Each curve of a panel with its line style: colour by N, dashed for alpha / N."""
+    colours = plt.get_cmap("viridis")
+    sizes = sorted(panel["N"].unique())
+    for (schedule, n), curve in panel.groupby(["alpha_schedule", "N"]):
+        diverged, runs = int(curve["diverged_runs"].iloc[0]), int(curve["runs"].iloc[0])
+        label = f"N={n}" + (" α/N" if schedule == "inverse_n" else "")
+        label += f" (diverged {diverged}/{runs})" if diverged else ""
+        colour = colours(sizes.index(n) / max(len(sizes) - 1, 1) * 0.9)
+        yield curve, {"label": label, "color": colour, "linestyle": "--" if schedule == "inverse_n" else "-"}
+
+
+def _smoothed(series: pd.Series, window: int) -> pd.Series:
+    return series.rolling(window, min_periods=1).mean() if window > 1 else series
+
+
+def _band(curve: pd.DataFrame, band: str, smooth: int, mean: pd.Series):
+    if band == "none":
+        return None, None
+    if band == "std":
+        std = _smoothed(curve["loss_std"], smooth)
+        low, high = mean - std, mean + std
+    else:
+        low, high = _smoothed(curve["loss_min"], smooth), _smoothed(curve["loss_max"], smooth)
+    return low.where(low > 0, mean / 10), high  # a log axis cannot show a band below zero
+
+
+def _label(axes, xlabels, ylabel, title) -> None:
+    for axis, xlabel in zip(axes, xlabels):
+        axis.set_xlabel(xlabel)
+        if ylabel:
+            axis.set_ylabel(ylabel)
+        axis.set_yscale("log")
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0].figure.suptitle(title)
+
+
+def _save(figure, stem: Path) -> list[Path]:
+    paths = [stem.with_suffix(f".{fmt}") for fmt in FORMATS]
+    for path in paths:
+        figure.savefig(path, dpi=150)
+    plt.close(figure)
+    return paths
 
 
 def main(args: list[str]) -> int:
@@ -114,11 +204,15 @@ def main(args: list[str]) -> int:
     parser.add_argument("sweeps", nargs="+", type=Path, help="sweep folders (outputs/sweeps/<stamp>) or run folders")
     parser.add_argument("--out", type=Path, default=None, help="where figures go (default: the first sweep folder)")
     parser.add_argument("--smooth", type=int, default=1, help="rolling-mean window over iterations (default 1: none)")
+    parser.add_argument("--band", choices=BANDS, default="std",
+                        help="shaded band around the mean over seeds: std (±1 std, default), minmax or none")
     options = parser.parse_args(args)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     missing = [str(p) for p in options.sweeps if not p.is_dir()]
     if missing:
         parser.error(f"not a folder: {', '.join(missing)}")
+    if options.smooth < 1:
+        parser.error(f"--smooth must be >= 1 (got {options.smooth})")
     jobs, skipped = find_jobs(options.sweeps)
     for reason in skipped:
         log.warning("skipped %s", reason)
@@ -129,7 +223,10 @@ def main(args: list[str]) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     table = curves(jobs)
     table.to_csv(out_dir / "curves.csv", index=False)
-    for path in draw(table, out_dir, options.smooth):
+    for path in draw(table, out_dir, options.smooth, options.band):
         log.info("wrote %s", path)
-    log.info("wrote %s (%d jobs)", out_dir / "curves.csv", len(jobs))
+    diverged = [str(job.path) for job in jobs if job.diverged]
+    if diverged:
+        log.warning("diverged (marked in the legends): %s", ", ".join(diverged))
+    log.info("wrote %s (%d jobs, %d skipped)", out_dir / "curves.csv", len(jobs), len(skipped))
     return 0

@@ -30,9 +30,11 @@ from anil.data import load_splits
 from anil.data.sampler import TaskBatch, TaskSampler
 from anil.data.split import Split
 from anil.distributed import World, local_device
-from anil.meta import BodyPass, InnerLoop, evaluate, meta_forward
+from anil.algorithms import meta_loss, score
+from anil.meta import BodyPass, InnerLoop
 from anil.metrics import MetricsWriter, write_json_atomic
 from anil.model import AnilNet
+from anil.opcount import OpCounts
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ class Setup:
     dtype: torch.dtype
     body: BodyPass
     world: World = World()
+    algorithm: str = "anil"
 
 
 def fixed_batches(config: TrainConfig, split: Split, name: str, tasks: int, device: torch.device, seed: int) -> list[TaskBatch]:
@@ -121,6 +124,7 @@ def build(config: TrainConfig, device: torch.device, world: World = World()) -> 
         dtype=getattr(torch, config.dtype),
         body=body_pass(config, splits.train, device),
         world=world,
+        algorithm=config.algorithm,
     )
 
 
@@ -133,7 +137,8 @@ def meta_step(setup: Setup, tasks: int, blowup_loss: float = math.inf) -> tuple[
     above `blowup_loss`) leaves the parameters as they were."""
     model, world = setup.model, setup.world
     batch = world.shard(setup.sampler.sample(tasks))  # every process draws the same B tasks, keeps its B/K
-    out = meta_forward(model, batch, setup.inner, setup.dtype, setup.body)
+    counts = OpCounts()
+    out = meta_loss(setup.algorithm, model, batch, setup.inner, setup.dtype, setup.body, counts)
     setup.optimizer.zero_grad(set_to_none=True)
     out.loss.backward()
     world.average_gradients(list(model.parameters()))
@@ -142,7 +147,7 @@ def meta_step(setup: Setup, tasks: int, blowup_loss: float = math.inf) -> tuple[
     loss, accuracy, before, after = scalars
     # One host sync per iteration for all the scalars, not one .item() per metric.
     values = torch.stack([loss, accuracy, *norms, before, after]).tolist()
-    metrics = dict(zip(METRIC_NAMES, values))
+    metrics = {**dict(zip(METRIC_NAMES, values)), **counts.as_dict()}
     healthy = all(math.isfinite(v) for v in values) and metrics["loss"] <= blowup_loss
     if healthy:
         setup.optimizer.step()
@@ -246,8 +251,8 @@ def _run_locked(config, out_dir, device, world, progress, started) -> dict[str, 
     setup = build(config, device, world)
     first, train_time, best = restore(setup, state) if state else (0, 0.0, -1.0)
     log.info(
-        "%s %s ANIL at iteration %d, N=%d, alpha=%g, B=%d on %s (%s), run dir %s",
-        "resuming" if state else "training", config.geometry.name, first, config.N, setup.inner.stepsize,
+        "%s %s %s at iteration %d, N=%d, alpha=%g, B=%d on %s (%s), run dir %s",
+        "resuming" if state else "training", config.geometry.name, config.algorithm.upper(), first, config.N, setup.inner.stepsize,
         config.B, device, config.dataset.name, out_dir,
     )
     metrics_path = out_dir / "metrics.csv"
@@ -285,8 +290,8 @@ def _loop(config, setup, out_dir, writer, stop, start, progress) -> dict[str, An
             status, reason = "diverged", _divergence_reason(metrics, config.blowup_loss)
             break
         if (config.eval_every and iteration % config.eval_every == 0) or iteration == config.iterations:
-            row["val_loss"], row["val_accuracy"] = evaluate(
-                setup.model, setup.val_batches, setup.inner, setup.dtype, setup.body
+            row["val_loss"], row["val_accuracy"] = score(
+                setup.algorithm, setup.model, setup.val_batches, setup.inner, setup.dtype, setup.body
             )
             log.info("iteration %d: loss %.4f, val loss %.4f, val accuracy %.3f",
                      iteration, row["loss"], row["val_loss"], row["val_accuracy"])

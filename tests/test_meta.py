@@ -5,7 +5,8 @@ import torch
 
 from anil.data.sampler import TaskSampler
 from anil.data.split import Split
-from anil.meta import BodyPass, InnerLoop, encode, evaluate, meta_forward, reference_meta_loss, task_minor_images
+from anil.algorithms import score
+from anil.meta import BodyPass, InnerLoop, encode, meta_forward, reference_meta_loss, task_minor_images
 from anil.model import AnilNet
 
 DTYPE = torch.float64
@@ -107,12 +108,12 @@ def test_chunked_body_pass_gives_the_same_features():
 
 
 def test_evaluation_scores_the_same_adapted_heads_as_training():
-    """evaluate() (no meta-graph, chunked) reports the query loss and accuracy meta_forward sees."""
+    """score() (no meta-graph, chunked) reports the query loss and accuracy meta_forward sees."""
     model, sampler = make("nonconvex")
     batch = sampler.sample(5)
     inner = InnerLoop(3, 0.5, 0.01, False)
     trained = meta_forward(model, batch, inner, DTYPE)
-    loss, accuracy = evaluate(model, [batch], inner, DTYPE, BodyPass(chunk_tasks=2))
+    loss, accuracy = score("anil", model, [batch], inner, DTYPE, BodyPass(chunk_tasks=2))
     assert loss == pytest.approx(trained.loss.item(), rel=1e-10)
     assert accuracy == pytest.approx(trained.accuracy.item(), rel=1e-12)
 

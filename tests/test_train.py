@@ -54,29 +54,70 @@ def test_same_seed_same_losses(tmp_path):
     assert not pd.read_csv(c / "outputs" / "runs" / "c" / "metrics.csv")["loss"].equals(a["loss"])
 
 
-def test_sweep_then_plot(tmp_path):
+FIGURE_SWEEP = ["dataset=procedural", "N=1,2", "seed=0", "iterations=3", "eval_every=0", "eval_tasks=4", "B=2", "device=cpu"]
+
+
+def test_figure_sweep_then_plot(tmp_path):
+    """The fig1 experiment's own sweep, cut to two jobs, through the real CLI; then anil plot."""
     sweep = tmp_path / "sweep"
     result = subprocess.run(
-        [*anil_command(), "train", "-m", *SMOKE, "geometry=convex,nonconvex", "N=1,2", f"hydra.sweep.dir={sweep}"],
+        [*anil_command(), "train", "-m", "experiment=fig1_embedded", *FIGURE_SWEEP, f"hydra.sweep.dir={sweep}"],
         cwd=tmp_path, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stderr
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    assert len(jobs) == 4 and not any("device" in j for j in jobs)  # device is excluded from job names
-    diverged = sweep / jobs[0] / "summary.json"  # mark one job as diverged, as the trainer would
-    diverged.write_text(diverged.read_text().replace('"status": "completed"', '"status": "diverged"'))
-    (sweep / "broken" / ".hydra").mkdir(parents=True)
-    (sweep / "broken" / ".hydra" / "config.yaml").write_text((sweep / jobs[0] / ".hydra" / "config.yaml").read_text())
+    assert jobs == [  # readable names: geometry first, then what the sweep varied (the experiment left out)
+        "geometry=convex,B=2,N=1,dataset=procedural,eval_every=0,eval_tasks=4,iterations=3,seed=0",
+        "geometry=convex,B=2,N=2,dataset=procedural,eval_every=0,eval_tasks=4,iterations=3,seed=0",
+    ]
     plotted = subprocess.run([*anil_command(), "plot", str(sweep)], cwd=tmp_path, capture_output=True, text=True)
     assert plotted.returncode == 0, plotted.stderr
-    assert "skipped" in plotted.stderr and "broken" in plotted.stderr
+    for name in ("procedural_convex", "procedural_convex_gradnorms"):
+        assert (sweep / f"{name}.png").stat().st_size > 10_000
+        assert (sweep / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+    curves = pd.read_csv(sweep / "curves.csv")
+    assert sorted(curves["N"].unique()) == [1, 2] and len(curves) == 2 * 3  # one curve per N, 3 iterations each
+    for job in jobs:
+        metrics = pd.read_csv(sweep / job / "metrics.csv")
+        n = int(job.split(",N=")[1].split(",")[0])
+        assert curves.loc[curves["N"] == n, "loss"].tolist() == pytest.approx(metrics["loss"].tolist())
+
+
+def test_plot_marks_diverged_skips_missing_and_reads_running_jobs(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = subprocess.run(
+        [*anil_command(), "train", "-m", *SMOKE, "geometry=convex,nonconvex", "N=1,2", "seed=0,1",
+         f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert len(jobs) == 8 and not any("device" in j.name for j in jobs)  # device is excluded from job names
+    nonconvex_n2 = [j for j in jobs if "geometry=nonconvex" in j.name and "N=2" in j.name]
+    diverged = nonconvex_n2[0] / "summary.json"  # one seed diverged, as the trainer would record it
+    diverged.write_text(diverged.read_text().replace('"status": "completed"', '"status": "diverged"'))
+    running = nonconvex_n2[1]  # the other is still running: no summary, a NaN loss, a half-written row
+    (running / "summary.json").unlink()
+    metrics = (running / "metrics.csv").read_text().splitlines(keepends=True)
+    first = metrics[1].split(",")
+    first[2] = "nan"
+    (running / "metrics.csv").write_text(metrics[0] + ",".join(first) + metrics[2][:7])
+    (jobs[0] / "metrics.csv").unlink()  # a job that failed before training
+    (sweep / "broken" / ".hydra").mkdir(parents=True)
+    (sweep / "broken" / ".hydra" / "config.yaml").write_text((jobs[1] / ".hydra" / "config.yaml").read_text())
+    plotted = subprocess.run([*anil_command(), "plot", str(sweep), "--smooth", "2"], cwd=tmp_path, capture_output=True, text=True)
+    assert plotted.returncode == 0, plotted.stderr
+    assert f"skipped {jobs[0]}: no metrics.csv" in plotted.stderr
+    assert f"skipped {sweep / 'broken'}: no metrics.csv" in plotted.stderr
+    assert "diverged (marked in the legends)" in plotted.stderr
     for geometry in ("convex", "nonconvex"):
         assert (sweep / f"procedural_{geometry}.png").stat().st_size > 10_000
     curves = pd.read_csv(sweep / "curves.csv")
-    assert curves.groupby(["geometry", "N"])["diverged"].any().sum() == 1
-    assert sorted(curves.groupby(["geometry", "N"]).size().index.tolist()) == [
-        ("convex", 1), ("convex", 2), ("nonconvex", 1), ("nonconvex", 2)
-    ]
+    marked = curves.groupby(["geometry", "N"])["diverged_runs"].first()
+    assert marked.to_dict() == {("convex", 1): 0, ("convex", 2): 0, ("nonconvex", 1): 0, ("nonconvex", 2): 2}
+    last = curves[(curves["geometry"] == "nonconvex") & (curves["N"] == 2)]
+    assert last["seeds"].tolist() == [2, 1]  # the running job's half-written second row was left out
+    assert curves.loc[(curves["geometry"] == "convex") & (curves["N"] == 1), "seeds"].tolist() == [1, 1]
 
 
 def test_plot_of_an_empty_folder_fails_clearly(tmp_path):
