@@ -14,6 +14,7 @@ commands:
   resume RUN_DIR               continue a stopped or killed run from its checkpoint
   eval RUN_DIR [--tasks 600]   meta-test accuracy with a 95% confidence interval (writes eval.json)
   plot SWEEP_DIR [...]         draw loss vs meta-iteration and vs time, one curve per N, per geometry
+  smoothness [--N 1 2 5 ...]   measure the meta-gradient's Lipschitz constants against N (Props. 2-3)
 
 examples:
   anil train geometry=convex N=7
@@ -40,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         from anil.plot import main as plot_main
 
         return plot_main(args)
+    if command == "smoothness":
+        from anil.smoothness import main as smoothness_main
+
+        return smoothness_main(args)
     print(f"anil: unknown command '{command}'; try: anil --help", file=sys.stderr)
     return 2
 

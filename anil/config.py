@@ -14,11 +14,15 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 
 class ConfigError(ValueError):
     """A config value that cannot be used; the message is one line naming the key."""
+
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the Hydra config tree (conf/ beside anil/)
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from anil.checkpoint import CheckpointError
-from anil.config import ConfigError, from_dict
+from anil.config import CONF_DIR, ConfigError, from_dict
 from anil.data import DatasetError
 from anil.trainer import run
 
 log = logging.getLogger(__name__)
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-
 
 # --- the Hydra edge ------------------------------------------------------------------------------
 
