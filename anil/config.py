@@ -22,6 +22,7 @@ class ConfigError(ValueError):
     """A config value that cannot be used; the message is one line naming the key."""
 
 
+AUTHORS_LARGE_N = 10  # alpha_schedule=authors halves alpha from this N on
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the Hydra config tree (conf/ beside anil/)
 
 
@@ -63,7 +64,7 @@ class TrainConfig:
     algorithm: str = "anil"  # anil: the inner loop adapts the head | maml: every parameter (Table 2's baseline)
     N: int = 5  # inner-loop gradient steps
     alpha: float = 0.1  # inner stepsize
-    alpha_schedule: str = "constant"  # constant: alpha | inverse_n: alpha / N
+    alpha_schedule: str = "constant"  # constant: alpha | inverse_n: alpha / N | authors: alpha, alpha / 2 for N >= 10
     first_order: bool = False  # drop the second-order terms of Proposition 1
     lam: float = 0.01  # (lam/2)||w||^2 in the inner loss; > 0 for geometry=convex
     ways: int = 5
@@ -84,7 +85,11 @@ class TrainConfig:
     @property
     def inner_stepsize(self) -> float:
         """The alpha actually used per inner step."""
-        return self.alpha / self.N if self.alpha_schedule == "inverse_n" else self.alpha
+        if self.alpha_schedule == "inverse_n":
+            return self.alpha / self.N
+        if self.alpha_schedule == "authors" and self.N >= AUTHORS_LARGE_N:
+            return self.alpha / 2  # design.md: the authors' code used 0.1, and 0.05 for N >= 10
+        return self.alpha
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -120,7 +125,7 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 CHOICES: dict[str, tuple[str, ...]] = {
     "algorithm": ("anil", "maml"),
     "dtype": ("float32", "float64"),
-    "alpha_schedule": ("constant", "inverse_n"),
+    "alpha_schedule": ("constant", "inverse_n", "authors"),
     "dataset.name": ("embedded", "procedural", "fc100", "miniimagenet"),
     "geometry.name": ("convex", "nonconvex"),
     "optim.name": ("adam", "sgd"),

@@ -28,11 +28,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
+from anil.config import TrainConfig  # noqa: E402
+
 log = logging.getLogger(__name__)
 
 BANDS = ("std", "minmax", "none")
 FORMATS = ("png", "pdf")
-KEYS = ["dataset", "geometry", "alpha_schedule", "N"]  # one curve per KEYS
+KEYS = ["dataset", "geometry", "alpha_schedule", "N", "alpha"]  # one curve per KEYS (alpha: the step used)
 SERIES = ("loss", "grad_norm_w", "grad_norm_phi")  # the per-iteration numbers that are plotted
 
 
@@ -44,6 +46,7 @@ class Job:
     N: int
     seed: int
     alpha_schedule: str
+    alpha: float  # the inner stepsize actually used (after the schedule)
     metrics: pd.DataFrame
     diverged: bool  # the run stopped on a non-finite or blown-up loss (or its loss is already non-finite)
 
@@ -84,9 +87,11 @@ def _read_job(folder: Path, config_path: Path) -> tuple[Job | None, str]:
     summary_path = folder / "summary.json"
     status = json.loads(summary_path.read_text(encoding="utf-8")).get("status") if summary_path.exists() else None
     non_finite = not metrics["loss"].map(math.isfinite).all()
+    schedule = config.get("alpha_schedule", "constant")
+    stepsize = TrainConfig(N=int(config["N"]), alpha=float(config["alpha"]), alpha_schedule=schedule).inner_stepsize
     job = Job(
         folder, config["dataset"]["name"], config["geometry"]["name"], int(config["N"]), int(config["seed"]),
-        config.get("alpha_schedule", "constant"), metrics, status == "diverged" or non_finite,
+        schedule, stepsize, metrics, status == "diverged" or non_finite,
     )
     return job, ""
 
@@ -98,6 +103,7 @@ def curves(jobs: list[Job]) -> pd.DataFrame:
         frame = job.metrics[["iteration", "time", *SERIES]].copy()
         frame["dataset"], frame["geometry"], frame["N"] = job.dataset, job.geometry, job.N
         frame["alpha_schedule"], frame["seed"], frame["diverged"] = job.alpha_schedule, job.seed, job.diverged
+        frame["alpha"] = job.alpha
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
     runs = pd.DataFrame([dict(zip(KEYS, _key(job)), diverged=job.diverged) for job in jobs])
@@ -113,7 +119,7 @@ def curves(jobs: list[Job]) -> pd.DataFrame:
 
 
 def _key(job: Job) -> tuple:
-    return job.dataset, job.geometry, job.alpha_schedule, job.N
+    return job.dataset, job.geometry, job.alpha_schedule, job.N, job.alpha
 
 
 def draw(table: pd.DataFrame, out_dir: Path, smooth: int, band: str) -> list[Path]:
@@ -158,9 +164,10 @@ def _curves(panel: pd.DataFrame):
     """Each curve of a panel with its line style: colour by N, dashed for alpha / N."""
     colours = plt.get_cmap("viridis")
     sizes = sorted(panel["N"].unique())
-    for (schedule, n), curve in panel.groupby(["alpha_schedule", "N"]):
+    several_steps = panel[panel["alpha_schedule"] != "inverse_n"]["alpha"].nunique() > 1
+    for (schedule, n, alpha), curve in panel.groupby(["alpha_schedule", "N", "alpha"]):
         diverged, runs = int(curve["diverged_runs"].iloc[0]), int(curve["runs"].iloc[0])
-        label = f"N={n}" + (" α/N" if schedule == "inverse_n" else "")
+        label = f"N={n}" + (" α/N" if schedule == "inverse_n" else f" α={alpha:g}" if several_steps else "")
         label += f" (diverged {diverged}/{runs})" if diverged else ""
         colour = colours(sizes.index(n) / max(len(sizes) - 1, 1) * 0.9)
         yield curve, {"label": label, "color": colour, "linestyle": "--" if schedule == "inverse_n" else "-"}

@@ -79,15 +79,16 @@ def meta_gradient(setup: Setup, batch, inner: InnerLoop) -> tuple[torch.Tensor, 
     return flat(p.grad for p in model.head), flat(p.grad for p in model.body.parameters())
 
 
-def _displace(params: list[torch.Tensor], radius: float, generator: torch.Generator) -> list[torch.Tensor]:
-    """Add a random direction of norm radius * ||params||; returns the displacement to undo it."""
-    with torch.no_grad():
-        steps = [torch.randn(p.shape, generator=generator, dtype=torch.float64).to(p) for p in params]
-        scale = radius * flat(params).norm() / flat(steps).norm()
-        for p, s in zip(params, steps):
-            s.mul_(scale)
-            p.add_(s)
-    return steps
+@torch.no_grad()
+def _displace(params: list[torch.Tensor], radius: float, generator: torch.Generator) -> tuple[list, list]:
+    """Add a random direction of norm radius * ||params||. Returns the displacement actually made
+    (after rounding) and the original values, to restore them bit for bit."""
+    originals = [p.detach().clone() for p in params]
+    steps = [torch.randn(p.shape, generator=generator, dtype=torch.float64).to(p) for p in params]
+    scale = radius * flat(params).norm() / flat(steps).norm()
+    for p, s in zip(params, steps):
+        p.add_(s.mul_(scale))
+    return [p.detach() - o for p, o in zip(params, originals)], originals
 
 
 def probe_point(setup: Setup, batch, geometry: str, probe: Probe, alpha: float, lam: float, seed: int) -> list[dict]:
@@ -101,11 +102,11 @@ def probe_point(setup: Setup, batch, geometry: str, probe: Probe, alpha: float, 
         for direction in range(probe.directions):
             row = {"geometry": geometry, "N": n, "direction": direction}
             for moved, params in blocks.items():
-                steps = _displace(params, probe.radius, generator)
+                steps, originals = _displace(params, probe.radius, generator)
                 d_w, d_phi = meta_gradient(setup, batch, inner)
                 with torch.no_grad():
-                    for p, s in zip(params, steps):
-                        p.sub_(s)
+                    for p, o in zip(params, originals):
+                        p.copy_(o)
                 size = flat(steps).norm().item()
                 row[f"L_w{moved}"] = (d_w - g_w).norm().item() / size
                 row[f"L_phi{moved}"] = (d_phi - g_phi).norm().item() / size

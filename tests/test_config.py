@@ -20,7 +20,7 @@ def compose_config(overrides):
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, options in GROUPS.items() for o in options])
 def test_every_group_option_composes_and_validates(group, option, tmp_path):
-    needs_root = option in ("fc100", "miniimagenet")  # a real dataset (or its experiment) needs its folder
+    needs_root = "fc100" in option or "miniimagenet" in option  # a real dataset (or its experiments) needs its folder
     config = compose_config([f"{group}={option}"] + ([f"dataset.root={tmp_path}"] if needs_root else []))
     assert isinstance(config, TrainConfig)
     if group in ("dataset", "geometry", "optim"):
@@ -44,6 +44,17 @@ def test_geometry_sets_its_own_head_and_regulariser():
 def test_inverse_n_schedule_divides_alpha():
     assert compose_config(["alpha_schedule=inverse_n", "N=4", "alpha=0.2"]).inner_stepsize == pytest.approx(0.05)
     assert compose_config(["N=4", "alpha=0.2"]).inner_stepsize == pytest.approx(0.2)
+
+
+def test_authors_schedule_halves_alpha_from_n_10():
+    steps = [compose_config(["alpha_schedule=authors", f"N={n}", "alpha=0.1"]).inner_stepsize for n in (9, 10, 20)]
+    assert steps == pytest.approx([0.1, 0.05, 0.05])
+
+
+def test_figure_experiments_carry_their_grids():
+    fig1 = compose_config(["experiment=fig1_fc100", "dataset.root=/data"])
+    assert fig1.geometry.name == "convex" and fig1.alpha_schedule == "authors" and fig1.dataset.name == "fc100"
+    assert compose_config(["experiment=fig2_embedded"]).geometry.name == "nonconvex"
 
 
 @pytest.mark.parametrize(
