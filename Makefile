@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 DEMO_DIR := outputs/sweeps/demo_$(STAMP)
 
-.PHONY: help install demo test test-slow clean
+.PHONY: help install demo reproduce theory test test-slow clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -25,6 +25,16 @@ demo: install ## sweep N for both geometries on the embedded dataset, then draw 
 	$(BIN)/anil train -m experiment=demo hydra.sweep.dir=$(DEMO_DIR)
 	$(BIN)/anil plot $(DEMO_DIR)
 	@echo "figures and curves.csv are in $(DEMO_DIR)"
+
+reproduce: install ## Figures 1-2 on the embedded dataset (two sweeps, ~1 h on 2 cores) and docs/reproduction.md
+	$(BIN)/anil train -m experiment=fig1_embedded hydra.sweep.dir=outputs/sweeps/fig1_embedded_$(STAMP)
+	$(BIN)/anil train -m experiment=fig2_embedded hydra.sweep.dir=outputs/sweeps/fig2_embedded_$(STAMP)
+	$(BIN)/python scripts/reproduction_report.py --fig1 outputs/sweeps/fig1_embedded_$(STAMP) --fig2 outputs/sweeps/fig2_embedded_$(STAMP)
+
+theory: install ## smoothness vs N, Proposition 1 checks, ANIL vs MAML: docs/theory.md and docs/complexity.md
+	$(BIN)/anil smoothness --out outputs/smoothness/embedded_$(STAMP)
+	$(BIN)/python scripts/theory_report.py --smoothness outputs/smoothness/embedded_$(STAMP)
+	$(BIN)/python scripts/complexity.py
 
 test: install ## run the fast test suite
 	$(BIN)/python -m pytest

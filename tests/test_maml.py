@@ -92,7 +92,7 @@ def test_maml_trains_through_the_cli_and_logs_its_counts(tmp_path):
         cwd=tmp_path, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stderr
-    assert "MAML at iteration 0" in result.stderr
+    assert "MAML at iteration 0" in result.stdout + result.stderr
     metrics = pd.read_csv(run / "metrics.csv")
     assert metrics["val_accuracy"].notna().all()
     assert (metrics["grad_evals_phi"] == 3 * 3).all() and (metrics["second_order_phi"] == 3 * 2).all()  # B=3, N=2

@@ -95,7 +95,7 @@ def small_config(**changes):
 
 def test_nan_stops_as_diverged_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = trainer.meta_forward
+    real = trainer.meta_loss
 
     def poisoned(*args, **kwargs):
         out = real(*args, **kwargs)
@@ -104,7 +104,7 @@ def test_nan_stops_as_diverged_and_keeps_the_last_good_checkpoint(tmp_path, monk
             return MetaOutput(out.loss * float("nan"), out.accuracy, out.support_before, out.support_after)
         return out
 
-    monkeypatch.setattr(trainer, "meta_forward", poisoned)
+    monkeypatch.setattr(trainer, "meta_loss", poisoned)
     summary = trainer.run(small_config(), tmp_path)
     assert summary["status"] == "diverged" and summary["iteration"] == 4 and "non-finite" in summary["reason"]
     state = checkpoint.load(tmp_path / checkpoint.CHECKPOINT)
