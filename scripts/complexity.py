@@ -10,7 +10,7 @@ For each geometry and N, on FC100-shaped inputs (5-way 5-shot, 5 query, 3x32x32,
 - Table 2's predicted ANIL/MAML factor per meta-iteration: gradient entries
   (N n_w + n_phi) / (N (n_w + n_phi)), second-order entries n_w (n_w + n_phi) / (n_w + n_phi)^2.
 
-Run: .venv/bin/python scripts/complexity.py            (about 10 minutes on 2 CPU cores)
+Run: .venv/bin/python scripts/complexity.py            (about 3 minutes on 2 CPU cores)
      .venv/bin/python scripts/complexity.py --N 1 5 --repeats 1 --no-doc   (a quick look)
 """
 

@@ -70,7 +70,7 @@ def proposition_1_rows() -> list[dict]:
 def convex_limit_rows() -> list[dict]:
     model, batch = tiny_problem("convex", seed=2, tasks=2)
     lam, alpha = 2.0, 0.02
-    limit = implicit_meta_gradient(model, batch, InnerLoop(1, alpha, lam, False), DTYPE)
+    limit = implicit_meta_gradient(model, batch, InnerLoop(1, alpha, lam, False), DTYPE, optimum_steps=3000)
     target = flat(limit.head + limit.body)
     return [{"N": n, "gap": (engine(model, batch, InnerLoop(n, alpha, lam, False)) - target).norm().item(),
              "bound_shape": (1 - alpha * lam) ** n} for n in (1, 4, 16, 64, 128, 256)]
@@ -81,19 +81,30 @@ def slope(grid: list[int], values: list[float]) -> float:
     return float(np.polyfit(np.log(grid), np.log(values), 1)[0])
 
 
-def verdict(geometry: str, block: str, fitted: float, grid: list[int], alpha: float, lam: float) -> str:
-    shape = predicted(geometry, block, grid, alpha, lam)
+def verdict(geometry: str, block: str, grid: list[int], medians: list[float], alpha: float, lam: float) -> str:
+    """Does the measured N-dependence have the direction the proposition gives?"""
+    growth = medians[-1] / medians[0]
+    span = f"×{growth:.2f} from N={grid[0]} to N={grid[-1]}"
     if geometry == "nonconvex":
-        agrees = fitted > 0.3
-        return f"grows like N^{fitted:.2f}; Prop. 3 bounds it by c·N: " + (
-            "**agrees** (grows with N)" if agrees else "**does not grow as the bound allows** (the bound is not tight here)")
+        allowed = grid[-1] / grid[0]
+        if growth > allowed:
+            return f"{span}: grows faster than Prop. 3's c·N (×{allowed:g}): **disagrees**"
+        if growth > 1.5:
+            return f"{span}: grows with N, within Prop. 3's c·N bound (×{allowed:g}): **agrees**"
+        return f"{span}: does not grow; Prop. 3's c·N is an upper bound, not tight here: **consistent, bound loose**"
+    shape = predicted(geometry, block, grid, alpha, lam)
     if shape is None:
-        return f"N^{fitted:.2f}; Prop. 2: bounded independently of N: " + (
-            "**agrees**" if abs(fitted) < 0.5 else "**disagrees** (changes with N)")
-    predicted_slope = slope(grid, shape)
-    decreasing = fitted < -0.1
-    return (f"N^{fitted:.2f}; Prop. 2's shape fits N^{predicted_slope:.2f} on this grid (with μ = λ): "
-            + ("**agrees in direction** (shrinks with N)" if decreasing else "**disagrees** (does not shrink with N)"))
+        bounded = max(medians) / min(medians) < 3
+        return f"{span}: Prop. 2 bounds it independently of N: " + ("**agrees** (stays within ×3)" if bounded else "**disagrees** (varies by more than ×3)")
+    bound = shape[-1] / shape[0]  # how Prop. 2's bound changes over the grid, with mu = lam
+    if bound <= 1 and growth < 0.67:
+        pace = (f"faster than the ×{bound:.3f} that μ = λ alone guarantees (the cross-entropy adds curvature, so the "
+                "effective μ exceeds λ)" if growth < bound else f"slower than the ×{bound:.3f} of μ = λ")
+        return f"{span}: shrinks with N as Prop. 2 says, {pace}: **agrees**"
+    if bound > 1 and growth <= bound:
+        return (f"{span}: Prop. 2's bound with μ = λ changes by ×{bound:.2f} over this grid (the factor N(1 − αμ)^N only "
+                "decays past N ≈ 1/(αμ)); the measurement stays under it: **consistent, bound loose**")
+    return f"{span}: Prop. 2's bound changes by ×{bound:.3f}: **disagrees**"
 
 
 def smoothness_section(folder: Path, docs: Path) -> list[str]:
@@ -115,6 +126,10 @@ def smoothness_section(folder: Path, docs: Path) -> list[str]:
         f"(norm {config['radius']} × the block's norm), float64, on one fixed meta-batch per point; "
         "median and quartiles over points × directions. `L_wphi` is the change of ∂L/∂w per unit move of φ, and so on.",
         "",
+        "The propositions assume α = μ/L² (convex) and α < O(1/N) (nonconvex); this run keeps the training α at every N, "
+        "outside those assumptions for large N, and the dotted predicted shapes are anchored at N = 1: what is compared "
+        "is the direction and rough size of the change with N, not constants.",
+        "",
         "![smoothness](figures/smoothness.png)",
         "",
         "| geometry | block | " + " | ".join(f"N={n}" for n in sorted(summary["N"].unique())) + " | fitted | verdict |",
@@ -126,7 +141,10 @@ def smoothness_section(folder: Path, docs: Path) -> list[str]:
         fitted = slope(grid, medians)
         cells = " | ".join(f"{m:.3g} [{lo:.3g}, {hi:.3g}]" for m, lo, hi in zip(medians, part["q25"], part["q75"]))
         lam = config["lam"] if geometry == "convex" else 0.0
-        lines.append(f"| {geometry} | {block} | {cells} | N^{fitted:.2f} | {verdict(geometry, block, fitted, grid, config['alpha'], lam)} |")
+        lines.append(f"| {geometry} | {block} | {cells} | N^{fitted:.2f} | {verdict(geometry, block, grid, medians, config['alpha'], lam)} |")
+    verdicts = [line.rsplit("**", 2)[-2] for line in lines if line.startswith("| convex") or line.startswith("| nonconvex")]
+    lines += ["", "Summary: " + ", ".join(f"{verdicts.count(v)} × {v}" for v in dict.fromkeys(verdicts))
+              + f" (of {len(verdicts)} geometry × block rows)."]
     return lines
 
 
@@ -155,7 +173,7 @@ def main() -> None:
         "|---|---:|---|---:|---:|",
     ]
     lines += [f"| {r['geometry']} | {r['N']} | {'first order' if r['first_order'] else 'exact'} | "
-              f"{r['relative_error']:.1e} | {r['sigma_share']:.3f} |" for r in prop1]
+              f"{r['relative_error']:.1e} | {'—' if r['first_order'] else format(r['sigma_share'], '.3f')} |" for r in prop1]
     worst = max(r["relative_error"] for r in prop1)
     lines += [
         "",

@@ -26,7 +26,7 @@ def test_probe_restores_the_parameters_and_is_a_local_derivative():
     setup, config = tiny_setup("convex")
     batch = setup.sampler.sample(2)
     before = [p.detach().clone() for p in setup.model.parameters()]
-    rows = {radius: probe_point(setup, batch, "convex", Probe((1, 3), 1, 0, 2, radius), 0.1, 0.01, seed=0)
+    rows = {radius: probe_point(setup, batch, "convex", Probe((1, 3), 1, 0, 1, radius), 0.1, 0.01, seed=0)
             for radius in (1e-4, 1e-5)}
     for p, q in zip(setup.model.parameters(), before):
         assert torch.equal(p, q)  # every displacement was undone exactly

@@ -91,7 +91,7 @@ def test_convex_meta_gradient_approaches_the_implicit_gradient_geometrically():
     # alpha below 2 / L (features here have norm ~10, so L ~ lam + 50): plain gradient descent
     # converges to w*. (At alpha = 0.1 it settles into a 2-cycle on these features instead.)
     lam, alpha = 2.0, 0.02
-    limit = implicit_meta_gradient(model, batch, InnerLoop(1, alpha, lam, False), DTYPE)
+    limit = implicit_meta_gradient(model, batch, InnerLoop(1, alpha, lam, False), DTYPE, optimum_steps=3000)
     sizes = [4, 16, 64, 256]
     gaps = []
     for steps in sizes:
