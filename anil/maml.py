@@ -31,6 +31,13 @@ def _logits(model: AnilNet, body: dict[str, torch.Tensor], head: list[torch.Tens
     return head_logits(head, features)  # [n, ways]
 
 
+def _support_loss(
+    model: AnilNet, body: dict[str, torch.Tensor], head: list[torch.Tensor], support: torch.Tensor, labels: torch.Tensor, lam: float
+) -> torch.Tensor:
+    """One task's inner loss: cross-entropy on the support set + (lam/2)||w||^2 on the head."""
+    return F.cross_entropy(_logits(model, body, head, support), labels) + 0.5 * lam * sum(p.pow(2).sum() for p in head)
+
+
 def adapt_all(
     model: AnilNet, support: torch.Tensor, labels: torch.Tensor, inner: InnerLoop, counts: OpCounts = NoCounts()
 ) -> tuple[dict[str, torch.Tensor], list[torch.Tensor], torch.Tensor]:
@@ -42,8 +49,7 @@ def adapt_all(
     for _ in range(inner.steps):
         body_j = {name: alias(p) for name, p in body.items()}  # private views: see anil/opcount.py
         head_j = [alias(p) for p in head]
-        loss = F.cross_entropy(_logits(model, body_j, head_j, support), labels)
-        loss = loss + 0.5 * inner.lam * sum(p.pow(2).sum() for p in head_j)
+        loss = _support_loss(model, body_j, head_j, support, labels, inner.lam)
         if before is None:
             before = loss.detach()
         grads = torch.autograd.grad(loss, [*body_j.values(), *head_j], create_graph=not inner.first_order)
@@ -51,8 +57,9 @@ def adapt_all(
         counts.add("grad_evals_phi", 1)
         counts.watch(head_j[0], "second_order_w", 1)
         counts.watch(next(iter(body_j.values())), "second_order_phi", 1)
-        body = {name: p - inner.stepsize * g for (name, p), g in zip(body.items(), grads)}
-        head = [p - inner.stepsize * g for p, g in zip(head, grads[len(body) :])]
+        body_grads, head_grads = grads[: len(body)], grads[len(body) :]
+        body = {name: p - inner.stepsize * g for (name, p), g in zip(body.items(), body_grads)}
+        head = [p - inner.stepsize * g for p, g in zip(head, head_grads)]
     return body, head, before
 
 
@@ -74,11 +81,10 @@ def maml_forward(
         losses.append(F.cross_entropy(logits, labels_q))
         with torch.no_grad():
             accuracies.append((logits.argmax(-1) == labels_q).to(dtype).mean())
-            after = F.cross_entropy(_logits(model, body, head, support), labels_s)
-            afters.append(after + 0.5 * inner.lam * sum(p.pow(2).sum() for p in head))
+            afters.append(_support_loss(model, body, head, support, labels_s, inner.lam))
         befores.append(before)
-    mean = lambda values: torch.stack(values).mean()  # noqa: E731
-    return MetaOutput(mean(losses), mean(accuracies), mean(befores), mean(afters))
+    means = [torch.stack(values).mean() for values in (losses, accuracies, befores, afters)]
+    return MetaOutput(*means)
 
 
 def maml_evaluate_tasks(

@@ -169,8 +169,7 @@ def constant_alpha_finding(sweep: Path | None, last: int) -> list[str]:
     """The fig1 sweep at alpha = 0.1 for every N, kept because it shows why the authors halved alpha from N = 10."""
     if sweep is None:
         return []
-    if plot_main([str(sweep), "--smooth", str(SMOOTH), "--out", str(sweep)]) != 0:
-        raise SystemExit(f"anil plot failed on {sweep}")
+    draw(sweep)
     table = per_n(smoothed_curves(sweep), "constant", (50, 100, last))
     rising = [int(n) for n, a, b in zip(table["N"], table["loss@100"], table[f"loss@{last}"]) if b > a]
     lines = [
@@ -191,9 +190,14 @@ def constant_alpha_finding(sweep: Path | None, last: int) -> list[str]:
     return lines
 
 
-def figures(sweep: Path, docs: Path) -> list[str]:
+def draw(sweep: Path) -> None:
+    """`anil plot SWEEP --smooth 10`: figures and curves.csv into the sweep folder."""
     if plot_main([str(sweep), "--smooth", str(SMOOTH)]) != 0:
         raise SystemExit(f"anil plot failed on {sweep}")
+
+
+def figures(sweep: Path, docs: Path) -> list[str]:
+    draw(sweep)
     names = []
     for png in sorted(sweep.glob("*.png")):
         shutil.copyfile(png, docs / "figures" / png.name)

@@ -24,7 +24,7 @@ from anil.data.sampler import TaskSampler
 from anil.data.split import Split
 from anil.meta import InnerLoop, meta_forward
 from anil.model import AnilNet
-from anil.smoothness import predicted
+from anil.smoothness import flat, predicted
 from anil.theory import explicit_meta_gradient, implicit_meta_gradient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,10 +45,6 @@ def engine(model, batch, inner):
     model.zero_grad(set_to_none=True)
     meta_forward(model, batch, inner, DTYPE).loss.backward()
     return torch.cat([p.grad.flatten() for p in [*model.head, *model.body.parameters()]])
-
-
-def flat(parts) -> torch.Tensor:
-    return torch.cat([t.flatten() for t in parts])
 
 
 def proposition_1_rows() -> list[dict]:
