@@ -100,11 +100,8 @@ def curves(jobs: list[Job]) -> pd.DataFrame:
     """Tidy table: one row per (dataset, geometry, schedule, N, iteration), statistics over seeds."""
     frames = []
     for job in jobs:
-        frame = job.metrics[["iteration", "time", *SERIES]].copy()
-        frame["dataset"], frame["geometry"], frame["N"] = job.dataset, job.geometry, job.N
-        frame["alpha_schedule"], frame["seed"], frame["diverged"] = job.alpha_schedule, job.seed, job.diverged
-        frame["alpha"] = job.alpha
-        frames.append(frame)
+        frame = job.metrics[["iteration", "time", *SERIES]]
+        frames.append(frame.assign(**dict(zip(KEYS, _key(job))), seed=job.seed))
     table = pd.concat(frames, ignore_index=True)
     runs = pd.DataFrame([dict(zip(KEYS, _key(job)), diverged=job.diverged) for job in jobs])
     per_curve = runs.groupby(KEYS, as_index=False).agg(runs=("diverged", "size"), diverged_runs=("diverged", "sum"))
