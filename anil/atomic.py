@@ -1,9 +1,12 @@
 """Atomic file writes: a temporary file in the same folder, flushed to disk, then renamed over the
-target. A reader (or a run killed mid-write) sees the old file or the new one, never half of one."""
+target. A reader (or a run killed mid-write) sees the old file or the new one, never half of one.
+Used by every layer that writes results (checkpoints, summaries, caches, reports)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -23,3 +26,20 @@ def atomic_file(path: Path, mode: str = "wb", **open_args: Any) -> Iterator[IO[A
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _finite(value: Any) -> Any:
+    """Strict JSON has no NaN or Infinity: write them as the strings "nan", "inf", "-inf"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    with atomic_file(path, "w", encoding="utf-8") as f:
+        json.dump(_finite(data), f, indent=2, sort_keys=True)
+        f.write("\n")

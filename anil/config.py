@@ -1,8 +1,12 @@
-"""Typed run configuration: the schema every YAML value is checked against.
+"""The configuration schema: one set of typed defaults for every run.
 
-Hydra composes a plain tree of values; `from_dict` turns it into frozen dataclasses once, at the
-edge, and raises `ConfigError` with one line that names the key and the fix. Nothing below this
-module sees an unchecked value.
+The dataclasses below are the only place a default lives. The command line registers them as the
+schema that conf/*.yaml extends (Hydra's structured configs), so every value is type-checked when
+the config is composed; the YAML files hold only what differs per option. `validate` adds the
+checks a type cannot express (ranges, choices, and rules across fields). `from_dict` turns a plain
+tree (a checkpoint's saved config) back into a checked `TrainConfig`.
+
+Nothing here imports Hydra; OmegaConf does the typed merge.
 """
 
 from __future__ import annotations
@@ -11,11 +15,11 @@ import dataclasses
 import hashlib
 import json
 import math
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 
 class ConfigError(ValueError):
@@ -23,30 +27,29 @@ class ConfigError(ValueError):
 
 
 AUTHORS_LARGE_N = 10  # alpha_schedule=authors halves alpha from this N on
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the Hydra config tree (conf/ beside anil/)
 
 
-@dataclass(frozen=True)
+@dataclass
 class DatasetConfig:
     name: str = "embedded"  # embedded (KanjiVG characters) | procedural (synthetic glyphs) | fc100 | miniimagenet
     root: Optional[str] = None  # folder with the data files (fc100, miniimagenet), or its parent
     format: str = "auto"  # auto-detect, or force one: fc100: cifar|pickles; miniimagenet: csv|folders|pickles
     image_size: int = 28  # images are image_size x image_size (resized if the files differ)
-    train_classes: int = 1000  # meta-train classes
+    train_classes: int = 1000  # meta-train classes (rendered datasets)
     val_classes: int = 100  # validation classes (held out, used every eval_every)
     test_classes: int = 200  # meta-test classes (held out)
-    instances: int = 20  # images per class
-    jitter: float = 6.0  # std of the per-image translation, in 109-unit canvas units
-    cache_dir: Optional[str] = None  # where rendered arrays are cached; None: ~/.cache/anil
+    instances: int = 20  # images per class (rendered datasets)
+    jitter: float = 6.0  # std of the per-image translation, in units of the 109-unit KanjiVG canvas
+    cache_dir: Optional[str] = None  # where rendered / decoded arrays are cached; None: $ANIL_CACHE or ~/.cache/anil
 
 
-@dataclass(frozen=True)
+@dataclass
 class GeometryConfig:
     name: str = "convex"  # convex: linear head | nonconvex: Linear -> ReLU -> Linear head
     hidden: int = 0  # hidden width of the nonconvex head (unused by convex)
 
 
-@dataclass(frozen=True)
+@dataclass
 class OptimConfig:
     name: str = "adam"  # adam (the authors' code) | sgd (the theory)
     beta_w: float = 0.001  # outer stepsize for the head initialisation w
@@ -54,29 +57,29 @@ class OptimConfig:
     momentum: float = 0.0  # SGD momentum (0 = plain SGD as in Algorithm 1)
 
 
-@dataclass(frozen=True)
+@dataclass
 class TrainConfig:
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:K
+    seed: int = 0  # seeds model init, task sampling and the validation tasks
+    device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:K
     dtype: str = "float32"  # float32 | float64
     bf16: bool = False  # autocast the body to bfloat16 (GPU tensor cores); the inner loop stays in dtype
     compile_body: bool = False  # torch.compile the body (pays off on a GPU for long runs)
     algorithm: str = "anil"  # anil: the inner loop adapts the head | maml: every parameter (Table 2's baseline)
-    N: int = 5  # inner-loop gradient steps
-    alpha: float = 0.1  # inner stepsize
+    N: int = 5  # inner-loop gradient steps on the support set
+    alpha: float = 0.1  # inner stepsize (the authors: 0.1, and 0.05 for N >= 10)
     alpha_schedule: str = "constant"  # constant: alpha | inverse_n: alpha / N | authors: alpha, alpha / 2 for N >= 10
     first_order: bool = False  # drop the second-order terms of Proposition 1
     lam: float = 0.01  # (lam/2)||w||^2 in the inner loss; > 0 for geometry=convex
-    ways: int = 5
+    ways: int = 5  # classes per task
     shots: int = 5  # support samples per class
     query: int = 5  # query samples per class
     B: int = 32  # tasks per meta-batch
-    iterations: int = 1000  # meta-iterations
+    iterations: int = 1000  # meta-iterations (the authors: 1000 on FC100, 2000 on miniImageNet)
     eval_every: int = 100  # validation every this many iterations (0: only at the end)
-    eval_tasks: int = 100  # validation tasks per evaluation
-    checkpoint_every: int = 100  # write checkpoint.pt every this many iterations (0: only at exit)
-    resume: bool = False  # continue the run in this run directory from its checkpoint
-    blowup_loss: float = 1e4  # a training loss above this (or not finite) stops the run as diverged
+    eval_tasks: int = 100  # validation tasks per evaluation (the same tasks every time)
+    checkpoint_every: int = 100  # write checkpoint.pt every this many iterations and at exit (0: only at exit)
+    resume: bool = False  # continue the run in this run directory from its checkpoint (or: anil resume RUN_DIR)
+    blowup_loss: float = 1e4  # a training loss above this (or a non-finite loss or gradient) stops the run as diverged
     fail_on_divergence: bool = False  # exit 1 on divergence (default 0, so the other jobs of a sweep go on)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
@@ -85,11 +88,7 @@ class TrainConfig:
     @property
     def inner_stepsize(self) -> float:
         """The alpha actually used per inner step."""
-        if self.alpha_schedule == "inverse_n":
-            return self.alpha / self.N
-        if self.alpha_schedule == "authors" and self.N >= AUTHORS_LARGE_N:
-            return self.alpha / 2  # design.md: the authors' code used 0.1, and 0.05 for N >= 10
-        return self.alpha
+        return inner_stepsize(self.alpha, self.alpha_schedule, self.N)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -102,21 +101,41 @@ class TrainConfig:
     def training_values(self) -> dict[str, Any]:
         """The values that decide what is trained: a checkpoint resumes only under the same ones.
         Run length, device, evaluation and checkpoint cadence may change between sessions."""
-        values = _flatten(self.to_dict())
+        values = flatten(self.to_dict())
         return {k: v for k, v in values.items() if k not in RESUMABLE_CHANGES}
 
 
+def inner_stepsize(alpha: float, schedule: str, steps: int) -> float:
+    """The per-step inner stepsize of a schedule: alpha, alpha / N, or the authors' halving from N = 10."""
+    if schedule == "inverse_n":
+        return alpha / steps
+    if schedule == "authors" and steps >= AUTHORS_LARGE_N:
+        return alpha / 2  # the authors' code used 0.1, and 0.05 for N >= 10
+    return alpha
+
+
 RESUMABLE_CHANGES = frozenset(
-    {"iterations", "device", "eval_every", "eval_tasks", "checkpoint_every", "resume", "blowup_loss",
-     "fail_on_divergence", "dataset.cache_dir", "dataset.root"}
+    {
+        "iterations",
+        "device",
+        "eval_every",
+        "eval_tasks",
+        "checkpoint_every",
+        "resume",
+        "blowup_loss",
+        "fail_on_divergence",
+        "dataset.cache_dir",
+        "dataset.root",
+    }
 )
 
 
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
     flat: dict[str, Any] = {}
     for key, value in values.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, prefix + key + "."))
+            flat.update(flatten(value, prefix + key + "."))
         else:
             flat[prefix + key] = value
     return flat
@@ -137,6 +156,9 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "fc100": ("auto", "cifar", "pickles"),
     "miniimagenet": ("auto", "csv", "folders", "pickles"),
 }
+
+FILE_DATASETS = ("fc100", "miniimagenet")  # read from the user's files; the others are rendered
+RENDERED_ONLY = ("train_classes", "val_classes", "test_classes", "instances", "jitter")
 
 # key -> (lowest allowed value, whether the bound is strict, what the key means)
 BOUNDS: dict[str, tuple[float, bool, str]] = {
@@ -167,105 +189,106 @@ BOUNDS: dict[str, tuple[float, bool, str]] = {
 
 
 def from_dict(values: dict[str, Any]) -> TrainConfig:
-    """Check a composed config tree and return it typed; raise ConfigError on the first problem."""
-    config = _build(TrainConfig, values, prefix="")
-    _check_values(config)
+    """Merge a plain tree onto the schema's defaults, type-checked, then `validate` it.
+    Keys missing from `values` (added to the schema after it was written) take their defaults."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), values)
+        config = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as error:
+        raise ConfigError(explain(error)) from None
+    assert isinstance(config, TrainConfig)
+    validate(config)
     return config
 
 
-def _build(cls: type, values: Any, prefix: str) -> Any:
-    if not isinstance(values, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a group of keys, got {values!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        key = prefix + unknown[0]
-        raise ConfigError(f"unknown key '{key}'; known keys here: {', '.join(sorted(names))}")
-    kwargs = {}
-    for name in names & set(values):
-        key, hint = prefix + name, hints[name]
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, values[name], prefix=key + ".")
-        else:
-            kwargs[name] = _coerce(key, values[name], hint)
-    return cls(**kwargs)
+def explain(error: OmegaConfBaseException) -> str:
+    """OmegaConf's multi-line message as one line that names the key."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    key = error.full_key
+    if key and "not in" in first and "Key '" in first:
+        return f"unknown key '{key}'; `anil train --help` lists the keys"
+    if key and ("could not be converted to" in first or "is not a valid bool" in first):
+        return f"{key}={error.value!r} is not {_expected(first)}"
+    return f"{key}: {first}" if key else first
 
 
-def _coerce(key: str, value: Any, hint: Any) -> Any:
-    """Convert one leaf to its declared type without guessing (no '3.5' -> 3, no 'yes' -> True)."""
-    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint)
-    if optional:
-        if value is None:
-            return None
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}={value!r} is not true/false; e.g. {key}=true")
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}={value!r} is not a whole number; e.g. {key}=5")
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
-        raise ConfigError(f"{key}={value!r} is not a finite number; e.g. {key}=0.1")
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{key}={value!r} is not a string")
-    raise ConfigError(f"{key}: unsupported type {hint}")
+def _expected(message: str) -> str:
+    for marker, kind in (("Integer", "a whole number"), ("Float", "a number"), ("bool", "true/false")):
+        if marker in message:
+            return kind
+    return "of the right type"
 
 
-def _get(config: TrainConfig, key: str) -> Any:
+def value_at(config: TrainConfig, key: str) -> Any:
+    """config.value_at("dataset.root") -> config.dataset.root."""
     value: Any = config
     for part in key.split("."):
         value = getattr(value, part)
     return value
 
 
-def _check_values(config: TrainConfig) -> None:
+def validate(config: TrainConfig) -> None:
+    """The checks a type cannot express; raises ConfigError with one line on the first problem."""
     for key, allowed in CHOICES.items():
-        value = _get(config, key)
+        value = value_at(config, key)
         if value not in allowed:
             raise ConfigError(f"{key}={value!r} is not one of: {', '.join(allowed)}")
     for key, (low, strict, meaning) in BOUNDS.items():
-        value = _get(config, key)
+        value = value_at(config, key)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}={value!r}: {meaning} must be a finite number")
         if value < low or (strict and value == low):
             relation = ">" if strict else ">="
             raise ConfigError(f"{key}={value!r}: {meaning} must be {relation} {low}")
     if not (config.device in ("auto", "cpu", "cuda") or _is_cuda_index(config.device)):
         raise ConfigError(f"device={config.device!r} is not one of: auto, cpu, cuda, cuda:K")
+    _check_geometry(config)
+    _check_dataset(config)
+    if config.algorithm == "maml" and (config.bf16 or config.compile_body):
+        raise ConfigError(
+            "bf16 and compile_body apply to algorithm=anil only (MAML runs each task's body on its own); drop them"
+        )
+    if config.optim.name == "adam" and config.optim.momentum != 0:
+        raise ConfigError("optim.momentum applies to optim=sgd only; drop it or use optim=sgd")
+
+
+def _check_geometry(config: TrainConfig) -> None:
     if config.geometry.name == "convex" and config.lam <= 0:
         raise ConfigError(
             f"lam={config.lam!r}: geometry=convex needs lam > 0 so the inner loss is strongly convex; e.g. lam=0.01"
         )
     if config.geometry.name == "nonconvex" and config.geometry.hidden < 1:
         raise ConfigError(
-            f"geometry.hidden={config.geometry.hidden!r}: the nonconvex head needs a hidden width >= 1; e.g. geometry.hidden=64"
+            f"geometry.hidden={config.geometry.hidden!r}: the nonconvex head needs a hidden width >= 1; "
+            "e.g. geometry.hidden=64"
         )
-    if config.algorithm == "maml" and (config.bf16 or config.compile_body):
-        raise ConfigError("bf16 and compile_body apply to algorithm=anil only (MAML runs each task's body on its own); drop them")
-    _check_dataset(config)
-    if config.optim.name == "adam" and config.optim.momentum != 0:
-        raise ConfigError("optim.momentum applies to optim=sgd only; drop it or use optim=sgd")
 
 
 def _check_dataset(config: TrainConfig) -> None:
     data = config.dataset
     if data.format not in FORMATS[data.name]:
-        raise ConfigError(f"dataset.format={data.format!r} is not one of: {', '.join(FORMATS[data.name])} (dataset={data.name})")
-    if data.name in ("fc100", "miniimagenet"):
+        allowed = ", ".join(FORMATS[data.name])
+        raise ConfigError(f"dataset.format={data.format!r} is not one of: {allowed} (dataset={data.name})")
+    if data.name in FILE_DATASETS:
         if not data.root:
             raise ConfigError(f"dataset={data.name} needs dataset.root=PATH, the folder holding the files (see README)")
+        defaults = DatasetConfig()
+        changed = [key for key in RENDERED_ONLY if getattr(data, key) != getattr(defaults, key)]
+        if changed:
+            raise ConfigError(
+                f"dataset.{changed[0]} applies to the rendered datasets (embedded, procedural); "
+                f"dataset={data.name} takes its classes and images from the files: drop it"
+            )
         return  # class and image counts come from the files; the loader checks them
     smallest = min(data.train_classes, data.val_classes, data.test_classes)
     if config.ways > smallest:
-        raise ConfigError(f"ways={config.ways} but a split of dataset={data.name} has only {smallest} classes; lower ways")
+        raise ConfigError(
+            f"ways={config.ways} but a split of dataset={data.name} has only {smallest} classes; lower ways"
+        )
     if config.shots + config.query > data.instances:
         raise ConfigError(
-            f"shots + query = {config.shots + config.query} but dataset.instances={data.instances} images per class; lower shots or query"
+            f"shots + query = {config.shots + config.query} but dataset.instances={data.instances} images per class; "
+            "lower shots or query"
         )
 
 

@@ -1,8 +1,11 @@
 """Time the first decode and a later start of FC100 and miniImageNet, in every supported format,
 on fixtures written at the real datasets' sizes (60,000 images each) in a temporary folder.
 
-    .venv/bin/python scripts/time_decode.py            # all formats (needs ~3 GB of free disk)
-    .venv/bin/python scripts/time_decode.py --scale 0.1
+    .venv/bin/python -m scripts.time_decode            # all formats (needs ~3 GB of free disk)
+    .venv/bin/python -m scripts.time_decode --scale 0.1
+
+Run from the repository root, as a module: the fixture writers live with the tests
+(tests/helpers/formats.py) and do not ship with the package.
 
 miniImageNet fixtures are noise JPEGs, which decode more slowly than photographs: an upper bound.
 """
@@ -17,7 +20,8 @@ import time
 from pathlib import Path
 
 from anil.config import DatasetConfig
-from anil.data import fixtures, load_splits
+from anil.data import load_splits
+from tests.helpers import formats as fixtures
 
 
 def timed_loads(config: DatasetConfig) -> tuple[float, float, int]:

@@ -1,10 +1,6 @@
 import os
-import sys
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -13,9 +9,3 @@ def dataset_cache(tmp_path_factory):
     path = tmp_path_factory.mktemp("anil-cache")
     os.environ["ANIL_CACHE"] = str(path)
     return path
-
-
-def anil_command() -> list[str]:
-    """The installed console script when there is one, else the module."""
-    script = Path(sys.executable).parent / "anil"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "anil"]

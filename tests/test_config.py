@@ -3,19 +3,14 @@
 import subprocess
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+import yaml
 
+from anil.cli.checks import check_overrides, job_overrides
+from anil.cli.compose import compose_train, config_groups, hydra_context
 from anil.config import ConfigError, TrainConfig, from_dict
-from anil.train import CONF_DIR, check_overrides
-from conftest import anil_command
+from helpers import anil_command, compose_config
 
-GROUPS = {group: sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")) for group in ("dataset", "geometry", "optim", "experiment")}
-
-
-def compose_config(overrides):
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR), job_name="test"):
-        return from_dict(OmegaConf.to_container(compose("train", overrides=overrides), resolve=True))
+GROUPS = config_groups()
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, options in GROUPS.items() for o in options])
@@ -102,3 +97,34 @@ def test_help_lists_the_groups(tmp_path):
     assert result.returncode == 0
     for group, options in GROUPS.items():
         assert f"{group}: {', '.join(options)}" in result.stdout
+
+
+def test_the_schema_defaults_equal_the_composed_default_config():
+    """conf/*.yaml extend the typed schema; composing no override must give exactly its defaults
+    (a YAML value that silently differs from the schema would fail here)."""
+    assert compose_config([]) == TrainConfig()
+
+
+def test_from_dict_checks_types_against_the_schema():
+    with pytest.raises(ConfigError, match="N='many' is not a whole number"):
+        from_dict({"N": "many"})
+    assert from_dict({"N": 3}).N == 3 and from_dict({}).N == TrainConfig().N  # missing keys take defaults
+
+
+def test_sweep_expansion_is_hydras_own(tmp_path):
+    """The jobs checked before launch are exactly the jobs Hydra launches: the experiment's own
+    sweep (demo: geometry x N) with the command line winning for N, and a fixed override kept."""
+    sweep = tmp_path / "sweep"
+    args = ["experiment=demo", "dataset=procedural", "iterations=1", "eval_every=0", "eval_tasks=2", "B=2",
+            "device=cpu", "N=1,2"]  # fmt: skip
+    result = subprocess.run([*anil_command(), "train", "-m", *args, f"hydra.sweep.dir={sweep}"],
+                            cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    launched = sorted(
+        tuple(sorted(yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())))
+        for job in sweep.iterdir() if (job / ".hydra").is_dir()
+    )  # fmt: skip
+    with hydra_context():
+        params = compose_train(["experiment=demo"], with_hydra=True).hydra.sweeper.params
+    checked = sorted(tuple(sorted(job)) for job in job_overrides(args, {k: str(v) for k, v in params.items()}))
+    assert len(launched) == 4 and checked == launched

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from anil.config import DatasetConfig
-from anil.data import load_splits
+from anil.data import embedded, load_splits
 from anil.data.sampler import TaskSampler
 from anil.data.split import DatasetError, Split
 from anil.data.strokes import StrokeParseError, parse_path, parse_svg_strokes
@@ -37,22 +37,42 @@ def test_embedded_classes_are_cjk_characters():
     assert all(len(n) == 1 and 0x4E00 <= ord(n) < 0xA000 for n in names)
 
 
-def test_second_load_reads_the_cache(dataset_cache):
+def cache_folders(cache, name):
+    return sorted((cache / "decoded").glob(f"{name}-*"))
+
+
+def test_second_load_reads_the_cache(dataset_cache, monkeypatch):
     config = small("procedural", train_classes=12)
     first = load_splits(config)
-    cached = list(dataset_cache.glob("procedural-28px-12-*.npz"))
-    assert len(cached) == 1 and not list(dataset_cache.glob("*.tmp"))
+    folders = cache_folders(dataset_cache, "procedural")
+    assert folders and all((f / "source.json").exists() for f in folders)
+
+    def no_rendering(*args):
+        raise AssertionError("rendered again although the settings did not change")
+
+    monkeypatch.setattr(embedded, "_render_splits", no_rendering)
     second = load_splits(config)
+    assert isinstance(second.train.images, np.memmap)  # memory-mapped from the cache
     assert np.array_equal(first.train.images, second.train.images) and first.train.names == second.train.names
 
 
 def test_corrupt_cache_is_rendered_again(dataset_cache):
     config = small("procedural", train_classes=13)
+    before = set(cache_folders(dataset_cache, "procedural"))
     first = load_splits(config)
-    path = next(dataset_cache.glob("procedural-28px-13-*.npz"))
-    path.write_bytes(b"<html>not an npz</html>")
+    (folder,) = set(cache_folders(dataset_cache, "procedural")) - before
+    (folder / "train.npy").write_bytes(b"<html>not an array</html>")
     again = load_splits(config)
     assert np.array_equal(first.train.images, again.train.images)
+
+
+def test_a_new_kanjivg_version_renders_again(dataset_cache, monkeypatch):
+    config = small("embedded", train_classes=9)
+    load_splits(config)
+    before = set(cache_folders(dataset_cache, "embedded"))
+    monkeypatch.setattr(embedded, "_kanjivg_version", lambda: "9999.0")
+    load_splits(config)
+    assert len(set(cache_folders(dataset_cache, "embedded")) - before) == 1  # a cache of its own
 
 
 def test_parse_path_absolute_and_relative():

@@ -5,12 +5,12 @@ import subprocess
 import numpy as np
 import pytest
 
-from anil.data import fixtures
 from anil.config import DatasetConfig, GeometryConfig, TrainConfig
 from anil.data import DatasetError, load_splits
 from anil.data.fc100 import FINE_NAMES
-from anil.trainer import run
-from conftest import anil_command
+from anil.run.outcome import Status
+from anil.run.trainer import run
+from helpers import anil_command, formats as fixtures
 
 
 def fc100(root, cache, **changes):
@@ -200,7 +200,7 @@ def test_training_runs_on_each_fixture_format(tmp_path, writer, name):
     data = (fc100 if name == "fc100" else mini)(tmp_path / "data", tmp_path / "cache")
     (tmp_path / "run").mkdir()
     summary = run(small_run_config(data), tmp_path / "run")
-    assert summary["status"] == "completed"
+    assert summary.status is Status.COMPLETED
     assert (tmp_path / "run" / "metrics.csv").read_text().count("\n") == 3
 
 

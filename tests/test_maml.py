@@ -8,13 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from anil.maml import maml_forward, task_images
-from anil.meta import InnerLoop, class_labels, meta_forward
-from anil.model import head_logits
-from anil.opcount import OpCounts
-from conftest import anil_command
-from test_meta import DTYPE, make
-from test_train import SMOKE
+from anil.engine.anil import anil_meta_loss
+from anil.engine.maml import maml_meta_loss, task_images
+from anil.engine.model import head_logits
+from anil.engine.opcount import OpCounts
+from anil.tasks import InnerLoop, class_labels
+from helpers import DTYPE, SMOKE, anil_command, make
 
 
 def support_and_query_loss(model, batch, task, params, lam):
@@ -40,7 +39,7 @@ def test_one_step_maml_gradient_is_the_hessian_formula(geometry):
     batch = sampler.sample(2)
     alpha, lam = 0.2, 0.05
     model.zero_grad(set_to_none=True)
-    maml_forward(model, batch, InnerLoop(1, alpha, lam, False), DTYPE).loss.backward()
+    maml_meta_loss(model, batch, InnerLoop(1, alpha, lam, False), DTYPE).loss.backward()
     engine = torch.cat([p.grad.flatten() for p in [*model.body.parameters(), *model.head]])
     theta = [p.detach() for p in [*model.body.parameters(), *model.head]]
     expected = torch.zeros_like(engine)
@@ -70,10 +69,10 @@ def test_counters_see_what_backward_computes(first_order):
     B, N = 3, 4
     inner = InnerLoop(N, 0.1, 0.0, first_order)
     second = 0 if first_order else B * N  # a detached inner loop performs no second-order product
-    assert counted(meta_forward, model, batch, inner) == {
+    assert counted(anil_meta_loss, model, batch, inner) == {
         "grad_evals_w": B * (N + 1), "grad_evals_phi": B, "second_order_w": second, "second_order_phi": second,
     }
-    assert counted(maml_forward, model, batch, inner) == {
+    assert counted(maml_meta_loss, model, batch, inner) == {
         "grad_evals_w": B * (N + 1), "grad_evals_phi": B * (N + 1), "second_order_w": second, "second_order_phi": second,
     }
 
@@ -81,7 +80,7 @@ def test_counters_see_what_backward_computes(first_order):
 def test_counters_do_not_count_a_forward_without_backward():
     model, sampler = make("convex", seed=5, image_size=16)
     counts = OpCounts()
-    meta_forward(model, sampler.sample(2), InnerLoop(3, 0.1, 0.01, False), DTYPE, counts=counts)
+    anil_meta_loss(model, sampler.sample(2), InnerLoop(3, 0.1, 0.01, False), DTYPE, counts=counts)
     assert counts.as_dict() == {"grad_evals_w": 6, "grad_evals_phi": 0, "second_order_w": 0, "second_order_phi": 0}
 
 

@@ -3,22 +3,21 @@
 import pytest
 import torch
 
-from anil.data.sampler import TaskSampler
-from anil.data.split import Split
-from anil.algorithms import score
-from anil.meta import BodyPass, InnerLoop, encode, meta_forward, reference_meta_loss, task_minor_images
-from anil.model import AnilNet
+import torch.nn.functional as F
 
-DTYPE = torch.float64
-
-
-def make(geometry, seed=0, classes=12, image_size=28):
-    torch.manual_seed(seed)
-    model = AnilNet(geometry, image_size, 1, ways=3, hidden=8).to(DTYPE)
-    images = torch.randint(0, 256, (classes, 6, 1, image_size, image_size), dtype=torch.uint8).numpy()
-    split = Split.from_grouped(images, [str(c) for c in range(classes)], "random")
-    sampler = TaskSampler(split, ways=3, shots=2, query=3, generator=torch.Generator().manual_seed(seed))
-    return model, sampler
+from anil.engine.anil import (
+    Anil,
+    BodyPass,
+    anil_meta_loss,
+    anil_reference_meta_loss,
+    encode,
+    split_features,
+    task_minor_images,
+)
+from anil.engine.losses import support_loss
+from anil.engine.model import head_logits
+from anil.tasks import InnerLoop, class_labels
+from helpers import DTYPE, make
 
 
 def flat_grads(loss, model):
@@ -37,13 +36,13 @@ def test_batched_equals_per_task_reference(geometry, first_order, steps):
     model, sampler = make(geometry)
     batch = sampler.sample(5)
     inner = InnerLoop(steps=steps, stepsize=0.4, lam=0.05, first_order=first_order)
-    batched = meta_forward(model, batch, inner, DTYPE).loss
-    reference = reference_meta_loss(model, batch, inner, DTYPE)
+    batched = anil_meta_loss(model, batch, inner, DTYPE).loss
+    reference = anil_reference_meta_loss(model, batch, inner, DTYPE)
     assert relative_error(batched, reference) < 1e-12
     assert relative_error(flat_grads(batched, model), flat_grads(reference, model)) < 1e-8
     for g_batched, g_reference in zip(
-        torch.autograd.grad(meta_forward(model, batch, inner, DTYPE).loss, list(model.parameters())),
-        torch.autograd.grad(reference_meta_loss(model, batch, inner, DTYPE), list(model.parameters())),
+        torch.autograd.grad(anil_meta_loss(model, batch, inner, DTYPE).loss, list(model.parameters())),
+        torch.autograd.grad(anil_reference_meta_loss(model, batch, inner, DTYPE), list(model.parameters())),
     ):
         assert torch.allclose(g_batched, g_reference, rtol=1e-8, atol=1e-12)
 
@@ -52,8 +51,8 @@ def test_first_order_drops_a_nonzero_term():
     """An accidental detach in the exact path would make these equal."""
     model, sampler = make("convex")
     batch = sampler.sample(4)
-    exact = flat_grads(meta_forward(model, batch, InnerLoop(3, 0.5, 0.05, False), DTYPE).loss, model)
-    first = flat_grads(meta_forward(model, batch, InnerLoop(3, 0.5, 0.05, True), DTYPE).loss, model)
+    exact = flat_grads(anil_meta_loss(model, batch, InnerLoop(3, 0.5, 0.05, False), DTYPE).loss, model)
+    first = flat_grads(anil_meta_loss(model, batch, InnerLoop(3, 0.5, 0.05, True), DTYPE).loss, model)
     assert relative_error(first, exact) > 1e-3
 
 
@@ -62,13 +61,9 @@ def test_head_gradient_matches_proposition_1_for_one_step():
     model, sampler = make("convex")
     batch = sampler.sample(1)
     inner = InnerLoop(1, 0.3, 0.05, False)
-    loss = meta_forward(model, batch, inner, DTYPE).loss
+    loss = anil_meta_loss(model, batch, inner, DTYPE).loss
     engine = torch.autograd.grad(loss, [model.head[0], model.head[1]])
     # The formula, built from explicit Hessians of the support loss of the single task.
-    from anil.meta import class_labels, inner_loss, split_features
-    from anil.model import head_logits
-    import torch.nn.functional as F
-
     with torch.no_grad():
         support, query = split_features(model.body(task_minor_images(batch, DTYPE), tasks=1), batch)
     w0 = torch.cat([model.head[0].detach().flatten(), model.head[1].detach()])
@@ -79,10 +74,10 @@ def test_head_gradient_matches_proposition_1_for_one_step():
         return [weight.unsqueeze(0), flat[shapes[0].numel():].unsqueeze(0)]
 
     labels_s, labels_q = class_labels(3, 2, "cpu"), class_labels(3, 3, "cpu")
-    support_loss = lambda flat: inner_loss(unpack(flat), support, labels_s, 0.05).sum()  # noqa: E731
+    inner = lambda flat: support_loss(unpack(flat), support, labels_s, 0.05).sum()  # noqa: E731
     query_loss = lambda flat: F.cross_entropy(head_logits(unpack(flat), query)[0], labels_q)  # noqa: E731
-    w1 = w0 - 0.3 * torch.autograd.functional.jacobian(support_loss, w0)
-    hessian = torch.autograd.functional.hessian(support_loss, w0)
+    w1 = w0 - 0.3 * torch.autograd.functional.jacobian(inner, w0)
+    hessian = torch.autograd.functional.hessian(inner, w0)
     formula = (torch.eye(len(w0), dtype=DTYPE) - 0.3 * hessian) @ torch.autograd.functional.jacobian(query_loss, w1)
     assert relative_error(torch.cat([engine[0].flatten(), engine[1]]), formula) < 1e-10
 
@@ -108,14 +103,14 @@ def test_chunked_body_pass_gives_the_same_features():
 
 
 def test_evaluation_scores_the_same_adapted_heads_as_training():
-    """score() (no meta-graph, chunked) reports the query loss and accuracy meta_forward sees."""
+    """score() (no meta-graph, chunked) reports the query loss and accuracy the meta-loss sees."""
     model, sampler = make("nonconvex")
     batch = sampler.sample(5)
     inner = InnerLoop(3, 0.5, 0.01, False)
-    trained = meta_forward(model, batch, inner, DTYPE)
-    loss, accuracy = score("anil", model, [batch], inner, DTYPE, BodyPass(chunk_tasks=2))
-    assert loss == pytest.approx(trained.loss.item(), rel=1e-10)
-    assert accuracy == pytest.approx(trained.accuracy.item(), rel=1e-12)
+    trained = anil_meta_loss(model, batch, inner, DTYPE)
+    losses, accuracies = Anil(inner, DTYPE, BodyPass(chunk_tasks=2)).score(model, [batch])
+    assert losses.mean().item() == pytest.approx(trained.loss.item(), rel=1e-10)
+    assert accuracies.mean().item() == pytest.approx(trained.accuracy.item(), rel=1e-12)
 
 
 def test_bf16_body_pass_runs_on_cpu_and_stays_close():
@@ -123,8 +118,8 @@ def test_bf16_body_pass_runs_on_cpu_and_stays_close():
     model = model.float()
     batch = sampler.sample(4)
     inner = InnerLoop(3, 0.4, 0.05, False)
-    full = meta_forward(model, batch, inner, torch.float32)
-    half = meta_forward(model, batch, inner, torch.float32, BodyPass(bf16=True))
+    full = anil_meta_loss(model, batch, inner, torch.float32)
+    half = anil_meta_loss(model, batch, inner, torch.float32, BodyPass(bf16=True))
     assert half.loss.dtype == torch.float32  # the inner loop stays in float32
     assert abs(half.loss.item() - full.loss.item()) / full.loss.item() < 0.05
     half.loss.backward()
@@ -137,7 +132,7 @@ def test_compiled_body_gives_the_same_meta_gradient():
     model = model.float()
     batch = sampler.sample(3)
     inner = InnerLoop(2, 0.4, 0.0, False)
-    eager = flat_grads(meta_forward(model, batch, inner, torch.float32).loss, model)
+    eager = flat_grads(anil_meta_loss(model, batch, inner, torch.float32).loss, model)
     model.body.compile()
-    compiled = flat_grads(meta_forward(model, batch, inner, torch.float32).loss, model)
+    compiled = flat_grads(anil_meta_loss(model, batch, inner, torch.float32).loss, model)
     assert relative_error(compiled, eager) < 1e-4

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 import signal
 import subprocess
 import time
@@ -10,23 +11,20 @@ import pandas as pd
 import pytest
 import torch
 
-from anil import checkpoint, trainer
-from anil.config import DatasetConfig, TrainConfig
-from anil.meta import MetaOutput
-from conftest import anil_command
+from anil.engine.anil import Anil
+from anil.engine.learner import MetaOutput
+from anil.run import checkpoint, trainer
+from anil.run.outcome import Status
+from helpers import anil, anil_command, small_config
 
 RUN = ["experiment=smoke", "B=2", "iterations=40", "eval_every=8", "eval_tasks=4", "checkpoint_every=3", "device=cpu"]
-COMPARED = ["iteration", "loss", "accuracy", "grad_norm_w", "grad_norm_phi", "support_loss_before",
+COMPARED = ["iteration", "loss", "accuracy", "sq_grad_norm_w", "sq_grad_norm_phi", "support_loss_before",
             "support_loss_after", "val_loss", "val_accuracy"]
 
 
 def start(run_dir, *extra):
     return subprocess.Popen([*anil_command(), "train", *RUN, *extra, f"hydra.run.dir={run_dir}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def anil(*args, cwd=None):
-    return subprocess.run([*anil_command(), *args], capture_output=True, text=True, cwd=cwd)
 
 
 def rows(run_dir):
@@ -85,28 +83,20 @@ def test_sigterm_checkpoints_and_says_how_to_resume(tmp_path, reference):
     assert_same_run(run_dir, reference)
 
 
-def small_config(**changes):
-    procedural = DatasetConfig(name="procedural", train_classes=64, val_classes=16, test_classes=16, instances=12)
-    values = dict(dataset=procedural, B=2, iterations=8, eval_every=2, eval_tasks=4,
-                  checkpoint_every=1, device="cpu")
-    values.update(changes)
-    return TrainConfig(**values)
-
-
 def test_nan_stops_as_diverged_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = trainer.meta_loss
+    real = Anil.loss
 
-    def poisoned(*args, **kwargs):
-        out = real(*args, **kwargs)
+    def poisoned(self, *args, **kwargs):
+        out = real(self, *args, **kwargs)
         calls["n"] += 1
         if calls["n"] == 4:  # the 4th meta-iteration produces a NaN loss
             return MetaOutput(out.loss * float("nan"), out.accuracy, out.support_before, out.support_after)
         return out
 
-    monkeypatch.setattr(trainer, "meta_loss", poisoned)
+    monkeypatch.setattr(Anil, "loss", poisoned)
     summary = trainer.run(small_config(), tmp_path)
-    assert summary["status"] == "diverged" and summary["iteration"] == 4 and "non-finite" in summary["reason"]
+    assert summary.status is Status.DIVERGED and summary.iteration == 4 and "non-finite" in summary.reason
     state = checkpoint.load(tmp_path / checkpoint.CHECKPOINT)
     assert state["iteration"] == 3
     assert all(torch.isfinite(v).all() for v in state["model"].values())
@@ -143,11 +133,12 @@ def test_corrupt_checkpoint_is_named(tmp_path):
     trainer.run(small_config(iterations=3), tmp_path)
     path = tmp_path / checkpoint.CHECKPOINT
     path.write_bytes(path.read_bytes()[:200])
-    for command in (["eval", str(tmp_path), "--checkpoint", "last"],):
-        result = anil(*command)
-        assert result.returncode == 1
-        assert result.stderr.strip().splitlines() == [f"anil eval: checkpoint {path} is corrupt (" + result.stderr.split("(", 1)[1].strip()]
-        assert "delete it to start over" in result.stderr
+    result = anil("eval", str(tmp_path), "--checkpoint", "last")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1  # one line, no traceback
+    expected = rf"anil eval: checkpoint {re.escape(str(path))} is corrupt \([^\n]+\); delete it to start over"
+    assert re.fullmatch(expected, lines[0]), lines[0]
 
 
 def test_resume_refusals_are_one_line(tmp_path):
@@ -201,4 +192,4 @@ def test_checkpoint_from_before_a_new_config_key_still_resumes(tmp_path):
     del state["format"]
     checkpoint.save(path, state)
     summary = trainer.run(dataclasses.replace(config, resume=True), tmp_path)
-    assert summary["status"] == "completed" and summary["iteration"] == 4
+    assert summary.status is Status.COMPLETED and summary.iteration == 4

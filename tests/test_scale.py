@@ -5,15 +5,15 @@ import sys
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose
 
-from anil import distributed
+from anil.cli.compose import hydra_context
 from anil.config import ConfigError
-from anil.train import CONF_DIR
-from conftest import anil_command
+from anil.run import distributed
+from helpers import anil_command
 
 RUN = ["experiment=smoke", "B=4", "iterations=4", "eval_every=2", "eval_tasks=4", "dtype=float64", "device=cpu"]
-COMPARED = ["loss", "accuracy", "grad_norm_w", "grad_norm_phi", "support_loss_before", "support_loss_after",
+COMPARED = ["loss", "accuracy", "sq_grad_norm_w", "sq_grad_norm_phi", "support_loss_before", "support_loss_after",
             "val_loss", "val_accuracy"]
 
 
@@ -58,7 +58,7 @@ def test_two_job_sweep_with_a_launcher_then_plot(tmp_path, launcher):
 
 
 def test_cluster_launcher_config_composes():
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR), job_name="test"):
+    with hydra_context():
         cfg = compose("train", overrides=["hydra/launcher=cluster", "hydra.launcher.partition=gpu"], return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert "SlurmLauncher" in launcher._target_

@@ -8,26 +8,31 @@ import pandas as pd
 import pytest
 import torch
 
-from anil.smoothness import BLOCKS, Probe, predicted, probe_point, trajectory_config
-from anil.trainer import build
-from conftest import anil_command
+from anil.analysis.smoothness import BLOCKS, DivergedTrajectory, Probe, measure, predicted, probe_point
+from anil.cli.smoothness import trajectory_config
+from anil.run.setup import build, inner_loop, make_learner
+from helpers import anil_command
 
 TINY = ["--dataset", "procedural", "--B", "2", "--directions", "1", "--points", "1", "--train-iterations", "1"]
 
 
 def tiny_setup(geometry):
     options = argparse.Namespace(dataset="procedural", dataset_root=None, seed=0, device="cpu", trajectory_N=2,
-                                 alpha=0.1, lam=0.01, B=2, hidden=8)
+                                 alpha=0.1, lam=0.01, B=2, hidden=8)  # fmt: skip
     config = trajectory_config(geometry, options)
     return build(config, torch.device("cpu")), config
+
+
+def learner_for(config):
+    return lambda n: make_learner(config, 28, torch.device("cpu"), inner_loop(config, steps=n))
 
 
 def test_probe_restores_the_parameters_and_is_a_local_derivative():
     setup, config = tiny_setup("convex")
     batch = setup.sampler.sample(2)
     before = [p.detach().clone() for p in setup.model.parameters()]
-    rows = {radius: probe_point(setup, batch, "convex", Probe((1, 3), 1, 0, 1, radius), 0.1, 0.01, seed=0)
-            for radius in (1e-4, 1e-5)}
+    rows = {radius: probe_point(setup, batch, "convex", Probe((1, 3), 1, 0, 1, radius), learner_for(config), seed=0)
+            for radius in (1e-4, 1e-5)}  # fmt: skip
     for p, q in zip(setup.model.parameters(), before):
         assert torch.equal(p, q)  # every displacement was undone exactly
     # The convex meta-objective is smooth in w (the features stay fixed when only w moves), so the
@@ -60,3 +65,14 @@ def test_smoothness_command_writes_its_outputs(tmp_path):
 def test_smoothness_rejects_a_bad_radius(tmp_path):
     result = subprocess.run([*anil_command(), "smoothness", "--radius", "2"], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2 and "--radius must be in (0, 1)" in result.stderr
+
+
+def test_a_diverging_trajectory_is_not_probed(monkeypatch):
+    """meta_step reports an unhealthy step: measure stops with one line instead of probing a blown-up model."""
+    _, config = tiny_setup("convex")
+    probed = []
+    monkeypatch.setattr("anil.analysis.smoothness.meta_step", lambda setup, tasks, blowup=0: ({}, False))
+    monkeypatch.setattr("anil.analysis.smoothness.probe_point", lambda *args: probed.append(args) or [])
+    with pytest.raises(DivergedTrajectory, match="trajectory diverged at iteration 1"):
+        measure(config, Probe((1,), points=2, train_iterations=3, directions=1, radius=1e-3))
+    assert len(probed) == 1  # only the point at iteration 0, probed before any step was taken

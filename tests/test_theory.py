@@ -6,14 +6,15 @@ import math
 import pytest
 import torch
 
-from anil.meta import InnerLoop, meta_forward
-from anil.theory import explicit_meta_gradient, implicit_meta_gradient
-from test_meta import DTYPE, make
+from anil.analysis.theory import explicit_meta_gradient, implicit_meta_gradient
+from anil.engine.anil import anil_meta_loss
+from anil.tasks import InnerLoop
+from helpers import DTYPE, make
 
 
 def engine_gradient(model, batch, inner):
     model.zero_grad(set_to_none=True)
-    meta_forward(model, batch, inner, DTYPE).loss.backward()
+    anil_meta_loss(model, batch, inner, DTYPE).loss.backward()
     return [p.grad.clone() for p in model.head], [p.grad.clone() for p in model.body.parameters()]
 
 
@@ -69,7 +70,7 @@ def test_meta_gradient_matches_finite_differences(geometry):
         losses = []
         for sign in (1, -1):
             _shift(params, sign * eps * direction)
-            losses.append(meta_forward(model, batch, inner, DTYPE).loss.item())
+            losses.append(anil_meta_loss(model, batch, inner, DTYPE).loss.item())
             _shift(params, -sign * eps * direction)
         slope = (losses[0] - losses[1]) / (2 * eps)
         assert slope == pytest.approx(torch.dot(gradient, direction).item(), rel=1e-6, abs=1e-9)

@@ -6,10 +6,8 @@ import subprocess
 import pandas as pd
 import pytest
 
-from anil.metrics import COLUMNS
-from conftest import anil_command
-
-SMOKE = ["experiment=smoke", "iterations=2", "eval_every=1", "eval_tasks=4", "B=3", "device=cpu"]
+from anil.run.metrics import COLUMNS
+from helpers import SMOKE, anil_command
 
 
 def train(cwd, *args):
@@ -46,7 +44,7 @@ def test_same_seed_same_losses(tmp_path):
     for name in ("a", "b"):
         train(tmp_path, "seed=5", f"hydra.run.dir={tmp_path}/outputs/runs/{name}")
     a, b = (pd.read_csv(tmp_path / "outputs" / "runs" / n / "metrics.csv") for n in ("a", "b"))
-    columns = ["loss", "accuracy", "grad_norm_w", "grad_norm_phi", "val_loss"]
+    columns = ["loss", "accuracy", "sq_grad_norm_w", "sq_grad_norm_phi", "val_loss"]
     pd.testing.assert_frame_equal(a[columns], b[columns])
     c = tmp_path / "c"
     c.mkdir()

@@ -1,4 +1,8 @@
-"""Datasets: a name -> loader registry and the vectorised task sampler."""
+"""The data layer: datasets as class-grouped uint8 splits, and the vectorised task sampler.
+
+It imports the configuration schema and the neutral task types (anil.tasks), never the engine,
+the run layer or the command line.
+"""
 
 from __future__ import annotations
 

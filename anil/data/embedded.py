@@ -5,76 +5,49 @@ strokes); one class per character, instances drawn by the jittered renderer of `
 `procedural`: the same renderer fed with glyphs composed from a seeded library of synthetic
 radicals; no data at all, fast, for unit tests and smoke runs.
 
-Both render once per dataset config and cache the arrays outside the repo (rendered images are
-derived from CC BY-SA data and are never committed).
+Both render once per dataset config and cache the arrays outside the repo through the same decoded
+cache as the real datasets (rendered images are derived from CC BY-SA data and are never
+committed); the cache key includes the kanjivg version, so an updated package renders again.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import logging
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from anil.config import DatasetConfig
-from anil.atomic import atomic_file
-from anil.data.decoded import cache_root
-from anil.data.split import SPLITS, Split, Splits
+from anil.data.cache import cached, fingerprint, tag
+from anil.data.split import Split, Splits
 from anil.data.strokes import CANVAS, parse_svg_strokes, render
 
-log = logging.getLogger(__name__)
-
 SPLIT_SEED = 20200  # fixes which characters go to which split, independently of the run seed
-CACHE_VERSION = 1  # bump when rendering changes, so old caches are not reused
+RENDER_VERSION = 1  # bump when rendering changes, so old caches are not reused
 CJK = range(0x4E00, 0xA000)
 
 
 def load(config: DatasetConfig) -> Splits:
-    """Render (or read from the cache) the dataset described by `config`."""
-    path = cache_root(config.cache_dir) / _cache_name(config)
-    if path.exists():
-        try:
-            return _read_cache(path, f"dataset={config.name}")
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
-            log.warning("cache %s is unreadable (%s); rendering it again", path, error)
-    glyphs, names = (_kanji_glyphs if config.name == "embedded" else _procedural_glyphs)(config)
-    splits = _render_splits(glyphs, names, config)
-    _write_cache(path, splits)
-    return splits
+    """Render the dataset described by `config`, or read it from the cache."""
+    settings = _settings(config)
+    source = f"dataset={config.name}"
+    render = lambda: _render_splits(*_glyphs(config), config, source)  # noqa: E731
+    return cached(f"{config.name}-{tag(settings)}", source, fingerprint([], settings), config.cache_dir, render)
 
 
-def _cache_name(config: DatasetConfig) -> str:
+def _settings(config: DatasetConfig) -> str:
+    """Everything the rendered images depend on: a change renders them again."""
     counts = f"{config.train_classes}-{config.val_classes}-{config.test_classes}x{config.instances}"
-    return f"{config.name}-{config.image_size}px-{counts}-j{config.jitter:g}-v{CACHE_VERSION}.npz"
+    version = _kanjivg_version() if config.name == "embedded" else "none"
+    return f"{config.name}|{config.image_size}px|{counts}|jitter={config.jitter:g}|render=v{RENDER_VERSION}|kanjivg={version}"
 
 
-def _read_cache(path: Path, source: str) -> Splits:
-    with np.load(path, allow_pickle=False) as data:
-        return Splits(*(Split.from_grouped(data[s], [str(n) for n in data[f"{s}_names"]], source) for s in SPLITS))
+def _glyphs(config: DatasetConfig) -> tuple[list[list[np.ndarray]], list[str]]:
+    return _kanji_glyphs(config) if config.name == "embedded" else _procedural_glyphs(config)
 
 
-def _write_cache(path: Path, splits: Splits) -> None:
-    """Write atomically: a killed render never leaves a half-written cache behind."""
-    arrays = {s: _grouped(splits.split(s)) for s in SPLITS}
-    arrays.update({f"{s}_names": np.array(splits.split(s).names) for s in SPLITS})
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(path) as f:
-            np.savez(f, **arrays)
-    except OSError as error:
-        log.warning("cannot write the dataset cache %s (%s); it will be rendered again next time", path, error)
-        return
-    log.info("cached the rendered dataset in %s", path)
-
-
-def _grouped(split: Split) -> np.ndarray:
-    return split.images.reshape(len(split.counts), -1, *split.images.shape[1:])  # [C, I, ch, S, S]
-
-
-def _render_splits(glyphs: list[list[np.ndarray]], names: list[str], config: DatasetConfig) -> Splits:
+def _render_splits(glyphs: list[list[np.ndarray]], names: list[str], config: DatasetConfig, source: str) -> Splits:
     counts = {"train": config.train_classes, "val": config.val_classes, "test": config.test_classes}
     rng = np.random.default_rng([SPLIT_SEED, config.image_size, config.instances])
     splits, start = [], 0
@@ -83,13 +56,20 @@ def _render_splits(glyphs: list[list[np.ndarray]], names: list[str], config: Dat
         for glyph in glyphs[start : start + count]:
             block.append([render(glyph, config.image_size, rng, config.jitter) for _ in range(config.instances)])
         grouped = np.asarray(block, dtype=np.uint8)[:, :, None]  # [C, I, 1, S, S]
-        splits.append(Split.from_grouped(grouped, names[start : start + count], f"dataset={config.name}"))
+        splits.append(Split.from_grouped(grouped, names[start : start + count], source))
         start += count
     return Splits(*splits)
 
 
 def _needed(config: DatasetConfig) -> int:
     return config.train_classes + config.val_classes + config.test_classes
+
+
+def _kanjivg_version() -> str:
+    try:
+        return importlib.metadata.version("kanjivg")
+    except importlib.metadata.PackageNotFoundError:
+        return "missing"  # kanji_folder() says how to install it when rendering starts
 
 
 def kanji_folder() -> Path:

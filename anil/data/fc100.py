@@ -1,6 +1,6 @@
 """FC100 (Oreshkin et al., 2018): CIFAR-100 split by superclass, 60 / 20 / 20 classes of 600 images.
 
-Formats (../shared/reference/datasets.md §1-3):
+Formats (docs/datasets.md):
   cifar    the CIFAR-100 python archive folder `cifar-100-python/{train,test,meta}`; train and
            test are pooled and split by coarse (superclass) label
   pickles  `FC100_{train,val,test}.pickle` (MetaOptNet / learn2learn): {'data': [N,32,32,3],
@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from anil.config import DatasetConfig
-from anil.data.decoded import cached, group_by_label, read_pickle, require, resize_hwc
+from anil.data.cache import cached, fingerprint, tag
+from anil.data.readers import group_by_label, read_pickle, require, resize_hwc
 from anil.data.locate import find_format
 from anil.data.split import SPLITS, DatasetError, Splits
 
-# Superclass ids per split (TADAM's split; datasets.md §2).
+# Superclass ids per split: the split of Oreshkin et al. (TADAM, NeurIPS 2018), docs/datasets.md.
 SUPERCLASSES = {
     "train": {1, 2, 3, 4, 5, 6, 9, 10, 15, 17, 18, 19},
     "val": {8, 11, 13, 16},
@@ -50,7 +51,8 @@ def load(config: DatasetConfig) -> Splits:
     else:
         files = [folder / name for name in FORMATS["pickles"]]
         decode = lambda: _from_pickles(folder, config.image_size)  # noqa: E731
-    return cached(f"fc100-{fmt}", folder, files, f"size={config.image_size}", config.cache_dir, decode)
+    key = fingerprint(files, f"size={config.image_size}")
+    return cached(f"fc100-{fmt}-{tag(str(folder.resolve()))}", str(folder), key, config.cache_dir, decode)
 
 
 def _from_cifar(folder: Path, size: int) -> Splits:

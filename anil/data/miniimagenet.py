@@ -1,6 +1,6 @@
 """miniImageNet (Ravi & Larochelle split): 64 / 16 / 20 classes of 600 images, 84x84 RGB.
 
-Formats (../shared/reference/datasets.md §4):
+Formats (docs/datasets.md):
   csv      `{train,val,test}.csv` (header `filename,label`) and a flat `images/` folder; images
            of any size are resized to image_size (bilinear, no crop)
   folders  `{train,val,test}/<wnid>/*.jpg` (the cbfinn/maml layout)
@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from anil.config import DatasetConfig
-from anil.data.decoded import cached, decode_image, group_by_label, read_pickle, require, resize_hwc
+from anil.data.cache import cached, fingerprint, tag
+from anil.data.readers import decode_image, group_by_label, read_pickle, require, resize_hwc
 from anil.data.locate import find_format
 from anil.data.split import SPLITS, DatasetError, Split, Splits
 
@@ -50,7 +51,8 @@ def load(config: DatasetConfig) -> Splits:
     else:
         files = [_pickle_path(folder, s) for s in SPLITS]
         decode = lambda: _from_pickles(folder, size)  # noqa: E731
-    return cached(f"miniimagenet-{fmt}", folder, files, f"size={size}", config.cache_dir, decode)
+    key = fingerprint(files, f"size={size}")
+    return cached(f"miniimagenet-{fmt}-{tag(str(folder.resolve()))}", str(folder), key, config.cache_dir, decode)
 
 
 def _image_files(folder: Path) -> list[Path]:

@@ -7,31 +7,10 @@ round trip.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from anil.data.split import Split
-
-
-@dataclass(frozen=True)
-class TaskBatch:
-    """B tasks; images grouped by class: the first `shots` of each class are the support set."""
-
-    images: torch.Tensor  # uint8 [B, ways, shots + query, ch, S, S]
-    shots: int
-
-    @property
-    def tasks(self) -> int:
-        return self.images.shape[0]
-
-    @property
-    def ways(self) -> int:
-        return self.images.shape[1]
-
-    @property
-    def query(self) -> int:
-        return self.images.shape[2] - self.shots
+from anil.tasks import TaskBatch
 
 
 class TaskSampler:

@@ -1,4 +1,4 @@
-"""Datasets written the way the originals are (../shared/reference/datasets.md §5), made on demand.
+"""Datasets written the way the originals are (docs/datasets.md lists each format), made on demand.
 
 Tests write tiny ones; scripts/time_decode.py writes real-sized ones to time decoding. Images are
 painted with their label (red channel) and index (green), so a loaded split can be checked;
@@ -16,14 +16,15 @@ from PIL import Image
 
 from anil.data.fc100 import FINE_NAMES
 
-# CIFAR-100 fine label -> coarse label (the widely used sparse2coarse table, datasets.md §1).
+# CIFAR-100 fine label -> coarse label (the CIFAR-100 archive's own fine/coarse pairs, as the widely
+# used sparse2coarse table lists them).
 COARSE = [int(c) for c in (
     "4 1 14 8 0 6 7 7 18 3 3 14 9 18 7 11 3 9 7 11 6 11 5 10 7 6 13 15 3 15 0 11 1 10 12 14 16 9 11 5 "
     "5 19 8 8 15 13 14 17 18 10 16 4 17 4 2 0 17 4 18 17 10 3 2 12 12 16 12 1 9 19 "
     "2 10 0 1 16 12 9 13 15 13 16 19 2 4 6 19 5 5 8 19 18 1 2 15 6 0 17 8 14 13"
 ).split()]
 
-FC100_FINE = {  # datasets.md §2, for assertions
+FC100_FINE = {  # the fine classes of each FC100 split (TADAM's superclass split), for assertions
     "train": [0, 1, 5, 8, 9, 10, 12, 13, 16, 17, 20, 22, 23, 25, 27, 28, 29, 32, 33, 37, 39, 40, 41, 44, 47, 48, 49,
               51, 52, 53, 54, 56, 57, 58, 59, 60, 61, 62, 67, 68, 69, 70, 71, 73, 76, 78, 81, 82, 83, 84, 85, 86, 87,
               89, 90, 91, 92, 93, 94, 96],

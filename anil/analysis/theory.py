@@ -23,12 +23,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
+import time
+from typing import Any
 
-from anil.data.sampler import TaskBatch
-from anil.meta import InnerLoop, class_labels, encode, inner_loss
-from anil.model import AnilNet, head_logits
+import torch
+
+from anil.data.sampler import TaskSampler
+from anil.data.split import Split
+from anil.engine.anil import anil_meta_loss, encode
+from anil.engine.losses import query_loss, support_loss
+from anil.engine.model import AnilNet
+from anil.tasks import InnerLoop, TaskBatch
 
 
 @dataclass(frozen=True)
@@ -48,14 +53,12 @@ class _Task:
 
 def _features(model: AnilNet, batch: TaskBatch, dtype: torch.dtype) -> _Task:
     support, query = encode(model, batch, dtype)
-    device = support.device
-    return _Task(support, query, class_labels(batch.ways, batch.shots, device), class_labels(batch.ways, batch.query, device))
+    return _Task(support, query, batch.support_labels(), batch.query_labels())
 
 
-def query_loss(head: list[torch.Tensor], query: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The meta-loss at batched heads [B, ...]: mean over tasks of each task's query cross-entropy."""
-    logits = head_logits(head, query)  # [B, ways*q, ways]
-    return F.cross_entropy(logits.transpose(1, 2), labels.expand(logits.shape[:2]))
+def meta_objective(head: list[torch.Tensor], query: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The meta-loss at batched heads [B, ...]: the mean over tasks of each task's query loss."""
+    return query_loss(head, query, labels).mean()
 
 
 def _leaf(params: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -69,7 +72,7 @@ def inner_iterates(head: list[torch.Tensor], support: torch.Tensor, labels: torc
     iterates = [w]
     for _ in range(inner.steps):
         w = _leaf(w)
-        grads = torch.autograd.grad(inner_loss(w, support, labels, inner.lam).sum(), w)
+        grads = torch.autograd.grad(support_loss(w, support, labels, inner.lam).sum(), w)
         w = [p.detach() - inner.stepsize * g for p, g in zip(w, grads)]
         iterates.append(w)
     return iterates
@@ -78,14 +81,14 @@ def inner_iterates(head: list[torch.Tensor], support: torch.Tensor, labels: torc
 def _outer_gradients(task: _Task, w_last: list[torch.Tensor], body: list[torch.Tensor]):
     """grad_w L_D(w_N, phi) per task [B, ...] and grad_phi L_D(w_N, phi) with w_N held fixed."""
     w_last = _leaf(w_last)
-    grads = torch.autograd.grad(query_loss(w_last, task.query, task.labels_q), [*w_last, *body], retain_graph=True)
+    grads = torch.autograd.grad(meta_objective(w_last, task.query, task.labels_q), [*w_last, *body], retain_graph=True)
     return list(grads[: len(w_last)]), list(grads[len(w_last) :])
 
 
 def _second_order_products(task: _Task, w_j: list[torch.Tensor], v: list[torch.Tensor], body: list[torch.Tensor], lam: float):
     """H_j v per task ([B, ...] per head parameter) and M_j v summed over tasks (per body parameter)."""
     w_j = _leaf(w_j)
-    grads = torch.autograd.grad(inner_loss(w_j, task.support, task.labels_s, lam).sum(), w_j, create_graph=True)
+    grads = torch.autograd.grad(support_loss(w_j, task.support, task.labels_s, lam).sum(), w_j, create_graph=True)
     along_v = sum((g * u).sum() for g, u in zip(grads, v))  # sum_b <grad_w L_S^b(w_j), v_b>
     products = torch.autograd.grad(along_v, [*w_j, *body], retain_graph=True, allow_unused=True)
     hessian_v = list(products[: len(w_j)])
@@ -136,7 +139,7 @@ def implicit_meta_gradient(model: AnilNet, batch: TaskBatch, inner: InnerLoop, d
         raise ValueError("the implicit meta-gradient needs a strongly convex inner loss (lam > 0)")
     body = list(model.body.parameters())
     task = _features(model, batch, dtype)
-    long_run = InnerLoop(optimum_steps, inner.stepsize, inner.lam, first_order=True)
+    long_run = InnerLoop(optimum_steps, inner.stepsize, inner.lam, first_order=True)  # values only
     w_star = inner_iterates(list(model.head), task.support, task.labels_s, long_run)[-1]
     v, outer_phi = _outer_gradients(task, w_star, body)
 
@@ -147,3 +150,80 @@ def implicit_meta_gradient(model: AnilNet, batch: TaskBatch, inner: InnerLoop, d
     mixed = _second_order_products(task, w_star, solved, body, inner.lam)[1]
     sigma = [-m for m in mixed]
     return MetaGradient([torch.zeros_like(p) for p in model.head], [o + s for o, s in zip(outer_phi, sigma)], sigma)
+
+
+# --- checks of the engine against the formulas, as docs/theory.md reports them -------------------
+
+CHECK_DTYPE = torch.float64
+
+
+def tiny_problem(geometry: str, seed: int, tasks: int) -> tuple[AnilNet, TaskBatch]:
+    """A float64 Conv-4 on 16x16 random images, 3-way 2-shot 3-query: small enough for exact checks."""
+    torch.manual_seed(seed)
+    model = AnilNet(geometry, 16, 1, ways=3, hidden=8).to(CHECK_DTYPE)
+    images = torch.randint(0, 256, (12, 6, 1, 16, 16), dtype=torch.uint8).numpy()
+    split = Split.from_grouped(images, [str(c) for c in range(12)], "random")
+    sampler = TaskSampler(split, ways=3, shots=2, query=3, generator=torch.Generator().manual_seed(seed))
+    return model, sampler.sample(tasks)
+
+
+def engine_gradient(model: AnilNet, batch: TaskBatch, inner: InnerLoop) -> torch.Tensor:
+    """The engine's meta-gradient (backprop through the unrolled loop), head then body, flattened."""
+    model.zero_grad(set_to_none=True)
+    anil_meta_loss(model, batch, inner, CHECK_DTYPE).loss.backward()
+    return torch.cat([p.grad.flatten() for p in [*model.head, *model.body.parameters()] if p.grad is not None])
+
+
+def _flat(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([t.flatten() for t in tensors])
+
+
+PROPOSITION_1_GRID = (1, 3, 7, 15)
+CHECK_ALPHA, CHECK_LAM = 0.3, 0.05
+
+
+def proposition_1_rows() -> list[dict[str, Any]]:
+    """Engine against Proposition 1's formula, both geometries, exact and first order."""
+    rows = []
+    for geometry in ("convex", "nonconvex"):
+        for n in PROPOSITION_1_GRID:
+            model, batch = tiny_problem(geometry, seed=n, tasks=3)
+            for first_order in (False, True):
+                inner = InnerLoop(n, CHECK_ALPHA, CHECK_LAM, first_order)
+                formula = explicit_meta_gradient(model, batch, inner, CHECK_DTYPE)
+                expected = _flat(formula.head + formula.body)
+                got = engine_gradient(model, batch, inner)
+                rows.append({
+                    "geometry": geometry, "N": n, "first_order": first_order,
+                    "relative_error": ((got - expected).norm() / expected.norm()).item(),
+                    "sigma_share": (_flat(formula.sigma).norm() / _flat(formula.body).norm()).item(),
+                })  # fmt: skip
+    return rows
+
+
+LIMIT_GRID = (1, 4, 16, 64, 128, 256)
+LIMIT_ALPHA, LIMIT_LAM = 0.02, 2.0  # a strongly convex inner loss with a fast, known contraction 1 - alpha*lam
+
+
+def convex_limit_rows() -> list[dict[str, Any]]:
+    """Gap between the engine's meta-gradient at N and the implicit (N -> infinity) one."""
+    model, batch = tiny_problem("convex", seed=2, tasks=2)
+    limit = implicit_meta_gradient(model, batch, InnerLoop(1, LIMIT_ALPHA, LIMIT_LAM, False), CHECK_DTYPE, optimum_steps=3000)
+    target = _flat(limit.head + limit.body)
+    rows = []
+    for n in LIMIT_GRID:
+        gap = (engine_gradient(model, batch, InnerLoop(n, LIMIT_ALPHA, LIMIT_LAM, False)) - target).norm().item()
+        rows.append({"N": n, "gap": gap, "bound_shape": (1 - LIMIT_ALPHA * LIMIT_LAM) ** n})
+    return rows
+
+
+def formula_checks() -> dict[str, Any]:
+    """Everything docs/theory.md reports about Proposition 1 and the strongly convex limit."""
+    started = time.perf_counter()
+    return {
+        "proposition_1": {"alpha": CHECK_ALPHA, "lam": CHECK_LAM, "rows": proposition_1_rows()},
+        "convex_limit": {"alpha": LIMIT_ALPHA, "lam": LIMIT_LAM, "rows": convex_limit_rows()},
+        "date": time.strftime("%Y-%m-%d"),
+        "torch": torch.__version__,
+        "wall_s": time.perf_counter() - started,
+    }

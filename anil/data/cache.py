@@ -1,10 +1,12 @@
-"""Reading source files safely, and the decoded cache every real dataset goes through.
+"""The decoded cache every dataset goes through, rendered (embedded) or read from files (FC100,
+miniImageNet).
 
 The first use of a dataset decodes it into one compact uint8 array per split (`<split>.npy`,
 memory-mapped on later starts) plus `<split>.json` (class names and counts) and `source.json`,
-a fingerprint of the source files (paths, sizes, modification times). A changed source changes
-the fingerprint, and the cache is decoded again. Files are written under temporary names and
-renamed, `source.json` last, so a failed or killed decode never leaves a cache that looks valid.
+a fingerprint of what the arrays were made from (source paths, sizes and modification times, or
+the rendering settings and package version). A changed source changes the fingerprint, and the
+cache is decoded again. Files are written in a staging folder that is renamed into place, so a
+failed or killed decode never leaves a cache that looks valid.
 """
 
 from __future__ import annotations
@@ -13,79 +15,32 @@ import hashlib
 import json
 import logging
 import os
-import pickle
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from anil.data.split import SPLITS, DatasetError, Split, Splits
+from anil.data.split import SPLITS, Split, Splits
 
 log = logging.getLogger(__name__)
 
 DECODE_VERSION = 1  # bump when decoding changes, so old caches are not reused
 
 
-def read_pickle(path: Path) -> dict[str, Any]:
-    """A dict pickle written by Python 2 or 3, with str keys (bytes keys are decoded)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(1)
-            f.seek(0)
-            data = pickle.load(f, encoding="latin1")  # Python 2 pickles (CIFAR, FC100) need latin1
-    except FileNotFoundError:
-        raise DatasetError(f"missing file {path}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as error:
-        hint = "an HTML page, not the dataset" if head == b"<" else "truncated or not a pickle"
-        raise DatasetError(f"cannot read {path}: {hint} ({error}); download it again") from None
-    if not isinstance(data, dict):
-        raise DatasetError(f"cannot read {path}: expected a dict, found {type(data).__name__}")
-    return {k.decode() if isinstance(k, bytes) else k: v for k, v in data.items()}
-
-
-def require(data: dict[str, Any], keys: tuple[str, ...], path: Path) -> None:
-    missing = [k for k in keys if k not in data]
-    if missing:
-        raise DatasetError(f"{path} lacks the key(s) {', '.join(missing)}; it holds {', '.join(map(str, data)) or 'nothing'}")
-
-
-def decode_image(path: Path, size: int) -> np.ndarray:
-    """An image file -> uint8 [3, size, size] RGB, resized (bilinear, no crop) when it is not square `size`."""
-    try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            if image.size != (size, size):
-                image = image.resize((size, size), Image.BILINEAR)
-            return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
-    except FileNotFoundError:
-        raise DatasetError(f"missing image {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise DatasetError(f"cannot decode image {path}: {error}; the file is truncated or not an image") from None
-
-
-def resize_hwc(images: np.ndarray, size: int) -> np.ndarray:
-    """uint8 [M, H, W, 3] -> uint8 [M, 3, size, size]; a copy-free transpose when no resize is needed."""
-    if images.shape[1:3] != (size, size):
-        images = np.stack([np.asarray(Image.fromarray(i).resize((size, size), Image.BILINEAR)) for i in images])
-    return images.transpose(0, 3, 1, 2)
-
-
-def group_by_label(images: np.ndarray, labels: np.ndarray, names: dict[int, str], source: str) -> Split:
-    """[M, ch, S, S] with a label per image -> a Split grouped by class, classes in label order."""
-    order = np.argsort(labels, kind="stable")
-    classes, counts = np.unique(labels, return_counts=True)
-    return Split(np.ascontiguousarray(images[order]), counts.astype(np.int64), [names.get(int(c), str(c)) for c in classes], source)
-
-
 def fingerprint(files: list[Path], settings: str) -> str:
+    """What a cache was made from: the decoding settings and each source file's path, size and mtime."""
     digest = hashlib.sha256(f"v{DECODE_VERSION}|{settings}".encode())
     for path in sorted(files):
         stat = path.stat()
         digest.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
+
+
+def tag(text: str) -> str:
+    """A short stable name for `text` (a source path, a set of rendering settings)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def cache_root(configured: str | None) -> Path:
@@ -97,19 +52,16 @@ def cache_root(configured: str | None) -> Path:
     return Path(base)
 
 
-def cached(
-    name: str, source: Path, files: list[Path], settings: str, cache_dir: str | None, decode: Callable[[], Splits]
-) -> Splits:
-    """The decoded splits of `source`, from the cache when its fingerprint still matches."""
-    key = fingerprint(files, settings)
-    tag = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:12]
-    folder = cache_root(cache_dir) / "decoded" / f"{name}-{tag}"
-    splits = _read(folder, key, str(source))
+def cached(entry: str, source: str, key: str, cache_dir: str | None, decode: Callable[[], Splits]) -> Splits:
+    """The splits cached under `entry` when their fingerprint `key` still matches; else `decode()`
+    them and cache the result. `source` names the data in messages."""
+    folder = cache_root(cache_dir) / "decoded" / entry
+    splits = _read(folder, key, source)
     if splits is not None:
         log.info("using the decoded cache %s", folder)
         return splits
     splits = decode()
-    return _write(folder, key, splits, str(source))
+    return _write(folder, key, splits, source)
 
 
 def _read(folder: Path, key: str, source: str) -> Splits | None:

@@ -16,8 +16,6 @@ from dataclasses import dataclass, fields
 
 import torch
 
-COUNT_NAMES = ("grad_evals_w", "grad_evals_phi", "second_order_w", "second_order_phi")
-
 
 @dataclass
 class OpCounts:
@@ -36,7 +34,12 @@ class OpCounts:
             alias.register_hook(lambda grad: self.add(name, tasks))
 
     def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in count_names()}
+
+
+def count_names() -> tuple[str, ...]:
+    """The counters, in the order metrics.csv lists them."""
+    return tuple(f.name for f in fields(OpCounts))
 
 
 class NoCounts(OpCounts):

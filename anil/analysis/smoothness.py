@@ -10,37 +10,39 @@ times that block's norm). Four Lipschitz estimates per displacement pair:
     L_phiw = ||dL/dphi(w + d, phi) - dL/dphi(w, phi)|| / ||d|| (Prop. 2: ~ (1 - alpha mu)^(N/2); Prop. 3: ~ N)
     L_phiphi = ||dL/dphi(w, phi + e) - dL/dphi(w, phi)|| / ||e|| (Prop. 2: bounded; Prop. 3: ~ N)
 
-The spread comes from the directions and the points. Writes samples.csv, summary.csv (median and
-quartiles per geometry, N, block), smoothness.png/.pdf and config.json to --out.
+The spread comes from the directions and the points. The command (anil/cli/smoothness.py) writes
+samples.csv, summary.csv (median and quartiles per geometry, N, block), smoothness.png/.pdf and
+config.json to --out.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
-import math
-import sys
 import time
 from pathlib import Path
+from typing import Any, Callable, Iterable
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only
-import matplotlib.pyplot as plt
-import pandas as pd
-import torch
-import yaml
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
 
-from anil.config import CONF_DIR, ConfigError, TrainConfig, from_dict
-from anil.data.split import DatasetError
-from anil.meta import InnerLoop, meta_forward
-from anil.metrics import write_json_atomic
-from anil.trainer import Setup, build, meta_step, resolve_device
+from anil.config import TrainConfig  # noqa: E402
+from anil.engine.learner import MetaLearner  # noqa: E402
+from anil.run.setup import Setup, build, inner_loop, make_learner, resolve_device  # noqa: E402
+from anil.run.trainer import meta_step  # noqa: E402
+from anil.tasks import TaskBatch  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 BLOCKS = ("L_ww", "L_wphi", "L_phiw", "L_phiphi")
+
+
+class DivergedTrajectory(RuntimeError):
+    """The training trajectory to be probed blew up; the message is one line with the fix."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,33 +56,22 @@ class Probe:
     radius: float  # displacement norm relative to the displaced block's norm
 
 
-def trajectory_config(geometry: str, options: argparse.Namespace) -> TrainConfig:
-    """The training config the trajectory runs with (float64 so that small gradient differences are exact)."""
-    dataset = yaml.safe_load((CONF_DIR / "dataset" / f"{options.dataset}.yaml").read_text(encoding="utf-8"))
-    if options.dataset_root:
-        dataset["root"] = options.dataset_root
-    values = {
-        **TrainConfig().to_dict(), "dataset": dataset, "seed": options.seed, "device": options.device,
-        "dtype": "float64", "N": options.trajectory_N, "alpha": options.alpha, "lam": options.lam if geometry == "convex" else 0.0,
-        "B": options.B, "eval_tasks": 1, "geometry": {"name": geometry, "hidden": options.hidden if geometry == "nonconvex" else 0},
-    }
-    return from_dict(values)
-
-
-def flat(tensors) -> torch.Tensor:
+def flat(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
-def meta_gradient(setup: Setup, batch, inner: InnerLoop) -> tuple[torch.Tensor, torch.Tensor]:
+def meta_gradient(setup: Setup, batch: TaskBatch, learner: MetaLearner) -> tuple[torch.Tensor, torch.Tensor]:
     """(dL/dw, dL/dphi) flattened, exact second order."""
     model = setup.model
     model.zero_grad(set_to_none=True)
-    meta_forward(model, batch, inner, setup.dtype, setup.body).loss.backward()
+    learner.loss(model, batch).loss.backward()
     return flat(p.grad for p in model.head), flat(p.grad for p in model.body.parameters())
 
 
 @torch.no_grad()
-def _displace(params: list[torch.Tensor], radius: float, generator: torch.Generator) -> tuple[list, list]:
+def _displace(
+    params: list[torch.Tensor], radius: float, generator: torch.Generator
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Add a random direction of norm radius * ||params||. Returns the displacement actually made
     (after rounding) and the original values, to restore them bit for bit."""
     originals = [p.detach().clone() for p in params]
@@ -91,19 +82,22 @@ def _displace(params: list[torch.Tensor], radius: float, generator: torch.Genera
     return [p.detach() - o for p, o in zip(params, originals)], originals
 
 
-def probe_point(setup: Setup, batch, geometry: str, probe: Probe, alpha: float, lam: float, seed: int) -> list[dict]:
-    """Every (N, direction) sample at the model's current parameters."""
+def probe_point(
+    setup: Setup, batch: TaskBatch, geometry: str, probe: Probe, learner_for: Callable[[int], MetaLearner], seed: int
+) -> list[dict[str, Any]]:
+    """Every (N, direction) sample at the model's current parameters; `learner_for(N)` gives the
+    exact (second-order) meta-learner with N inner steps."""
     rows = []
     blocks = {"w": list(setup.model.head), "phi": list(setup.model.body.parameters())}
     for n in probe.grid:
-        inner = InnerLoop(n, alpha, lam, first_order=False)
-        g_w, g_phi = meta_gradient(setup, batch, inner)
+        learner = learner_for(n)
+        g_w, g_phi = meta_gradient(setup, batch, learner)
         generator = torch.Generator().manual_seed(seed * 7919 + n)  # the same directions for every point
         for direction in range(probe.directions):
-            row = {"geometry": geometry, "N": n, "direction": direction}
+            row: dict[str, Any] = {"geometry": geometry, "N": n, "direction": direction}
             for moved, params in blocks.items():
                 steps, originals = _displace(params, probe.radius, generator)
-                d_w, d_phi = meta_gradient(setup, batch, inner)
+                d_w, d_phi = meta_gradient(setup, batch, learner)
                 with torch.no_grad():
                     for p, o in zip(params, originals):
                         p.copy_(o)
@@ -114,21 +108,32 @@ def probe_point(setup: Setup, batch, geometry: str, probe: Probe, alpha: float, 
     return rows
 
 
-def measure(geometry: str, options: argparse.Namespace, probe: Probe) -> list[dict]:
-    """Train the trajectory and probe it at `probe.points` evenly spaced iterations."""
-    config = trajectory_config(geometry, options)
-    setup = build(config, resolve_device(config.device))
+def measure(config: TrainConfig, probe: Probe) -> list[dict[str, Any]]:
+    """Train the trajectory `config` describes and probe it at `probe.points` evenly spaced iterations."""
+    device = resolve_device(config.device)
+    setup = build(config, device)
     batch = setup.sampler.sample(config.B)  # one fixed meta-batch for every point, N and direction
+    side = int(setup.sampler.images.shape[2])  # the body pass is sized to the images
+    exact = dataclasses.replace(config, first_order=False)
+
+    def learner_for(n: int) -> MetaLearner:
+        return make_learner(exact, side, device, inner_loop(exact, steps=n))
+
     marks = sorted({round(i * probe.train_iterations / max(probe.points - 1, 1)) for i in range(probe.points)})
     rows, done = [], 0
     for mark in marks:
-        for _ in range(mark - done):
-            meta_step(setup, config.B)
+        for iteration in range(done + 1, mark + 1):
+            _, healthy = meta_step(setup, config.B, config.blowup_loss)
+            if not healthy:  # probing a blown-up model would measure nothing meaningful
+                raise DivergedTrajectory(
+                    f"the {config.geometry.name} trajectory diverged at iteration {iteration} (alpha={config.alpha:g}); "
+                    "lower --alpha or --train-iterations"
+                )
         done = mark
         started = time.perf_counter()
-        for row in probe_point(setup, batch, geometry, probe, config.inner_stepsize, config.lam, options.seed):
+        for row in probe_point(setup, batch, config.geometry.name, probe, learner_for, config.seed):
             rows.append({**row, "iteration": mark})
-        log.info("%s: point at iteration %d probed in %.1f s", geometry, mark, time.perf_counter() - started)
+        log.info("%s: point at iteration %d probed in %.1f s", config.geometry.name, mark, time.perf_counter() - started)
     return rows
 
 
@@ -155,6 +160,7 @@ def predicted(geometry: str, block: str, grid: list[int], alpha: float, lam: flo
 
 
 def draw(summary: pd.DataFrame, out: Path, alpha: float, lam: float) -> list[Path]:
+    """smoothness.png/.pdf: each block's median and quartiles against N, per geometry."""
     geometries = list(summary["geometry"].unique())
     figure, axes = plt.subplots(1, len(geometries), figsize=(5.5 * len(geometries), 4.2), constrained_layout=True, squeeze=False)
     colours = dict(zip(BLOCKS, plt.get_cmap("tab10").colors))
@@ -180,59 +186,3 @@ def draw(summary: pd.DataFrame, out: Path, alpha: float, lam: float) -> list[Pat
         figure.savefig(path, dpi=150)
     plt.close(figure)
     return paths
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="anil smoothness", description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="embedded", choices=["embedded", "procedural", "fc100", "miniimagenet"])
-    parser.add_argument("--dataset-root", default=None, help="dataset.root for fc100 / miniimagenet")
-    parser.add_argument("--geometry", nargs="+", default=["convex", "nonconvex"], choices=["convex", "nonconvex"])
-    parser.add_argument("--N", nargs="+", type=int, default=[1, 2, 5, 10, 20], help="the grid of inner steps")
-    parser.add_argument("--points", type=int, default=3, help="trajectory points probed (default 3)")
-    parser.add_argument("--train-iterations", type=int, default=100, help="trajectory length (default 100)")
-    parser.add_argument("--trajectory-N", type=int, default=5, help="N of the trajectory's training (default 5)")
-    parser.add_argument("--directions", type=int, default=6, help="random displacements per point and N (default 6)")
-    parser.add_argument("--radius", type=float, default=1e-3, help="displacement norm / block norm (default 1e-3)")
-    parser.add_argument("--alpha", type=float, default=0.1)
-    parser.add_argument("--lam", type=float, default=0.01, help="convex geometry's lam (default 0.01)")
-    parser.add_argument("--hidden", type=int, default=64, help="nonconvex head's hidden width (default 64)")
-    parser.add_argument("--B", type=int, default=8, help="tasks in the probed meta-batch (default 8)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default outputs/smoothness/<stamp>)")
-    return parser
-
-
-def _check(parser: argparse.ArgumentParser, options: argparse.Namespace) -> None:
-    for name in ("points", "directions", "B", "trajectory_N"):
-        if getattr(options, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    if options.train_iterations < 0 or min(options.N) < 1:
-        parser.error("--train-iterations must be >= 0 and every --N >= 1")
-    if not 0 < options.radius < 1:
-        parser.error("--radius must be in (0, 1), a fraction of each block's norm")
-
-
-def main(args: list[str]) -> int:
-    parser = _parser()
-    options = parser.parse_args(args)
-    _check(parser, options)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out = options.out or Path("outputs/smoothness") / time.strftime("%Y-%m-%d_%H-%M-%S")
-    probe = Probe(tuple(sorted(set(options.N))), options.points, options.train_iterations, options.directions, options.radius)
-    try:
-        samples = pd.DataFrame([row for geometry in options.geometry for row in measure(geometry, options, probe)])
-    except (ConfigError, DatasetError) as error:
-        print(f"anil smoothness: {error}", file=sys.stderr)
-        return 1
-    out.mkdir(parents=True, exist_ok=True)
-    samples.to_csv(out / "samples.csv", index=False)
-    summary = summarise(samples)
-    summary.to_csv(out / "summary.csv", index=False)
-    write_json_atomic(out / "config.json", {**vars(options), "out": str(out), "dataset_root": options.dataset_root})
-    for path in draw(summary, out, options.alpha, options.lam):
-        log.info("wrote %s", path)
-    log.info("wrote %s and %s", out / "samples.csv", out / "summary.csv")
-    if any(not math.isfinite(v) for v in samples[list(BLOCKS)].to_numpy().ravel()):
-        log.warning("some estimates are not finite: the meta-gradient blew up at some N (see samples.csv)")
-    return 0

@@ -1,32 +1,32 @@
-"""Run outputs: `metrics.csv`, one row per meta-iteration, flushed as written; `summary.json` at the end."""
+"""`metrics.csv`: one row per meta-iteration, flushed as written, so a killed run loses nothing it logged."""
 
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from anil.atomic import atomic_file
+from anil.engine.opcount import count_names
 
-COLUMNS = (
-    "iteration",  # meta-iterations done, 1-based; the row's numbers are measured in that iteration
-    "time",  # training wall-clock seconds so far (evaluation excluded)
+STEP_METRICS = (  # measured in every meta-iteration, before the update
     "loss",  # meta training loss: query loss at the adapted heads, mean over the B tasks
     "accuracy",  # query accuracy at the adapted heads
-    "grad_norm_w",  # ||dL/dw||^2 of the meta-gradient (Definition 1)
-    "grad_norm_phi",  # ||dL/dphi||^2
+    "sq_grad_norm_w",  # ||dL/dw||^2 of this meta-batch's meta-gradient (a mini-batch estimate; Definition 1)
+    "sq_grad_norm_phi",  # ||dL/dphi||^2 of this meta-batch's meta-gradient
     "support_loss_before",  # inner loss at w_0
     "support_loss_after",  # inner loss at w_N
-    "val_loss",  # validation query loss (held-out classes), every eval_every iterations
-    "val_accuracy",
-    # What the meta-iteration actually computed, per task (anil/opcount.py):
-    "grad_evals_w",  # gradient evaluations in w (inner steps and the outer gradient)
-    "grad_evals_phi",  # gradient evaluations in phi
-    "second_order_w",  # Hessian-vector products in w
-    "second_order_phi",  # mixed (ANIL) or Hessian-vector (MAML) products in phi
 )
+VALIDATION_METRICS = ("val_loss", "val_accuracy")  # held-out classes, every eval_every iterations
+
+# iteration: meta-iterations done, 1-based (the row's numbers are measured in that iteration);
+# time: training wall-clock seconds so far (evaluation excluded); then what the meta-iteration
+# actually computed, per task (anil/engine/opcount.py).
+COLUMNS = ("iteration", "time", *STEP_METRICS, *VALIDATION_METRICS, *count_names())
+
+# Columns renamed since older runs were written (old -> new): readers and resumed runs map them.
+RENAMED = {"grad_norm_w": "sq_grad_norm_w", "grad_norm_phi": "sq_grad_norm_phi"}
 
 
 class MetricsWriter:
@@ -68,9 +68,10 @@ def _truncate(path: Path, keep_until: int) -> None:
     with open(path, newline="", encoding="utf-8") as f:
         lines = f.read().splitlines(keepends=True)
     header = ",".join(COLUMNS) + "\r\n"
-    # A run started by an older anil has fewer columns, all of them a prefix of today's: rows keep
-    # their values and the header gains the new names (read back as empty).
-    kept = [header if not lines or header.startswith(lines[0].rstrip("\r\n")) else lines[0]]
+    # A run started by an older anil may have fewer columns, all of them a prefix of today's, or
+    # columns since renamed (RENAMED): rows keep their values and the header gets today's names.
+    old = ",".join(RENAMED.get(name, name) for name in lines[0].rstrip("\r\n").split(",")) if lines else ""
+    kept = [header if not lines or header.startswith(old) else lines[0]]
     for line in lines[1:]:
         iteration = line.split(",", 1)[0]
         if iteration.isdigit() and int(iteration) <= keep_until and line.endswith("\n"):
@@ -83,20 +84,3 @@ def _format(value: Any) -> Any:
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else str(value)  # repr: no precision lost
     return "" if value is None else value
-
-
-def _finite(value: Any) -> Any:
-    """Strict JSON has no NaN or Infinity: write them as the strings "nan", "inf", "-inf"."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    with atomic_file(path, "w", encoding="utf-8") as f:
-        json.dump(_finite(data), f, indent=2, sort_keys=True)
-        f.write("\n")

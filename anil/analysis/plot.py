@@ -5,21 +5,20 @@ for what it ran (never the folder name). Per (dataset, geometry), two figures, P
 - `<dataset>_<geometry>`: training loss against meta-iterations (left) and against training
   time (right), one curve per N (and stepsize schedule), the mean over seeds with a band of
   +-1 standard deviation across seeds (`--band minmax`: the min-max range; `none`: no band);
-- `<dataset>_<geometry>_gradnorms`: ||dL/dw||^2 (left) and ||dL/dphi||^2 (right) against
-  meta-iterations, the quantities Theorems 1 and 2 bound.
+- `<dataset>_<geometry>_gradnorms`: the squared norms ||dL/dw||^2 (left) and ||dL/dphi||^2
+  (right) of each iteration's mini-batch meta-gradient, against meta-iterations.
 `curves.csv` holds every plotted number. Jobs still running are plotted up to their last
 complete row; jobs without metrics are skipped with the reason.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import math
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
+from typing import Any, Iterator
 
 import matplotlib
 
@@ -28,14 +27,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from anil.config import TrainConfig  # noqa: E402
+from anil.config import inner_stepsize  # noqa: E402
+from anil.run.metrics import RENAMED  # noqa: E402
+from anil.run.outcome import Status, read_summary  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 BANDS = ("std", "minmax", "none")
 FORMATS = ("png", "pdf")
 KEYS = ["dataset", "geometry", "alpha_schedule", "N", "alpha"]  # one curve per KEYS (alpha: the step used)
-SERIES = ("loss", "grad_norm_w", "grad_norm_phi")  # the per-iteration numbers that are plotted
+SERIES = ("loss", "sq_grad_norm_w", "sq_grad_norm_phi")  # the per-iteration numbers that are plotted
+KEPT = ("val_loss", "val_accuracy")  # kept beside them in per_seed's table when a job logged them
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class Job:
     alpha: float  # the inner stepsize actually used (after the schedule)
     metrics: pd.DataFrame
     diverged: bool  # the run stopped on a non-finite or blown-up loss (or its loss is already non-finite)
+    config: dict[str, Any]  # the job's .hydra/config.yaml
+    summary: dict[str, Any]  # its summary.json ({} while it runs)
 
 
 def find_jobs(roots: list[Path]) -> tuple[list[Job], list[str]]:
@@ -66,11 +70,12 @@ def find_jobs(roots: list[Path]) -> tuple[list[Job], list[str]]:
 
 
 def read_complete_rows(path: Path) -> pd.DataFrame:
-    """metrics.csv without a last line that a running job has not finished writing."""
+    """metrics.csv without a last line that a running job has not finished writing; columns of
+    runs written by an older anil get today's names."""
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines = lines[:-1]
-    return pd.read_csv(StringIO("".join(lines)))
+    return pd.read_csv(StringIO("".join(lines))).rename(columns=RENAMED)
 
 
 def _read_job(folder: Path, config_path: Path) -> tuple[Job | None, str]:
@@ -80,35 +85,44 @@ def _read_job(folder: Path, config_path: Path) -> tuple[Job | None, str]:
     try:
         config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
         metrics = read_complete_rows(metrics_path)
-    except (OSError, yaml.YAMLError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        summary = read_summary(folder)
+    except (OSError, ValueError, yaml.YAMLError, pd.errors.ParserError) as error:  # ValueError: bad JSON or status
         return None, f"unreadable ({error})"
     if metrics.empty:
         return None, "metrics.csv has no rows yet"
-    summary_path = folder / "summary.json"
-    status = json.loads(summary_path.read_text(encoding="utf-8")).get("status") if summary_path.exists() else None
     non_finite = not metrics["loss"].map(math.isfinite).all()
     schedule = config.get("alpha_schedule", "constant")
-    stepsize = TrainConfig(N=int(config["N"]), alpha=float(config["alpha"]), alpha_schedule=schedule).inner_stepsize
+    n = int(config["N"])
     job = Job(
-        folder, config["dataset"]["name"], config["geometry"]["name"], int(config["N"]), int(config["seed"]),
-        schedule, stepsize, metrics, status == "diverged" or non_finite,
-    )
+        folder, config["dataset"]["name"], config["geometry"]["name"], n, int(config["seed"]),
+        schedule, inner_stepsize(float(config["alpha"]), schedule, n), metrics,
+        summary.get("status") == Status.DIVERGED.value or non_finite, config, summary,
+    )  # fmt: skip
     return job, ""
+
+
+def per_seed(jobs: list[Job]) -> pd.DataFrame:
+    """One row per (job, iteration): the curve keys, the seed, the job's folder, whether it diverged, the series."""
+    frames = []
+    for job in jobs:
+        frame = job.metrics[["iteration", "time", *SERIES, *(c for c in KEPT if c in job.metrics)]]
+        frames.append(frame.assign(**dict(zip(KEYS, _key(job))), seed=job.seed, diverged=job.diverged, job=str(job.path)))
+    return pd.concat(frames, ignore_index=True)
 
 
 def curves(jobs: list[Job]) -> pd.DataFrame:
     """Tidy table: one row per (dataset, geometry, schedule, N, iteration), statistics over seeds."""
-    frames = []
-    for job in jobs:
-        frame = job.metrics[["iteration", "time", *SERIES]]
-        frames.append(frame.assign(**dict(zip(KEYS, _key(job))), seed=job.seed))
-    table = pd.concat(frames, ignore_index=True)
-    runs = pd.DataFrame([dict(zip(KEYS, _key(job)), diverged=job.diverged) for job in jobs])
+    return summarise_seeds(per_seed(jobs))
+
+
+def summarise_seeds(table: pd.DataFrame) -> pd.DataFrame:
+    """per_seed's table -> one row per curve and iteration: mean, spread and seed counts."""
+    runs = table.drop_duplicates("job")
     per_curve = runs.groupby(KEYS, as_index=False).agg(runs=("diverged", "size"), diverged_runs=("diverged", "sum"))
     grouped = table.groupby([*KEYS, "iteration"], as_index=False).agg(
         time=("time", "mean"),
         loss=("loss", "mean"), loss_std=("loss", "std"), loss_min=("loss", "min"), loss_max=("loss", "max"),
-        grad_norm_w=("grad_norm_w", "mean"), grad_norm_phi=("grad_norm_phi", "mean"),
+        sq_grad_norm_w=("sq_grad_norm_w", "mean"), sq_grad_norm_phi=("sq_grad_norm_phi", "mean"),
         seeds=("seed", "nunique"),  # seeds that reached this iteration
     )
     grouped["loss_std"] = grouped["loss_std"].fillna(0.0)  # one seed: no spread
@@ -119,14 +133,16 @@ def _key(job: Job) -> tuple:
     return job.dataset, job.geometry, job.alpha_schedule, job.N, job.alpha
 
 
-def draw(table: pd.DataFrame, out_dir: Path, smooth: int, band: str) -> list[Path]:
-    """Per (dataset, geometry): the loss figure and the gradient-norm figure, in every format."""
+def draw(
+    table: pd.DataFrame, out_dir: Path, smooth: int, band: str, formats: tuple[str, ...] = FORMATS
+) -> list[Path]:
+    """Per (dataset, geometry): the loss figure and the gradient-norm figure, in each of `formats`."""
     written = []
     for (dataset, geometry), panel in table.groupby(["dataset", "geometry"]):
         stem = out_dir / f"{dataset}_{geometry}"
         title = f"ANIL, {geometry} inner loop, {dataset}"
-        written += _save(_loss_figure(panel, smooth, band, title), stem)
-        written += _save(_grad_norm_figure(panel, smooth, title), stem.with_name(stem.name + "_gradnorms"))
+        written += _save(_loss_figure(panel, smooth, band, title), stem, formats)
+        written += _save(_grad_norm_figure(panel, smooth, title), stem.with_name(stem.name + "_gradnorms"), formats)
     return written
 
 
@@ -148,11 +164,11 @@ def _loss_figure(panel: pd.DataFrame, smooth: int, band: str, title: str):
 def _grad_norm_figure(panel: pd.DataFrame, smooth: int, title: str):
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for curve, style in _curves(panel):
-        for axis, column in zip(axes, ("grad_norm_w", "grad_norm_phi")):
+        for axis, column in zip(axes, ("sq_grad_norm_w", "sq_grad_norm_phi")):
             axis.plot(curve["iteration"], _smoothed(curve[column], smooth), **style)
     _label(axes, ("meta-iteration", "meta-iteration"), None, title)
-    axes[0].set_ylabel("‖∂L/∂w‖²  (head)")
-    axes[1].set_ylabel("‖∂L/∂φ‖²  (body)")
+    axes[0].set_ylabel("‖∂L/∂w‖² of the mini-batch (head)")
+    axes[1].set_ylabel("‖∂L/∂φ‖² of the mini-batch (body)")
     axes[0].legend(title="mean over seeds", fontsize="small")
     return figure
 
@@ -195,42 +211,9 @@ def _label(axes, xlabels, ylabel, title) -> None:
     axes[0].figure.suptitle(title)
 
 
-def _save(figure, stem: Path) -> list[Path]:
-    paths = [stem.with_suffix(f".{fmt}") for fmt in FORMATS]
+def _save(figure: Any, stem: Path, formats: tuple[str, ...]) -> list[Path]:
+    paths = [stem.with_suffix(f".{fmt}") for fmt in formats]
     for path in paths:
         figure.savefig(path, dpi=150)
     plt.close(figure)
     return paths
-
-
-def main(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="anil plot", description=__doc__.splitlines()[0])
-    parser.add_argument("sweeps", nargs="+", type=Path, help="sweep folders (outputs/sweeps/<stamp>) or run folders")
-    parser.add_argument("--out", type=Path, default=None, help="where figures go (default: the first sweep folder)")
-    parser.add_argument("--smooth", type=int, default=1, help="rolling-mean window over iterations (default 1: none)")
-    parser.add_argument("--band", choices=BANDS, default="std",
-                        help="shaded band around the mean over seeds: std (±1 std, default), minmax or none")
-    options = parser.parse_args(args)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    missing = [str(p) for p in options.sweeps if not p.is_dir()]
-    if missing:
-        parser.error(f"not a folder: {', '.join(missing)}")
-    if options.smooth < 1:
-        parser.error(f"--smooth must be >= 1 (got {options.smooth})")
-    jobs, skipped = find_jobs(options.sweeps)
-    for reason in skipped:
-        log.warning("skipped %s", reason)
-    if not jobs:
-        log.error("anil plot: no job with metrics under %s", ", ".join(map(str, options.sweeps)))
-        return 1
-    out_dir = options.out or options.sweeps[0]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    table = curves(jobs)
-    table.to_csv(out_dir / "curves.csv", index=False)
-    for path in draw(table, out_dir, options.smooth, options.band):
-        log.info("wrote %s", path)
-    diverged = [str(job.path) for job in jobs if job.diverged]
-    if diverged:
-        log.warning("diverged (marked in the legends): %s", ", ".join(diverged))
-    log.info("wrote %s (%d jobs, %d skipped)", out_dir / "curves.csv", len(jobs), len(skipped))
-    return 0

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 
 from anil.config import ConfigError
-from anil.data.sampler import TaskBatch
+from anil.tasks import TaskBatch
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class World:
         if self.size == 1:
             return batch
         per_rank = batch.tasks // self.size
-        return TaskBatch(batch.images[self.rank * per_rank : (self.rank + 1) * per_rank], batch.shots)
+        return batch.select(self.rank * per_rank, (self.rank + 1) * per_rank)
 
     def average_gradients(self, params: list[torch.nn.Parameter]) -> None:
         """One all-reduce over all gradients, flattened into a single buffer."""

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from anil.atomic import atomic_file
+from anil.config import TrainConfig, from_dict
 
 CHECKPOINT = "checkpoint.pt"  # the latest state; what resume continues from
 BEST = "best.pt"  # the state with the best validation accuracy so far; what eval uses by default
@@ -70,6 +71,11 @@ def load(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an anil checkpoint (format {FORMAT}); delete it to start over")
     return state
+
+
+def saved_config(state: dict[str, Any]) -> TrainConfig:
+    """The config a checkpoint was trained under (keys added since then take their defaults)."""
+    return from_dict(state["config"])
 
 
 def differing_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -1,0 +1,1 @@
+"""Builders of the generated documents: each reads measured data and writes Markdown."""

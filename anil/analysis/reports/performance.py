@@ -1,0 +1,93 @@
+"""docs/performance.md from the benchmark's JSON files (scripts/bench.py --out docs/data/performance-*.json).
+
+Every number, the machine and the command come from the JSON; a device without a JSON file is
+reported as not measured."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from anil.analysis.bench import targets
+from anil.analysis.reports.markdown import generated_by, source_name, table
+
+COMMAND = "anil report performance"
+DEVICES = {"cpu": "CPU", "cuda": "GPU (CUDA)"}
+
+
+def intro() -> list[str]:
+    return [
+        "How fast a meta-iteration is, against what, and where the time goes. What is compared, on identical "
+        "inputs (random uint8 tasks of the real shapes; 5-way, 5 support and 5 query images per class), as medians "
+        "of interleaved iterations (engine, reference and floor take turns, so drift of the machine hits them alike):",
+        "",
+        "- **engine**: `anil_meta_loss` + backward, the training path: the body over the whole meta-batch (in "
+        "cache-sized chunks on a CPU, one call on a GPU), the inner loop for all tasks at once.",
+        "- **reference**: the per-task Python loop (`anil_reference_meta_loss`), as learn2learn-style code runs it; "
+        "second order only.",
+        "- **floor**: one forward and backward of the body and a linear head over the same images, no inner loop: "
+        "what a meta-iteration cannot beat. The best of one batch and cache-sized chunks.",
+        "- **graph MiB**: on a CPU, the bytes autograd keeps for backward (each storage once); on CUDA, the peak "
+        "allocation of one iteration.",
+        "",
+        "First-order rows are not interleaved with the floor (they reuse the floor of the second-order row with the "
+        "same N) and ran later in their process.",
+    ]
+
+
+def device_section(data: dict[str, Any], title: str, source: str) -> list[str]:
+    lines = [
+        f"## {title}",
+        "",
+        f"From `{source}`, measured on {data.get('date', 'an unrecorded date')} by `{data.get('command', 'scripts/bench.py')}`: "
+        f"torch {data['torch']} on {data['machine']}, median of {data['repeats']} iterations.",
+        "",
+    ]
+    header = ["dataset", "B", "geometry", "N", "order", "engine s", "reference s", "floor s", "engine/floor",
+              "reference/engine", "graph MiB"]  # fmt: skip
+    rows = [
+        [r["dataset"], r["B"], r["geometry"], r["N"], r["order"], f"{r['engine_s']:.3f}",
+         "—" if r["reference_s"] is None else f"{r['reference_s']:.3f}", f"{r['floor_s']:.3f}",
+         f"{r['engine_over_floor']:.3f}", "—" if r["reference_over_engine"] is None else f"{r['reference_over_engine']:.2f}",
+         f"{r['memory_bytes'] / 2**20:.1f}"]
+        for r in data["rows"]
+    ]  # fmt: skip
+    lines += table(header, rows, [False, True, False, True, False, *[True] * 6])
+    calls = {int(b): n for b, n in data["operator_calls"].items()}
+    lines += ["", f"aten operator calls per meta-iteration (FC100 shape, convex, N = 7, body in one call): "
+              + ", ".join(f"B = {b}: {n}" for b, n in sorted(calls.items())) + "."]  # fmt: skip
+    parts = data["breakdown_s"]
+    total = sum(parts.values())
+    lines += ["", "Breakdown of one iteration (FC100 shape, convex, N = 7):", ""]
+    lines += table(["part", "seconds", "share"], [[k, f"{v:.3f}", f"{100 * v / total:.0f}%"] for k, v in parts.items()])
+    scaling = sorted((int(b), s) for b, s in data["engine_s_by_B"].items())
+    lines += ["", "Engine time against B (FC100 shape, convex, N = 7): "
+              + ", ".join(f"B = {b}: {s:.3f} s ({1000 * s / b:.1f} ms/task)" for b, s in scaling) + "."]  # fmt: skip
+    lines += ["", "Targets (ratios from this one run):", ""]
+    lines += table(["target", "measured", "met"], [[n, f"{v:.3f}", "yes" if ok else "**no**"] for n, v, ok in targets(data["rows"], calls)])
+    return lines
+
+
+def render(found: dict[str, tuple[dict[str, Any], str]]) -> str:
+    """found: device kind -> (the benchmark JSON, how the document names its file)."""
+    lines = ["# Performance", "", generated_by(COMMAND, [source for _, source in found.values()] or ["docs/data"]), ""]
+    lines += intro()
+    for kind, title in DEVICES.items():
+        lines.append("")
+        if kind in found:
+            lines += device_section(found[kind][0], title, found[kind][1])
+        else:
+            lines += [f"## {title}", "", f"Not measured: there is no `docs/data/performance-{kind}.json`. "
+                      f"`scripts/bench.py --device {kind} --out docs/data/performance-{kind}.json` measures it."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def write(data_dir: Path, doc_path: Path) -> Path:
+    found = {}
+    for kind in DEVICES:
+        path = data_dir / f"performance-{kind}.json"
+        if path.exists():
+            found[kind] = (json.loads(path.read_text(encoding="utf-8")), source_name(path, doc_path))
+    doc_path.write_text(render(found), encoding="utf-8")
+    return doc_path

@@ -1,0 +1,53 @@
+"""`anil plot SWEEP_DIR [...]`: the paper's convergence figures from one or more sweeps."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from anil.analysis.plot import BANDS, curves, draw, find_jobs
+
+log = logging.getLogger("anil.plot")
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="anil plot", description="loss against meta-iterations and training time, one curve per N"
+    )
+    parser.add_argument("sweeps", nargs="+", type=Path, help="sweep folders (outputs/sweeps/<stamp>) or run folders")
+    parser.add_argument("--out", type=Path, default=None, help="where figures go (default: the first sweep folder)")
+    parser.add_argument("--smooth", type=int, default=1, help="rolling-mean window over iterations (default 1: none)")
+    parser.add_argument(
+        "--band", choices=BANDS, default="std",
+        help="shaded band around the mean over seeds: std (±1 std, default), minmax or none",
+    )  # fmt: skip
+    return parser
+
+
+def main(args: list[str]) -> int:
+    cli = parser()
+    options = cli.parse_args(args)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    missing = [str(p) for p in options.sweeps if not p.is_dir()]
+    if missing:
+        cli.error(f"not a folder: {', '.join(missing)}")
+    if options.smooth < 1:
+        cli.error(f"--smooth must be >= 1 (got {options.smooth})")
+    jobs, skipped = find_jobs(options.sweeps)
+    for reason in skipped:
+        log.warning("skipped %s", reason)
+    if not jobs:
+        log.error("anil plot: no job with metrics under %s", ", ".join(map(str, options.sweeps)))
+        return 1
+    out_dir = options.out or options.sweeps[0]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = curves(jobs)
+    table.to_csv(out_dir / "curves.csv", index=False)
+    for path in draw(table, out_dir, options.smooth, options.band):
+        log.info("wrote %s", path)
+    diverged = [str(job.path) for job in jobs if job.diverged]
+    if diverged:
+        log.warning("diverged (marked in the legends): %s", ", ".join(diverged))
+    log.info("wrote %s (%d jobs, %d skipped)", out_dir / "curves.csv", len(jobs), len(skipped))
+    return 0

@@ -1,0 +1,63 @@
+"""`anil report DOC`: regenerate a document of docs/ from the measured data under docs/data/.
+
+    anil report all                                            # every document, from docs/data/ (seconds)
+    anil report reproduction --fig1 SWEEP --fig2 SWEEP         # read two finished sweeps into docs/data/, then render
+    anil report theory --smoothness DIR                        # run the formula checks, read `anil smoothness` output
+    anil report complexity | performance                       # render (scripts/complexity.py, scripts/bench.py measure)
+
+Run it from the repository root (the paths default to docs/ and docs/data/ there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from anil.analysis.reports import complexity, performance, reproduction, theory
+from anil.atomic import write_json_atomic
+
+DOCS = Path("docs")
+DATA = DOCS / "data"
+DOCUMENTS = ("reproduction", "theory", "complexity", "performance")
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="anil report", description=__doc__.splitlines()[0])
+    parser.add_argument("doc", choices=[*DOCUMENTS, "all"], help="which document (all: every one, from docs/data/)")
+    parser.add_argument("--docs", type=Path, default=DOCS, help="the docs folder (default docs)")
+    parser.add_argument("--fig1", type=Path, help="reproduction: a finished fig1_* sweep to read first")
+    parser.add_argument("--fig2", type=Path, help="reproduction: a finished fig2_* sweep to read first")
+    parser.add_argument("--smoothness", type=Path, help="theory: an `anil smoothness --out` folder; runs the formula checks")
+    return parser
+
+
+def render(doc: str, docs: Path) -> Path:
+    data = docs / "data"
+    if doc == "reproduction":
+        return reproduction.write(data / "reproduction", docs / "reproduction.md")
+    if doc == "theory":
+        return theory.write(data / "theory.json", docs / "theory.md")
+    if doc == "complexity":
+        return complexity.write(data / "complexity.json", docs / "complexity.md")
+    return performance.write(data, docs / "performance.md")
+
+
+def main(args: list[str]) -> int:
+    cli = parser()
+    options = cli.parse_args(args)
+    docs: Path = options.docs
+    if (options.fig1 is None) != (options.fig2 is None):
+        cli.error("--fig1 and --fig2 go together")
+    try:
+        if options.fig1 is not None:
+            for name, sweep in (("fig1", options.fig1), ("fig2", options.fig2)):
+                reproduction.collect(sweep, name, docs / "data" / "reproduction", docs / "figures")
+        if options.smoothness is not None:
+            write_json_atomic(docs / "data" / "theory.json", theory.collect(options.smoothness, docs / "figures"))
+        for doc in DOCUMENTS if options.doc == "all" else (options.doc,):
+            print(f"wrote {render(doc, docs)}")
+    except (OSError, ValueError) as error:  # missing or unreadable data, a sweep with unreadable jobs
+        print(f"anil report: {error}", file=sys.stderr)
+        return 1
+    return 0

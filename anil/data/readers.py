@@ -1,0 +1,66 @@
+"""Reading dataset source files safely: pickles (Python 2 or 3), image files, label grouping.
+
+Every failure is a DatasetError with one line naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from anil.data.split import DatasetError, Split
+
+
+def read_pickle(path: Path) -> dict[str, Any]:
+    """A dict pickle written by Python 2 or 3, with str keys (bytes keys are decoded)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1)
+            f.seek(0)
+            data = pickle.load(f, encoding="latin1")  # Python 2 pickles (CIFAR, FC100) need latin1
+    except FileNotFoundError:
+        raise DatasetError(f"missing file {path}") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as error:
+        hint = "an HTML page, not the dataset" if head == b"<" else "truncated or not a pickle"
+        raise DatasetError(f"cannot read {path}: {hint} ({error}); download it again") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"cannot read {path}: expected a dict, found {type(data).__name__}")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in data.items()}
+
+
+def require(data: dict[str, Any], keys: tuple[str, ...], path: Path) -> None:
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise DatasetError(f"{path} lacks the key(s) {', '.join(missing)}; it holds {', '.join(map(str, data)) or 'nothing'}")
+
+
+def decode_image(path: Path, size: int) -> np.ndarray:
+    """An image file -> uint8 [3, size, size] RGB, resized (bilinear, no crop) when it is not square `size`."""
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            if image.size != (size, size):
+                image = image.resize((size, size), Image.BILINEAR)
+            return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
+    except FileNotFoundError:
+        raise DatasetError(f"missing image {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise DatasetError(f"cannot decode image {path}: {error}; the file is truncated or not an image") from None
+
+
+def resize_hwc(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 [M, H, W, 3] -> uint8 [M, 3, size, size]; a copy-free transpose when no resize is needed."""
+    if images.shape[1:3] != (size, size):
+        images = np.stack([np.asarray(Image.fromarray(i).resize((size, size), Image.BILINEAR)) for i in images])
+    return images.transpose(0, 3, 1, 2)
+
+
+def group_by_label(images: np.ndarray, labels: np.ndarray, names: dict[int, str], source: str) -> Split:
+    """[M, ch, S, S] with a label per image -> a Split grouped by class, classes in label order."""
+    order = np.argsort(labels, kind="stable")
+    classes, counts = np.unique(labels, return_counts=True)
+    return Split(np.ascontiguousarray(images[order]), counts.astype(np.int64), [names.get(int(c), str(c)) for c in classes], source)

@@ -1,0 +1,66 @@
+"""How far a run got (`Progress`, saved in checkpoints) and how it ended (`RunSummary`, written to
+summary.json), with the three ways a run ends as one enum that every reader shares."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from anil.atomic import write_json_atomic
+
+SUMMARY = "summary.json"
+
+
+class Status(enum.Enum):
+    COMPLETED = "completed"  # every iteration ran
+    DIVERGED = "diverged"  # a non-finite or blown-up loss or gradient stopped it (the step was not taken)
+    INTERRUPTED = "interrupted"  # SIGINT / SIGTERM: checkpointed, resumable
+
+
+@dataclass
+class Progress:
+    """Where a run stands: restored from a checkpoint on resume, advanced by the loop."""
+
+    iteration: int = 0  # meta-iterations done
+    train_time: float = 0.0  # seconds of training so far (evaluation excluded), over every session
+    best_val_accuracy: float = -1.0  # the best validation accuracy so far (-1: none yet)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    status: Status
+    reason: str  # why it stopped early ("" when completed)
+    iteration: int  # the last iteration run
+    iterations: int  # the iterations asked for
+    final: dict[str, Any]  # the last metrics row
+    train_time_s: float
+    seconds_per_iteration: float  # training time per meta-iteration, over the whole run
+    best_val_accuracy: float | None
+    wall_time_s: float = 0.0  # this session's wall time, start-up and evaluation included
+    environment: dict[str, Any] = field(default_factory=dict)  # device, torch version, threads, config digest
+
+    def to_json(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["status"] = self.status.value
+        environment = values.pop("environment")
+        return {**values, **environment}
+
+
+def write_summary(run_dir: Path, summary: RunSummary) -> None:
+    write_json_atomic(run_dir / SUMMARY, summary.to_json())
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """The run's summary.json ({} while it runs: the summary is written last). ValueError when it
+    is not valid JSON or names no known status."""
+    path = run_dir / SUMMARY
+    if not path.exists():
+        return {}
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(summary, dict):
+        raise ValueError(f"{path} is not a JSON object")
+    Status(summary.get("status"))  # raises ValueError for an unknown status
+    return summary

@@ -1,0 +1,126 @@
+"""Building what a run trains with from its typed config: device, seeds, model, optimiser, task
+sampler, validation tasks and the meta-learner. Training, `anil eval`, `anil smoothness` and the
+benchmarks all build through here, so each is built one way."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from anil.config import ConfigError, OptimConfig, TrainConfig, inner_stepsize
+from anil.data import load_splits
+from anil.data.sampler import TaskSampler
+from anil.data.split import Split
+from anil.engine.anil import Anil, BodyPass
+from anil.engine.learner import MetaLearner
+from anil.engine.maml import Maml
+from anil.engine.model import AnilNet
+from anil.run.distributed import World
+from anil.tasks import InnerLoop, TaskBatch
+
+EVAL_SEED_OFFSET = 1_000_003  # the validation tasks come from their own stream, fixed per seed
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} but this torch sees no CUDA device; use device=cpu or device=auto")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def generator(device: torch.device, seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def dtype_of(config: TrainConfig) -> torch.dtype:
+    dtype = getattr(torch, config.dtype)
+    assert isinstance(dtype, torch.dtype)
+    return dtype
+
+
+def image_side(split: Split) -> int:
+    return int(split.images.shape[2])
+
+
+def make_model(config: TrainConfig, split: Split, device: torch.device) -> AnilNet:
+    """The network for `config`, sized to the images of `split`, on `device` in config.dtype."""
+    channels, image_size = split.images.shape[1:3]
+    model = AnilNet(config.geometry.name, image_size, channels, config.ways, config.geometry.hidden)
+    return model.to(device, dtype_of(config))
+
+
+def make_optimizer(model: AnilNet, optim: OptimConfig) -> torch.optim.Optimizer:
+    """Separate outer stepsizes for the head initialisation w and the body phi (Algorithm 1, line 10)."""
+    groups = [
+        {"params": list(model.head.parameters()), "lr": optim.beta_w},
+        {"params": list(model.body.parameters()), "lr": optim.beta_phi},
+    ]
+    if optim.name == "sgd":
+        return torch.optim.SGD(groups, lr=optim.beta_w, momentum=optim.momentum)
+    return torch.optim.Adam(groups, lr=optim.beta_w)
+
+
+def inner_loop(config: TrainConfig, steps: int | None = None) -> InnerLoop:
+    """The config's inner loop; `steps` replaces N (the stepsize schedule follows it)."""
+    n = config.N if steps is None else steps
+    return InnerLoop(n, inner_stepsize(config.alpha, config.alpha_schedule, n), config.lam, config.first_order)
+
+
+def make_learner(config: TrainConfig, side: int, device: torch.device, inner: InnerLoop | None = None) -> MetaLearner:
+    """ANIL (batched body, adapted head) or MAML (every parameter adapted), as config.algorithm says,
+    for images `side` pixels wide on `device`."""
+    inner = inner or inner_loop(config)
+    if config.algorithm == "maml":
+        return Maml(inner, dtype_of(config))
+    body = BodyPass.auto(device, config.ways * (config.shots + config.query), side, config.bf16)
+    return Anil(inner, dtype_of(config), body)
+
+
+def fixed_batches(
+    config: TrainConfig, split: Split, name: str, tasks: int, device: torch.device, seed: int
+) -> list[TaskBatch]:
+    """`tasks` tasks of `split` drawn once, in meta-batches of at most B: the same tasks every time
+    they are scored, so a curve moves only when the model does. Drawn by a CPU generator whatever
+    the device, so a CPU and a CUDA run (or `anil eval` on either) score the same tasks."""
+    sampler = TaskSampler(split, config.ways, config.shots, config.query, generator(torch.device("cpu"), seed), name)
+    return [sampler.sample(min(config.B, tasks - i)).to(device) for i in range(0, tasks, config.B)]
+
+
+@dataclass
+class Setup:
+    """Everything a run trains with, built once from the config."""
+
+    model: AnilNet
+    optimizer: torch.optim.Optimizer
+    sampler: TaskSampler
+    val_batches: list[TaskBatch]
+    learner: MetaLearner
+    world: World = field(default_factory=World)
+
+
+def build(config: TrainConfig, device: torch.device, world: World | None = None) -> Setup:
+    seed_everything(config.seed)
+    splits = load_splits(config.dataset)
+    sampler = TaskSampler(splits.train, config.ways, config.shots, config.query, generator(device, config.seed), "train")
+    val_batches = fixed_batches(config, splits.val, "val", config.eval_tasks, device, config.seed + EVAL_SEED_OFFSET)
+    model = make_model(config, splits.train, device)
+    if config.compile_body:
+        model.body.compile()  # in place: parameter names and checkpoints stay the same
+    return Setup(
+        model=model,
+        optimizer=make_optimizer(model, config.optim),
+        sampler=sampler,
+        val_batches=val_batches,
+        learner=make_learner(config, image_side(splits.train), device),
+        world=world or World(),
+    )

@@ -1,0 +1,303 @@
+"""The meta-training loop (Algorithm 1), Hydra-free: `run(config, run_dir)`.
+
+It owns the run directory's contents: metrics.csv (a row per iteration, flushed), checkpoint.pt
+(every `checkpoint_every` iterations and at exit), best.pt (best validation accuracy), and
+summary.json (written last; see anil/run/outcome.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import platform
+import signal
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol
+
+import torch
+from tqdm import tqdm
+
+from anil.config import TrainConfig
+from anil.engine.opcount import OpCounts
+from anil.run import checkpoint, distributed
+from anil.run.checkpoint import BEST, CHECKPOINT, CheckpointError, RunLock
+from anil.run.distributed import local_device
+from anil.run.metrics import STEP_METRICS, MetricsWriter
+from anil.run.outcome import Progress, RunSummary, Status, write_summary
+from anil.run.setup import Setup, build, resolve_device
+
+log = logging.getLogger(__name__)
+
+
+def squared_norm(params: Any) -> torch.Tensor:
+    return torch.stack([p.grad.pow(2).sum() for p in params if p.grad is not None]).sum()
+
+
+def meta_step(setup: Setup, tasks: int, blowup_loss: float = math.inf) -> tuple[dict[str, float], bool]:
+    """One meta-iteration (Algorithm 1, lines 3-10). Returns its metrics, measured before the
+    update, and whether it was healthy; an unhealthy step (non-finite loss or gradient, or a loss
+    above `blowup_loss`) leaves the parameters as they were."""
+    model, world = setup.model, setup.world
+    batch = world.shard(setup.sampler.sample(tasks))  # every process draws the same B tasks, keeps its B/K
+    counts = OpCounts()
+    out = setup.learner.loss(model, batch, counts)
+    setup.optimizer.zero_grad(set_to_none=True)
+    out.loss.backward()
+    world.average_gradients(list(model.parameters()))
+    norms = [squared_norm(model.head.parameters()), squared_norm(model.body.parameters())]
+    scalars = world.average(torch.stack([out.loss.detach(), out.accuracy, out.support_before, out.support_after]))
+    loss, accuracy, before, after = scalars
+    # One host sync per iteration for all the scalars, not one .item() per metric.
+    values = torch.stack([loss, accuracy, *norms, before, after]).tolist()
+    metrics: dict[str, float] = {**dict(zip(STEP_METRICS, values)), **counts.as_dict()}
+    healthy = all(math.isfinite(v) for v in values) and metrics["loss"] <= blowup_loss
+    if healthy:
+        setup.optimizer.step()
+    return metrics, healthy
+
+
+def mean_score(setup: Setup, batches: list[Any]) -> tuple[float, float]:
+    """Mean query loss and accuracy over the tasks of `batches`, after adapting on each."""
+    losses, accuracies = setup.learner.score(setup.model, batches)
+    return losses.double().mean().item(), accuracies.double().mean().item()
+
+
+def training_state(setup: Setup, config: TrainConfig, progress: Progress) -> dict[str, Any]:
+    return {
+        "iteration": progress.iteration,
+        "train_time": progress.train_time,
+        "best_val_accuracy": progress.best_val_accuracy,
+        "model": setup.model.state_dict(),
+        "optimizer": setup.optimizer.state_dict(),
+        "rng": checkpoint.rng_state(),
+        "sampler": setup.sampler.generator.get_state(),
+        "config": config.to_dict(),
+        "training_values": config.training_values(),
+    }
+
+
+def restore(setup: Setup, state: dict[str, Any]) -> Progress:
+    setup.model.load_state_dict(state["model"])
+    setup.optimizer.load_state_dict(state["optimizer"])
+    checkpoint.set_rng_state(state["rng"])
+    setup.sampler.generator.set_state(state["sampler"])
+    return Progress(state["iteration"], state["train_time"], state["best_val_accuracy"])
+
+
+def resume_state(config: TrainConfig, run_dir: Path) -> dict[str, Any] | None:
+    """The checkpoint to continue from, checked against this config; None when the run was
+    stopped before its first checkpoint (it then starts over and logs the same rows again)."""
+    path = run_dir / CHECKPOINT
+    if not path.exists():
+        log.warning("no checkpoint in %s yet: starting from iteration 0", run_dir)
+        return None
+    state = checkpoint.load(path)
+    # A key added to the config after the checkpoint was written counts as its default value.
+    saved = {**TrainConfig().training_values(), **state["training_values"]}
+    changed = checkpoint.differing_keys(saved, config.training_values())
+    if changed:
+        raise CheckpointError(
+            f"checkpoint {path} was trained with other values of {', '.join(changed[:4])}; "
+            f"resume with the run's own settings (anil resume {run_dir}) or use a new run directory"
+        )
+    if state["iteration"] >= config.iterations:
+        raise CheckpointError(
+            f"the run in {run_dir} already finished its {state['iteration']} iterations; nothing to resume "
+            "(pass a larger iterations= to train on)"
+        )
+    return state
+
+
+class StopRequests:
+    """SIGINT / SIGTERM ask the loop to stop after the current iteration; a second SIGINT stops at once."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self._previous[number] = signal.signal(number, self._request)
+        return self
+
+    def _request(self, number: int, frame: FrameType | None) -> None:
+        if self.signal is not None and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(number).name
+        log.warning("%s received: finishing this iteration, then checkpointing", self.signal)
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
+class RowWriter(Protocol):
+    def write(self, row: dict[str, Any]) -> None: ...
+
+
+class NullWriter:
+    """What processes other than rank 0 write metrics to: nothing."""
+
+    def write(self, row: dict[str, Any]) -> None:
+        pass
+
+    def __enter__(self) -> NullWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+@dataclass
+class Loop:
+    """One session of the training loop over a built setup."""
+
+    config: TrainConfig
+    setup: Setup
+    out_dir: Path
+    writer: RowWriter
+    stop: StopRequests
+    show_progress: bool
+
+    def save(self, name: str, progress: Progress) -> None:
+        if self.setup.world.is_main:  # only rank 0 writes
+            checkpoint.save(self.out_dir / name, training_state(self.setup, self.config, progress))
+
+    def validate(self, row: dict[str, Any], progress: Progress) -> None:
+        """Score the fixed validation tasks into `row`; keep best.pt when they improved."""
+        row["val_loss"], row["val_accuracy"] = mean_score(self.setup, self.setup.val_batches)
+        log.info(
+            "iteration %d: loss %.4f, val loss %.4f, val accuracy %.3f",
+            row["iteration"], row["loss"], row["val_loss"], row["val_accuracy"],
+        )  # fmt: skip
+        if row["val_accuracy"] > progress.best_val_accuracy:
+            progress.best_val_accuracy = row["val_accuracy"]
+            self.save(BEST, progress)
+
+    def run(self, progress: Progress) -> RunSummary:
+        config, setup = self.config, self.setup
+        first = progress.iteration
+        device = next(setup.model.parameters()).device
+        row: dict[str, Any] = {}
+        status, reason = Status.COMPLETED, ""
+        description = f"{config.geometry.name} N={config.N}"
+        bar = tqdm(initial=first, total=config.iterations, disable=not self.show_progress, desc=description, unit="it")
+        for iteration in range(first + 1, config.iterations + 1):
+            tick = time.perf_counter()
+            metrics, healthy = meta_step(setup, config.B, config.blowup_loss)
+            progress.train_time += time.perf_counter() - tick
+            progress.iteration = iteration
+            row = {"iteration": iteration, "time": progress.train_time, **metrics}
+            if not healthy:  # keep the last good checkpoint: nothing is saved from here on
+                self.writer.write(row)
+                status, reason = Status.DIVERGED, _divergence_reason(metrics, config.blowup_loss)
+                break
+            if (config.eval_every and iteration % config.eval_every == 0) or iteration == config.iterations:
+                self.validate(row, progress)
+            self.writer.write(row)
+            bar.update()
+            bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.2f}", refresh=False)
+            last = iteration == config.iterations
+            stopping = setup.world.any(self.stop.signal is not None, device)  # all processes stop together
+            if last or stopping or (config.checkpoint_every and iteration % config.checkpoint_every == 0):
+                self.save(CHECKPOINT, progress)
+            if stopping and not last:
+                status, reason = Status.INTERRUPTED, f"stopped by {self.stop.signal or 'another process'}"
+                break
+        bar.close()
+        best = progress.best_val_accuracy
+        return RunSummary(
+            status=status,
+            reason=reason,
+            iteration=progress.iteration,
+            iterations=config.iterations,
+            final=row,
+            train_time_s=progress.train_time,
+            seconds_per_iteration=progress.train_time / max(1, progress.iteration),
+            best_val_accuracy=best if best >= 0 else None,
+        )
+
+
+def run(config: TrainConfig, out_dir: Path, progress: bool = False) -> RunSummary:
+    """Meta-train as `config` says, in `out_dir` (continuing its checkpoint when config.resume)."""
+    started = time.perf_counter()
+    device = local_device(resolve_device(config.device))
+    world = distributed.init(device, config.B)
+    out_dir = world.main_path(out_dir)  # every process reads rank 0's run folder; only rank 0 writes it
+    try:
+        if world.is_main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        with RunLock(out_dir) if world.is_main else contextlib.nullcontext():
+            summary = _run_locked(config, out_dir, device, world, progress and world.is_main)
+    finally:
+        distributed.shutdown()
+    summary = _with_environment(summary, config, device, time.perf_counter() - started)
+    if world.is_main:
+        write_summary(out_dir, summary)
+        _report(summary, out_dir)
+    return summary
+
+
+def _run_locked(
+    config: TrainConfig, out_dir: Path, device: torch.device, world: distributed.World, show_progress: bool
+) -> RunSummary:
+    if world.is_main and not config.resume and (out_dir / "metrics.csv").exists():
+        raise CheckpointError(
+            f"{out_dir} already holds a run; continue it with anil resume {out_dir} or choose another hydra.run.dir"
+        )
+    state = resume_state(config, out_dir) if config.resume else None
+    setup = build(config, device, world)
+    progress = restore(setup, state) if state else Progress()
+    log.info(
+        "%s %s %s at iteration %d, N=%d, alpha=%g, B=%d on %s (%s), run dir %s",
+        "resuming" if state else "training", config.geometry.name, config.algorithm.upper(), progress.iteration,
+        config.N, config.inner_stepsize, config.B, device, config.dataset.name, out_dir,
+    )  # fmt: skip
+    keep_until = progress.iteration if config.resume else None
+    writer = MetricsWriter(out_dir / "metrics.csv", keep_until) if world.is_main else NullWriter()
+    with writer, StopRequests() as stop:
+        return Loop(config, setup, out_dir, writer, stop, show_progress).run(progress)
+
+
+def _with_environment(summary: RunSummary, config: TrainConfig, device: torch.device, wall: float) -> RunSummary:
+    environment = {
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "config_digest": config.digest(),
+    }
+    return replace(summary, wall_time_s=wall, environment=environment)
+
+
+def _divergence_reason(metrics: dict[str, float], blowup_loss: float) -> str:
+    bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+    if bad:
+        return f"non-finite {', '.join(bad)}"
+    return f"loss {metrics['loss']:.4g} above blowup_loss={blowup_loss:g}"
+
+
+def _report(summary: RunSummary, out_dir: Path) -> None:
+    """Log how the run ended (rank 0 only)."""
+    if summary.status is Status.DIVERGED:
+        log.warning(
+            "diverged at iteration %d (%s); the last good checkpoint is kept in %s",
+            summary.iteration, summary.reason, out_dir,
+        )  # fmt: skip
+    elif summary.status is Status.INTERRUPTED:
+        log.warning(
+            "stopped at iteration %d (%s); continue with: anil resume %s", summary.iteration, summary.reason, out_dir
+        )
+    else:
+        final = summary.final
+        log.info(
+            "done: loss %.4f, val accuracy %.3f, %.1f s training",
+            final["loss"], final["val_accuracy"], summary.train_time_s,
+        )  # fmt: skip
+
