@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 DEMO_DIR := outputs/sweeps/demo_$(STAMP)
 
-.PHONY: help install demo reproduce theory test test-slow clean
+.PHONY: help install demo reproduce theory complexity bench docs lint test test-slow clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -18,7 +18,7 @@ install: $(VENV)/.installed ## create .venv and install anil (a CPU torch first,
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c 'import torch' 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,lint]'
 	touch $@
 
 demo: install ## sweep N for both geometries on the embedded dataset, then draw the figures
@@ -26,15 +26,29 @@ demo: install ## sweep N for both geometries on the embedded dataset, then draw 
 	$(BIN)/anil plot $(DEMO_DIR)
 	@echo "figures and curves.csv are in $(DEMO_DIR)"
 
-reproduce: install ## Figures 1-2 on the embedded dataset (two sweeps, ~1 h on 2 cores) and docs/reproduction.md
+reproduce: install ## Figures 1-2 on the embedded dataset (two sweeps, about 1 h on 2 cores), then docs/reproduction.md
 	$(BIN)/anil train -m experiment=fig1_embedded hydra.sweep.dir=outputs/sweeps/fig1_embedded_$(STAMP)
 	$(BIN)/anil train -m experiment=fig2_embedded hydra.sweep.dir=outputs/sweeps/fig2_embedded_$(STAMP)
-	$(BIN)/python scripts/reproduction_report.py --fig1 outputs/sweeps/fig1_embedded_$(STAMP) --fig2 outputs/sweeps/fig2_embedded_$(STAMP)
+	$(BIN)/anil report reproduction --fig1 outputs/sweeps/fig1_embedded_$(STAMP) --fig2 outputs/sweeps/fig2_embedded_$(STAMP)
 
-theory: install ## smoothness vs N, Proposition 1 checks, ANIL vs MAML: docs/theory.md and docs/complexity.md
+theory: install ## smoothness vs N and the Proposition 1 checks (about 25 min on 2 cores), then docs/theory.md
 	$(BIN)/anil smoothness --out outputs/smoothness/embedded_$(STAMP)
-	$(BIN)/python scripts/theory_report.py --smoothness outputs/smoothness/embedded_$(STAMP)
+	$(BIN)/anil report theory --smoothness outputs/smoothness/embedded_$(STAMP)
+
+complexity: install ## ANIL vs MAML per meta-iteration (about 3 min), then docs/complexity.md
 	$(BIN)/python scripts/complexity.py
+
+bench: install ## the CPU benchmark (about 10 min on 2 cores), then docs/performance.md
+	$(BIN)/python scripts/bench.py --out docs/data/performance-cpu.json
+	$(BIN)/anil report performance
+
+docs: install ## regenerate every document of docs/ from the measured data in docs/data/ (seconds)
+	$(BIN)/anil report all
+
+lint: install ## ruff (lint and format check) and mypy on anil/
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: install ## run the fast test suite
 	$(BIN)/python -m pytest

@@ -30,7 +30,9 @@ def main() -> None:
     parser.add_argument("--no-doc", action="store_true", help="write the JSON only, not docs/complexity.md")
     options = parser.parse_args()
     command = " ".join([".venv/bin/python scripts/complexity.py", *sys.argv[1:]])
-    data = measure_all(options.N, options.B, options.repeats, options.alpha, options.lam, torch.device(options.device), command)
+    data = measure_all(
+        options.N, options.B, options.repeats, options.alpha, options.lam, torch.device(options.device), command
+    )
     options.json.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(options.json, data)
     print(f"wrote {options.json}")

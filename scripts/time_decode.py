@@ -31,7 +31,9 @@ def timed_loads(config: DatasetConfig) -> tuple[float, float, int]:
     tick = time.perf_counter()
     later = load_splits(config)
     start = time.perf_counter() - tick
-    assert [len(later.split(s).counts) for s in ("train", "val", "test")] == [len(first.split(s).counts) for s in ("train", "val", "test")]
+    assert [len(later.split(s).counts) for s in ("train", "val", "test")] == [
+        len(first.split(s).counts) for s in ("train", "val", "test")
+    ]
     return decode, start, sum(int(first.split(s).counts.sum()) for s in ("train", "val", "test"))
 
 
@@ -68,9 +70,14 @@ def main() -> None:
             root.mkdir()
             write(root)
             size = 32 if name == "fc100" else 84
-            decode, start, images = timed_loads(DatasetConfig(name=name, root=str(root), format=fmt, image_size=size, cache_dir=cache))
+            decode, start, images = timed_loads(
+                DatasetConfig(name=name, root=str(root), format=fmt, image_size=size, cache_dir=cache)
+            )
             rows.append((name, fmt, images, decode, start))
-            print(f"{name:<13} {fmt:<8} {images:>7} images  first decode {decode:7.2f} s  later start {start:6.2f} s", flush=True)
+            print(
+                f"{name:<13} {fmt:<8} {images:>7} images  first decode {decode:7.2f} s  later start {start:6.2f} s",
+                flush=True,
+            )
     print(f"\n{os.cpu_count()} CPUs; per class {per_class} images")
     print("| dataset | format | images | first decode (s) | later start (s) |")
     print("|---|---|---|---|---|")

@@ -19,7 +19,16 @@ ALLOWED = {
     "engine": {"anil.tasks"},
     "run": {"anil.config", "anil.tasks", "anil.atomic", "anil.data", "anil.engine"},
     "analysis": {"anil.config", "anil.tasks", "anil.atomic", "anil.data", "anil.engine", "anil.run"},
-    "cli": {"anil", "anil.config", "anil.tasks", "anil.atomic", "anil.data", "anil.engine", "anil.run", "anil.analysis"},
+    "cli": {
+        "anil",
+        "anil.config",
+        "anil.tasks",
+        "anil.atomic",
+        "anil.data",
+        "anil.engine",
+        "anil.run",
+        "anil.analysis",
+    },
 }
 BASE = {"__init__.py", "__main__.py", "config.py", "tasks.py", "atomic.py"}
 

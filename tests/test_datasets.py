@@ -10,7 +10,8 @@ from anil.data import DatasetError, load_splits
 from anil.data.fc100 import FINE_NAMES
 from anil.run.outcome import Status
 from anil.run.trainer import run
-from helpers import anil_command, formats as fixtures
+from helpers import anil_command
+from helpers import formats as fixtures
 
 
 def fc100(root, cache, **changes):
@@ -125,8 +126,12 @@ def no_cache_left(cache):
     "make,config,message",
     [
         (lambda r: None, lambda r, c: fc100(r / "missing", c), "dataset.root=.*missing does not exist"),
-        (lambda r: (r / "empty").mkdir(), lambda r, c: fc100(r / "empty", c),
-         r"no fc100 data in .*empty: looked for cifar-100-python/\{train,test,meta\} or FC100_\{train,val,test\}.pickle"),
+        (
+            lambda r: (r / "empty").mkdir(),
+            lambda r, c: fc100(r / "empty", c),
+            r"no fc100 data in .*empty: looked for "
+            r"cifar-100-python/\{train,test,meta\} or FC100_\{train,val,test\}.pickle",
+        ),
         (lambda r: (r / "empty").mkdir(), lambda r, c: mini(r / "empty", c), r"looked for \{train,val,test\}.csv"),
     ],
 )
@@ -170,8 +175,19 @@ def test_missing_image_named(tmp_path):
 
 
 def small_run_config(dataset, **changes):
-    values = dict(ways=2, shots=1, query=1, B=2, iterations=2, eval_every=1, eval_tasks=2, N=2, device="cpu",
-                  dataset=dataset, geometry=GeometryConfig("convex"))
+    values = dict(
+        ways=2,
+        shots=1,
+        query=1,
+        B=2,
+        iterations=2,
+        eval_every=1,
+        eval_tasks=2,
+        N=2,
+        device="cpu",
+        dataset=dataset,
+        geometry=GeometryConfig("convex"),
+    )
     values.update(changes)
     return TrainConfig(**values)
 
@@ -181,7 +197,9 @@ def test_too_few_classes_or_images_for_the_task(tmp_path):
     data = mini(tmp_path / "mini", tmp_path / "cache")
     with pytest.raises(DatasetError, match=r"split train of .*train has 3 classes, fewer than ways=5"):
         run(small_run_config(data, ways=5), tmp_path / "run")
-    with pytest.raises(DatasetError, match=r"class n00000001 in split train of .* has 4 images, fewer than shots \+ query = 6"):
+    with pytest.raises(
+        DatasetError, match=r"class n00000001 in split train of .* has 4 images, fewer than shots \+ query = 6"
+    ):
         run(small_run_config(data, shots=3, query=3), tmp_path / "run")
 
 
@@ -208,7 +226,9 @@ def test_command_line_error_is_one_line(tmp_path):
     missing = tmp_path / "nowhere"
     result = subprocess.run(
         [*anil_command(), "train", "dataset=fc100", f"dataset.root={missing}", f"hydra.run.dir={tmp_path}/run"],
-        cwd=tmp_path, capture_output=True, text=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [

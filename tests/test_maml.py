@@ -28,8 +28,10 @@ def support_and_query_loss(model, batch, task, params, lam):
         return value + 0.5 * lam * sum(p.pow(2).sum() for p in head) if regularise else value
 
     device = batch.images.device
-    return (loss(support, class_labels(batch.ways, batch.shots, device), True),
-            loss(query, class_labels(batch.ways, batch.query, device), False))
+    return (
+        loss(support, class_labels(batch.ways, batch.shots, device), True),
+        loss(query, class_labels(batch.ways, batch.query, device), False),
+    )
 
 
 @pytest.mark.parametrize("geometry", ["convex", "nonconvex"])
@@ -70,10 +72,16 @@ def test_counters_see_what_backward_computes(first_order):
     inner = InnerLoop(N, 0.1, 0.0, first_order)
     second = 0 if first_order else B * N  # a detached inner loop performs no second-order product
     assert counted(anil_meta_loss, model, batch, inner) == {
-        "grad_evals_w": B * (N + 1), "grad_evals_phi": B, "second_order_w": second, "second_order_phi": second,
+        "grad_evals_w": B * (N + 1),
+        "grad_evals_phi": B,
+        "second_order_w": second,
+        "second_order_phi": second,
     }
     assert counted(maml_meta_loss, model, batch, inner) == {
-        "grad_evals_w": B * (N + 1), "grad_evals_phi": B * (N + 1), "second_order_w": second, "second_order_phi": second,
+        "grad_evals_w": B * (N + 1),
+        "grad_evals_phi": B * (N + 1),
+        "second_order_w": second,
+        "second_order_phi": second,
     }
 
 
@@ -88,7 +96,9 @@ def test_maml_trains_through_the_cli_and_logs_its_counts(tmp_path):
     run = tmp_path / "run"
     result = subprocess.run(
         [*anil_command(), "train", *SMOKE, "algorithm=maml", "N=2", f"hydra.run.dir={run}"],
-        cwd=tmp_path, capture_output=True, text=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     assert "MAML at iteration 0" in result.stdout + result.stderr
@@ -100,7 +110,9 @@ def test_maml_trains_through_the_cli_and_logs_its_counts(tmp_path):
 def test_maml_refuses_anil_only_options(tmp_path):
     result = subprocess.run(
         [*anil_command(), "train", *SMOKE, "algorithm=maml", "bf16=true", f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=tmp_path, capture_output=True, text=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2 and "apply to algorithm=anil only" in result.stderr
     assert not (tmp_path / "run").exists()

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 import torch.nn.functional as F
 
 from anil.engine.anil import (
@@ -71,7 +70,7 @@ def test_head_gradient_matches_proposition_1_for_one_step():
 
     def unpack(flat):
         weight = flat[: shapes[0].numel()].reshape(shapes[0])
-        return [weight.unsqueeze(0), flat[shapes[0].numel():].unsqueeze(0)]
+        return [weight.unsqueeze(0), flat[shapes[0].numel() :].unsqueeze(0)]
 
     labels_s, labels_q = class_labels(3, 2, "cpu"), class_labels(3, 3, "cpu")
     inner = lambda flat: support_loss(unpack(flat), support, labels_s, 0.05).sum()  # noqa: E731

@@ -18,13 +18,26 @@ from anil.run.outcome import Status
 from helpers import anil, anil_command, small_config
 
 RUN = ["experiment=smoke", "B=2", "iterations=40", "eval_every=8", "eval_tasks=4", "checkpoint_every=3", "device=cpu"]
-COMPARED = ["iteration", "loss", "accuracy", "sq_grad_norm_w", "sq_grad_norm_phi", "support_loss_before",
-            "support_loss_after", "val_loss", "val_accuracy"]
+COMPARED = [
+    "iteration",
+    "loss",
+    "accuracy",
+    "sq_grad_norm_w",
+    "sq_grad_norm_phi",
+    "support_loss_before",
+    "support_loss_after",
+    "val_loss",
+    "val_accuracy",
+]
 
 
 def start(run_dir, *extra):
-    return subprocess.Popen([*anil_command(), "train", *RUN, *extra, f"hydra.run.dir={run_dir}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [*anil_command(), "train", *RUN, *extra, f"hydra.run.dir={run_dir}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def rows(run_dir):
@@ -146,7 +159,8 @@ def test_resume_refusals_are_one_line(tmp_path):
     assert anil("train", *RUN, "iterations=4", f"hydra.run.dir={run_dir}").returncode == 0
     finished = anil("resume", str(run_dir))
     assert finished.returncode == 1 and finished.stderr.strip().splitlines() == [
-        f"anil train: the run in {run_dir} already finished its 4 iterations; nothing to resume (pass a larger iterations= to train on)"
+        f"anil train: the run in {run_dir} already finished its 4 iterations; nothing to resume "
+        "(pass a larger iterations= to train on)"
     ]
     other = anil("train", *RUN, "iterations=8", "N=2", "resume=true", f"hydra.run.dir={run_dir}")
     assert other.returncode == 1 and "trained with other values of N" in other.stderr
@@ -179,7 +193,8 @@ def test_unwritable_output_location(tmp_path):
     result = anil("train", *RUN, f"hydra.run.dir={blocker}/run")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"anil train: config error: cannot write the output folder {blocker}/run: {blocker} is a file; choose another hydra.run.dir"
+        f"anil train: config error: cannot write the output folder {blocker}/run: {blocker} is a file; "
+        "choose another hydra.run.dir"
     ]
 
 

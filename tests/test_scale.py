@@ -13,18 +13,37 @@ from anil.run import distributed
 from helpers import anil_command
 
 RUN = ["experiment=smoke", "B=4", "iterations=4", "eval_every=2", "eval_tasks=4", "dtype=float64", "device=cpu"]
-COMPARED = ["loss", "accuracy", "sq_grad_norm_w", "sq_grad_norm_phi", "support_loss_before", "support_loss_after",
-            "val_loss", "val_accuracy"]
+COMPARED = [
+    "loss",
+    "accuracy",
+    "sq_grad_norm_w",
+    "sq_grad_norm_phi",
+    "support_loss_before",
+    "support_loss_after",
+    "val_loss",
+    "val_accuracy",
+]
 
 
 def test_two_gloo_processes_match_one(tmp_path):
-    single = subprocess.run([*anil_command(), "train", *RUN, f"hydra.run.dir={tmp_path}/single"],
-                            capture_output=True, text=True)
+    single = subprocess.run(
+        [*anil_command(), "train", *RUN, f"hydra.run.dir={tmp_path}/single"], capture_output=True, text=True
+    )
     assert single.returncode == 0, single.stderr
     parallel = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "anil", "train", *RUN,
-         f"hydra.run.dir={tmp_path}/ddp"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "-m",
+            "anil",
+            "train",
+            *RUN,
+            f"hydra.run.dir={tmp_path}/ddp",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert parallel.returncode == 0, parallel.stderr
     one, two = (pd.read_csv(tmp_path / name / "metrics.csv") for name in ("single", "ddp"))
@@ -41,12 +60,24 @@ def test_meta_batch_must_split_evenly(monkeypatch):
         distributed.init(distributed.torch.device("cpu"), 32)
 
 
-@pytest.mark.parametrize("launcher", [["hydra/launcher=submitit_local"], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]])
+@pytest.mark.parametrize(
+    "launcher", [["hydra/launcher=submitit_local"], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]]
+)
 def test_two_job_sweep_with_a_launcher_then_plot(tmp_path, launcher):
     sweep = tmp_path / "sweep"
     result = subprocess.run(
-        [*anil_command(), "train", "-m", *launcher, "experiment=smoke", "iterations=3", "N=1,2", f"hydra.sweep.dir={sweep}"],
-        capture_output=True, text=True,
+        [
+            *anil_command(),
+            "train",
+            "-m",
+            *launcher,
+            "experiment=smoke",
+            "iterations=3",
+            "N=1,2",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     jobs = sorted(p.name for p in sweep.iterdir() if (p / "metrics.csv").exists())
@@ -59,7 +90,9 @@ def test_two_job_sweep_with_a_launcher_then_plot(tmp_path, launcher):
 
 def test_cluster_launcher_config_composes():
     with hydra_context():
-        cfg = compose("train", overrides=["hydra/launcher=cluster", "hydra.launcher.partition=gpu"], return_hydra_config=True)
+        cfg = compose(
+            "train", overrides=["hydra/launcher=cluster", "hydra.launcher.partition=gpu"], return_hydra_config=True
+        )
     launcher = cfg.hydra.launcher
     assert "SlurmLauncher" in launcher._target_
     assert (launcher.gpus_per_node, launcher.tasks_per_node, launcher.partition) == (1, 1, "gpu")

@@ -53,8 +53,12 @@ def test_predicted_shapes_follow_the_propositions():
 
 def test_smoothness_command_writes_its_outputs(tmp_path):
     out = tmp_path / "smooth"
-    result = subprocess.run([*anil_command(), "smoothness", *TINY, "--N", "1", "2", "--out", str(out)],
-                            capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [*anil_command(), "smoothness", *TINY, "--N", "1", "2", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 2 * len(BLOCKS) * 2  # geometries x blocks x N
@@ -63,7 +67,9 @@ def test_smoothness_command_writes_its_outputs(tmp_path):
 
 
 def test_smoothness_rejects_a_bad_radius(tmp_path):
-    result = subprocess.run([*anil_command(), "smoothness", "--radius", "2"], capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [*anil_command(), "smoothness", "--radius", "2"], capture_output=True, text=True, cwd=tmp_path
+    )
     assert result.returncode == 2 and "--radius must be in (0, 1)" in result.stderr
 
 

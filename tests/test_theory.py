@@ -47,7 +47,10 @@ def test_first_order_differs_from_exact_by_the_sigma_term(geometry):
     _, body_exact = engine_gradient(model, batch, exact)
     head_first, body_first = engine_gradient(model, batch, first)
     formula_first = explicit_meta_gradient(model, batch, first, DTYPE)
-    assert relative_error(head_first, formula_first.head) < 1e-10 and relative_error(body_first, formula_first.body) < 1e-10
+    assert (
+        relative_error(head_first, formula_first.head) < 1e-10
+        and relative_error(body_first, formula_first.body) < 1e-10
+    )
     sigma = explicit_meta_gradient(model, batch, exact, DTYPE).sigma
     # exact = first order + Sigma: an accidental detach in the engine makes this fail.
     assert relative_error([f + s for f, s in zip(body_first, sigma)], body_exact) < 1e-10

@@ -52,7 +52,16 @@ def test_same_seed_same_losses(tmp_path):
     assert not pd.read_csv(c / "outputs" / "runs" / "c" / "metrics.csv")["loss"].equals(a["loss"])
 
 
-FIGURE_SWEEP = ["dataset=procedural", "N=1,2", "seed=0", "iterations=3", "eval_every=0", "eval_tasks=4", "B=2", "device=cpu"]
+FIGURE_SWEEP = [
+    "dataset=procedural",
+    "N=1,2",
+    "seed=0",
+    "iterations=3",
+    "eval_every=0",
+    "eval_tasks=4",
+    "B=2",
+    "device=cpu",
+]
 
 
 def test_figure_sweep_then_plot(tmp_path):
@@ -60,7 +69,9 @@ def test_figure_sweep_then_plot(tmp_path):
     sweep = tmp_path / "sweep"
     result = subprocess.run(
         [*anil_command(), "train", "-m", "experiment=fig1_embedded", *FIGURE_SWEEP, f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path, capture_output=True, text=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
@@ -84,9 +95,19 @@ def test_figure_sweep_then_plot(tmp_path):
 def test_plot_marks_diverged_skips_missing_and_reads_running_jobs(tmp_path):
     sweep = tmp_path / "sweep"
     result = subprocess.run(
-        [*anil_command(), "train", "-m", *SMOKE, "geometry=convex,nonconvex", "N=1,2", "seed=0,1",
-         f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path, capture_output=True, text=True,
+        [
+            *anil_command(),
+            "train",
+            "-m",
+            *SMOKE,
+            "geometry=convex,nonconvex",
+            "N=1,2",
+            "seed=0,1",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
@@ -103,7 +124,9 @@ def test_plot_marks_diverged_skips_missing_and_reads_running_jobs(tmp_path):
     (jobs[0] / "metrics.csv").unlink()  # a job that failed before training
     (sweep / "broken" / ".hydra").mkdir(parents=True)
     (sweep / "broken" / ".hydra" / "config.yaml").write_text((jobs[1] / ".hydra" / "config.yaml").read_text())
-    plotted = subprocess.run([*anil_command(), "plot", str(sweep), "--smooth", "2"], cwd=tmp_path, capture_output=True, text=True)
+    plotted = subprocess.run(
+        [*anil_command(), "plot", str(sweep), "--smooth", "2"], cwd=tmp_path, capture_output=True, text=True
+    )
     assert plotted.returncode == 0, plotted.stderr
     assert f"skipped {jobs[0]}: no metrics.csv" in plotted.stderr
     assert f"skipped {sweep / 'broken'}: no metrics.csv" in plotted.stderr

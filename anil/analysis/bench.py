@@ -26,8 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,6 +65,11 @@ def engine_step(model: AnilNet, batch: TaskBatch, inner: InnerLoop, body: BodyPa
     return step
 
 
+def engine_loss(model: AnilNet, batch: TaskBatch, inner: InnerLoop, body: BodyPass) -> Callable[[], torch.Tensor]:
+    """The engine's meta-loss as a function of nothing (what peak_bytes records the graph of)."""
+    return lambda: anil_meta_loss(model, batch, inner, torch.float32, body).loss
+
+
 def reference_step(model: AnilNet, batch: TaskBatch, inner: InnerLoop) -> Step:
     def step() -> None:
         model.zero_grad(set_to_none=True)
@@ -90,8 +96,12 @@ def breakdown(
     model: AnilNet, batch: TaskBatch, inner: InnerLoop, body: BodyPass, repeats: int, device: torch.device
 ) -> dict[str, float]:
     """Median seconds of each part of one meta-iteration."""
-    split = Split(np.random.default_rng(0).integers(0, 256, (64 * 600, *batch.images.shape[3:]), dtype=np.uint8),
-                  np.full(64, 600), [str(i) for i in range(64)], "random")
+    split = Split(
+        np.random.default_rng(0).integers(0, 256, (64 * 600, *batch.images.shape[3:]), dtype=np.uint8),
+        np.full(64, 600),
+        [str(i) for i in range(64)],
+        "random",
+    )
     sampler = TaskSampler(split, WAYS, SHOTS, QUERY, torch.Generator(device=device).manual_seed(0))
     labels_s, labels_q = class_labels(WAYS, SHOTS, device), class_labels(WAYS, QUERY, device)
     state: dict[str, Any] = {}
@@ -110,8 +120,16 @@ def breakdown(
         inner_loop()
         state["loss"].backward()
 
-    timed = interleaved({"sampling": lambda: sampler.sample(batch.tasks), "body forward": body_forward,
-                         "inner loop (forward)": inner_loop, "whole": backward}, repeats, device)
+    timed = interleaved(
+        {
+            "sampling": lambda: sampler.sample(batch.tasks),
+            "body forward": body_forward,
+            "inner loop (forward)": inner_loop,
+            "whole": backward,
+        },
+        repeats,
+        device,
+    )
     whole = timed.pop("whole")
     timed["backward (body + inner loop)"] = whole - timed["body forward"] - timed["inner loop (forward)"]
     return timed
@@ -126,10 +144,14 @@ def run_grid(options: argparse.Namespace, part: str, device: torch.device) -> li
     batch = make_batch(side, tasks, device)
     auto = BodyPass.auto(device, WAYS * (SHOTS + QUERY), side, options.bf16)
     floor_model = make_model("convex", side, device, options.compile)
-    floors = interleaved({str(c): floor_step(floor_model, batch, BodyPass(c, options.bf16)) for c in sorted({0, auto.chunk_tasks})},
-                         max(2, options.repeats // 2), device)
-    best_floor = BodyPass(int(min(floors, key=floors.get)), options.bf16)
-    rows, floor_at = [], {}
+    floors = interleaved(
+        {str(c): floor_step(floor_model, batch, BodyPass(c, options.bf16)) for c in sorted({0, auto.chunk_tasks})},
+        max(2, options.repeats // 2),
+        device,
+    )
+    best_floor = BodyPass(int(min(floors, key=lambda chunk: floors[chunk])), options.bf16)
+    rows: list[dict[str, Any]] = []
+    floor_at: dict[int, float] = {}
     grid_n = options.N if dataset == "fc100" else [7]
     model = make_model(geometry, side, device, options.compile)
     for first_order in (False, True) if dataset == "fc100" else (False,):
@@ -142,13 +164,22 @@ def run_grid(options: argparse.Namespace, part: str, device: torch.device) -> li
             timed = interleaved(steps, options.repeats if not first_order else max(2, options.repeats * 2 // 5), device)
             floor = timed.get("floor") or floor_at[n]
             floor_at.setdefault(n, floor)
-            memory = peak_bytes(steps["engine"], lambda: anil_meta_loss(model, batch, inner, torch.float32, auto).loss, device)
-            row = dict(dataset=dataset, B=tasks, geometry=geometry, N=n, order="first" if first_order else "second",
-                       engine_s=timed["engine"], reference_s=timed.get("reference"), floor_s=floor,
-                       floor_chunks_s=floors, body_chunk_tasks=auto.chunk_tasks,
-                       engine_over_floor=timed["engine"] / floor,
-                       reference_over_engine=timed["reference"] / timed["engine"] if "reference" in timed else None,
-                       memory_bytes=memory)
+            memory = peak_bytes(steps["engine"], engine_loss(model, batch, inner, auto), device)
+            row = dict(
+                dataset=dataset,
+                B=tasks,
+                geometry=geometry,
+                N=n,
+                order="first" if first_order else "second",
+                engine_s=timed["engine"],
+                reference_s=timed.get("reference"),
+                floor_s=floor,
+                floor_chunks_s=floors,
+                body_chunk_tasks=auto.chunk_tasks,
+                engine_over_floor=timed["engine"] / floor,
+                reference_over_engine=timed["reference"] / timed["engine"] if "reference" in timed else None,
+                memory_bytes=memory,
+            )
             rows.append(row)
             print(_row_line(row), flush=True)
     return rows
@@ -159,28 +190,40 @@ def extras(options: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     side = SHAPES["fc100"]
     model = make_model("convex", side, device, options.compile)
     inner = InnerLoop(7, 0.1, 0.01, False)
-    calls = {b: operator_calls(engine_step(model, make_batch(side, b, device), inner, BodyPass(0)), device) for b in (4, 32)}
+    calls = {
+        b: operator_calls(engine_step(model, make_batch(side, b, device), inner, BodyPass(0)), device) for b in (4, 32)
+    }
     auto = BodyPass.auto(device, WAYS * (SHOTS + QUERY), side, options.bf16)
     repeats = max(2, options.repeats * 2 // 5)
     parts = breakdown(model, make_batch(side, options.B, device), inner, auto, repeats, device)
-    scaling = {b: median_seconds(engine_step(model, make_batch(side, b, device), inner, auto), repeats, device)
-               for b in sorted({4, 8, 16} - {options.B})}
-    print(f"\naten operator calls per meta-iteration (FC100 shape, convex, N=7, body in one call): "
-          f"B=4: {calls[4]}, B=32: {calls[32]} (ratio {calls[32] / calls[4]:.3f})")
+    scaling = {
+        b: median_seconds(engine_step(model, make_batch(side, b, device), inner, auto), repeats, device)
+        for b in sorted({4, 8, 16} - {options.B})
+    }
+    print(
+        f"\naten operator calls per meta-iteration (FC100 shape, convex, N=7, body in one call): "
+        f"B=4: {calls[4]}, B=32: {calls[32]} (ratio {calls[32] / calls[4]:.3f})"
+    )
     total = sum(parts.values())
     print(f"breakdown of one iteration (FC100 shape, convex, N=7, B={options.B}):")
     for name, seconds in parts.items():
         print(f"  {name:<30} {seconds:.3f} s  ({100 * seconds / total:.0f}%)")
-    print("engine time against B (FC100 shape, convex, N=7): " +
-          ", ".join(f"B={b}: {s:.3f} s ({1000 * s / b:.1f} ms/task)" for b, s in scaling.items()), flush=True)
+    print(
+        "engine time against B (FC100 shape, convex, N=7): "
+        + ", ".join(f"B={b}: {s:.3f} s ({1000 * s / b:.1f} ms/task)" for b, s in scaling.items()),
+        flush=True,
+    )
     return {"operator_calls": calls, "breakdown_s": parts, "engine_s_by_B": scaling}
 
 
 def _row_line(row: dict[str, Any]) -> str:
     reference = "—" if row["reference_s"] is None else f"{row['reference_s']:.3f}"
     ratio = "—" if row["reference_over_engine"] is None else f"{row['reference_over_engine']:.2f}"
-    return (f"| {row['dataset']} | {row['B']} | {row['geometry']} | {row['N']} | {row['order']} | {row['engine_s']:.3f} | "
-            f"{reference} | {row['floor_s']:.3f} | {row['engine_over_floor']:.3f} | {ratio} | {row['memory_bytes'] / 2**20:.1f} |")
+    return (
+        f"| {row['dataset']} | {row['B']} | {row['geometry']} | {row['N']} | {row['order']} | "
+        f"{row['engine_s']:.3f} | {reference} | {row['floor_s']:.3f} | {row['engine_over_floor']:.3f} | {ratio} | "
+        f"{row['memory_bytes'] / 2**20:.1f} |"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -198,34 +241,61 @@ def main(argv: list[str] | None = None) -> None:
     options = parser.parse_args(argv)
     if options.quick:
         options.B, options.mini_B, options.repeats, options.N = 4, 2, 2, [1, 7]
-    device = torch.device("cuda" if options.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if options.device == "auto" else options.device))
+    device = torch.device(
+        "cuda"
+        if options.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if options.device == "auto" else options.device)
+    )
     if options.part:  # one part, in its own process: memory of one part never weighs on the next
         result = run_grid(options, options.part, device) if options.part != "extras" else extras(options, device)
         options.out.write_text(json.dumps(result))
         return
-    machine = (torch.cuda.get_device_name(device) if device.type == "cuda" else
-               f"{platform.machine()} CPU, {torch.get_num_threads()} threads")
-    print(f"torch {torch.__version__} on {machine}; 5-way, 5+5 per class; median of {options.repeats}"
-          + ("; body in bf16" if options.bf16 else "") + ("; body compiled" if options.compile else ""))
-    print("| dataset | B | geometry | N | order | engine s | reference s | floor s | engine/floor | reference/engine | graph MiB |")
+    machine = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"torch {torch.__version__} on {machine}; 5-way, 5+5 per class; median of {options.repeats}"
+        + ("; body in bf16" if options.bf16 else "")
+        + ("; body compiled" if options.compile else "")
+    )
+    print(
+        "| dataset | B | geometry | N | order | engine s | reference s | floor s | engine/floor "
+        "| reference/engine | graph MiB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     # Each part in a fresh process: measured in one long process, later rows ran up to 25% slower
     # (allocator state), which skews comparisons between rows.
     args = sys.argv[1:] if argv is None else argv
     results = {part: _run_part(part, args) for part in (*PARTS, "extras")}
     rows = [row for part in PARTS for row in results[part]]
-    engine_n7 = next(r["engine_s"] for r in rows if r["dataset"] == "fc100" and r["geometry"] == "convex" and r["N"] == 7 and r["order"] == "second")
+    engine_n7 = next(
+        r["engine_s"]
+        for r in rows
+        if r["dataset"] == "fc100" and r["geometry"] == "convex" and r["N"] == 7 and r["order"] == "second"
+    )
     results["extras"]["engine_s_by_B"][str(options.B)] = engine_n7
     print(f"engine at B={options.B}: {engine_n7:.3f} s ({1000 * engine_n7 / options.B:.1f} ms/task; the grid row)")
     calls = {int(b): n for b, n in results["extras"]["operator_calls"].items()}
     _print_targets(rows, calls)
     options.out.parent.mkdir(parents=True, exist_ok=True)
-    options.out.write_text(json.dumps({
-        "machine": machine, "torch": torch.__version__, "device": str(device), "repeats": options.repeats,
-        "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d"), "command": _command(args),
-        "rows": rows, **results["extras"],
-    }, indent=2))
+    options.out.write_text(
+        json.dumps(
+            {
+                "machine": machine,
+                "torch": torch.__version__,
+                "device": str(device),
+                "repeats": options.repeats,
+                "threads": torch.get_num_threads(),
+                "date": time.strftime("%Y-%m-%d"),
+                "command": _command(args),
+                "rows": rows,
+                **results["extras"],
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {options.out}")
 
 
@@ -240,7 +310,9 @@ def _run_part(part: str, args: list[str]) -> Any:
         args = list(args)
         if "--out" in args:
             del args[args.index("--out") : args.index("--out") + 2]
-        subprocess.run([sys.executable, "-m", "anil.analysis.bench", *args, "--part", part, "--out", str(out)], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "anil.analysis.bench", *args, "--part", part, "--out", str(out)], check=True
+        )
         return json.loads(out.read_text())
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import platform
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -95,8 +96,9 @@ def measure_all(
             rows.append(measure(geometry, n, tasks, repeats, alpha, lam, device))
             r = rows[-1]
             print(
-                f"{geometry} N={n}: ANIL {r['anil_s']:.3f} s, loop {r['anil_per_task_s']:.3f} s, MAML {r['maml_s']:.3f} s, "
-                f"time ratio {r['time_ratio']:.3f}, Table 2 gradient factor {r['table2_grad_factor']:.4f}",
+                f"{geometry} N={n}: ANIL {r['anil_s']:.3f} s, loop {r['anil_per_task_s']:.3f} s, "
+                f"MAML {r['maml_s']:.3f} s, time ratio {r['time_ratio']:.3f}, "
+                f"Table 2 gradient factor {r['table2_grad_factor']:.4f}",
                 flush=True,
             )
     meta = {

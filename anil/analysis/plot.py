@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import matplotlib
 
@@ -26,6 +27,8 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from anil.config import inner_stepsize  # noqa: E402
 from anil.run.metrics import RENAMED  # noqa: E402
@@ -106,7 +109,9 @@ def per_seed(jobs: list[Job]) -> pd.DataFrame:
     frames = []
     for job in jobs:
         frame = job.metrics[["iteration", "time", *SERIES, *(c for c in KEPT if c in job.metrics)]]
-        frames.append(frame.assign(**dict(zip(KEYS, _key(job))), seed=job.seed, diverged=job.diverged, job=str(job.path)))
+        frames.append(
+            frame.assign(**dict(zip(KEYS, _key(job))), seed=job.seed, diverged=job.diverged, job=str(job.path))
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -121,8 +126,12 @@ def summarise_seeds(table: pd.DataFrame) -> pd.DataFrame:
     per_curve = runs.groupby(KEYS, as_index=False).agg(runs=("diverged", "size"), diverged_runs=("diverged", "sum"))
     grouped = table.groupby([*KEYS, "iteration"], as_index=False).agg(
         time=("time", "mean"),
-        loss=("loss", "mean"), loss_std=("loss", "std"), loss_min=("loss", "min"), loss_max=("loss", "max"),
-        sq_grad_norm_w=("sq_grad_norm_w", "mean"), sq_grad_norm_phi=("sq_grad_norm_phi", "mean"),
+        loss=("loss", "mean"),
+        loss_std=("loss", "std"),
+        loss_min=("loss", "min"),
+        loss_max=("loss", "max"),
+        sq_grad_norm_w=("sq_grad_norm_w", "mean"),
+        sq_grad_norm_phi=("sq_grad_norm_phi", "mean"),
         seeds=("seed", "nunique"),  # seeds that reached this iteration
     )
     grouped["loss_std"] = grouped["loss_std"].fillna(0.0)  # one seed: no spread
@@ -133,9 +142,7 @@ def _key(job: Job) -> tuple:
     return job.dataset, job.geometry, job.alpha_schedule, job.N, job.alpha
 
 
-def draw(
-    table: pd.DataFrame, out_dir: Path, smooth: int, band: str, formats: tuple[str, ...] = FORMATS
-) -> list[Path]:
+def draw(table: pd.DataFrame, out_dir: Path, smooth: int, band: str, formats: tuple[str, ...] = FORMATS) -> list[Path]:
     """Per (dataset, geometry): the loss figure and the gradient-norm figure, in each of `formats`."""
     written = []
     for (dataset, geometry), panel in table.groupby(["dataset", "geometry"]):
@@ -146,7 +153,7 @@ def draw(
     return written
 
 
-def _loss_figure(panel: pd.DataFrame, smooth: int, band: str, title: str):
+def _loss_figure(panel: pd.DataFrame, smooth: int, band: str, title: str) -> Figure:
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for curve, style in _curves(panel):
         mean = _smoothed(curve["loss"], smooth)
@@ -161,7 +168,7 @@ def _loss_figure(panel: pd.DataFrame, smooth: int, band: str, title: str):
     return figure
 
 
-def _grad_norm_figure(panel: pd.DataFrame, smooth: int, title: str):
+def _grad_norm_figure(panel: pd.DataFrame, smooth: int, title: str) -> Figure:
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for curve, style in _curves(panel):
         for axis, column in zip(axes, ("sq_grad_norm_w", "sq_grad_norm_phi")):
@@ -173,7 +180,7 @@ def _grad_norm_figure(panel: pd.DataFrame, smooth: int, title: str):
     return figure
 
 
-def _curves(panel: pd.DataFrame):
+def _curves(panel: pd.DataFrame) -> Iterator[tuple[pd.DataFrame, dict[str, Any]]]:
     """Each curve of a panel with its line style: colour by N, dashed for alpha / N."""
     colours = plt.get_cmap("viridis")
     sizes = sorted(panel["N"].unique())
@@ -190,7 +197,7 @@ def _smoothed(series: pd.Series, window: int) -> pd.Series:
     return series.rolling(window, min_periods=1).mean() if window > 1 else series
 
 
-def _band(curve: pd.DataFrame, band: str, smooth: int, mean: pd.Series):
+def _band(curve: pd.DataFrame, band: str, smooth: int, mean: pd.Series) -> tuple[pd.Series | None, pd.Series | None]:
     if band == "none":
         return None, None
     if band == "std":
@@ -201,7 +208,7 @@ def _band(curve: pd.DataFrame, band: str, smooth: int, mean: pd.Series):
     return low.where(low > 0, mean / 10), high  # a log axis cannot show a band below zero
 
 
-def _label(axes, xlabels, ylabel, title) -> None:
+def _label(axes: Sequence[Axes], xlabels: Sequence[str], ylabel: str | None, title: str) -> None:
     for axis, xlabel in zip(axes, xlabels):
         axis.set_xlabel(xlabel)
         if ylabel:
@@ -211,7 +218,7 @@ def _label(axes, xlabels, ylabel, title) -> None:
     axes[0].figure.suptitle(title)
 
 
-def _save(figure: Any, stem: Path, formats: tuple[str, ...]) -> list[Path]:
+def _save(figure: Figure, stem: Path, formats: tuple[str, ...]) -> list[Path]:
     paths = [stem.with_suffix(f".{fmt}") for fmt in formats]
     for path in paths:
         figure.savefig(path, dpi=150)

@@ -20,8 +20,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import matplotlib
 
@@ -65,7 +66,12 @@ def meta_gradient(setup: Setup, batch: TaskBatch, learner: MetaLearner) -> tuple
     model = setup.model
     model.zero_grad(set_to_none=True)
     learner.loss(model, batch).loss.backward()
-    return flat(p.grad for p in model.head), flat(p.grad for p in model.body.parameters())
+    return flat(_grads(model.head.parameters())), flat(_grads(model.body.parameters()))
+
+
+def _grads(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
+    """Each parameter's gradient (zeros where backward did not reach it)."""
+    return [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
 
 
 @torch.no_grad()
@@ -126,14 +132,16 @@ def measure(config: TrainConfig, probe: Probe) -> list[dict[str, Any]]:
             _, healthy = meta_step(setup, config.B, config.blowup_loss)
             if not healthy:  # probing a blown-up model would measure nothing meaningful
                 raise DivergedTrajectory(
-                    f"the {config.geometry.name} trajectory diverged at iteration {iteration} (alpha={config.alpha:g}); "
-                    "lower --alpha or --train-iterations"
+                    f"the {config.geometry.name} trajectory diverged at iteration {iteration} "
+                    f"(alpha={config.alpha:g}); lower --alpha or --train-iterations"
                 )
         done = mark
         started = time.perf_counter()
         for row in probe_point(setup, batch, config.geometry.name, probe, learner_for, config.seed):
             rows.append({**row, "iteration": mark})
-        log.info("%s: point at iteration %d probed in %.1f s", config.geometry.name, mark, time.perf_counter() - started)
+        log.info(
+            "%s: point at iteration %d probed in %.1f s", config.geometry.name, mark, time.perf_counter() - started
+        )
     return rows
 
 
@@ -141,10 +149,16 @@ def summarise(samples: pd.DataFrame) -> pd.DataFrame:
     """Median and quartiles of each block per (geometry, N) over points and directions."""
     long = samples.melt(id_vars=["geometry", "N", "iteration", "direction"], value_vars=list(BLOCKS), var_name="block")
     grouped = long.groupby(["geometry", "block", "N"])["value"]
-    return pd.DataFrame({
-        "median": grouped.median(), "q25": grouped.quantile(0.25), "q75": grouped.quantile(0.75),
-        "min": grouped.min(), "max": grouped.max(), "samples": grouped.size(),
-    }).reset_index()
+    return pd.DataFrame(
+        {
+            "median": grouped.median(),
+            "q25": grouped.quantile(0.25),
+            "q75": grouped.quantile(0.75),
+            "min": grouped.min(),
+            "max": grouped.max(),
+            "samples": grouped.size(),
+        }
+    ).reset_index()
 
 
 def predicted(geometry: str, block: str, grid: list[int], alpha: float, lam: float) -> list[float] | None:
@@ -162,8 +176,10 @@ def predicted(geometry: str, block: str, grid: list[int], alpha: float, lam: flo
 def draw(summary: pd.DataFrame, out: Path, alpha: float, lam: float) -> list[Path]:
     """smoothness.png/.pdf: each block's median and quartiles against N, per geometry."""
     geometries = list(summary["geometry"].unique())
-    figure, axes = plt.subplots(1, len(geometries), figsize=(5.5 * len(geometries), 4.2), constrained_layout=True, squeeze=False)
-    colours = dict(zip(BLOCKS, plt.get_cmap("tab10").colors))
+    figure, axes = plt.subplots(
+        1, len(geometries), figsize=(5.5 * len(geometries), 4.2), constrained_layout=True, squeeze=False
+    )
+    colours = {block: plt.get_cmap("tab10")(i) for i, block in enumerate(BLOCKS)}
     for axis, geometry in zip(axes[0], geometries):
         for block, part in summary[summary["geometry"] == geometry].groupby("block"):
             part = part.sort_values("N")

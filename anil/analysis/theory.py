@@ -21,9 +21,9 @@ and return gradients of the engine's meta-loss: the mean of the B tasks' query l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -65,7 +65,9 @@ def _leaf(params: list[torch.Tensor]) -> list[torch.Tensor]:
     return [p.detach().requires_grad_(True) for p in params]
 
 
-def inner_iterates(head: list[torch.Tensor], support: torch.Tensor, labels: torch.Tensor, inner: InnerLoop) -> list[list[torch.Tensor]]:
+def inner_iterates(
+    head: list[torch.Tensor], support: torch.Tensor, labels: torch.Tensor, inner: InnerLoop
+) -> list[list[torch.Tensor]]:
     """w_0 .. w_N for every task (values only, no graph): [[B, ...] per head parameter] per step."""
     support = support.detach()
     w = [p.detach().unsqueeze(0).expand(support.shape[0], *p.shape).clone() for p in head]
@@ -78,18 +80,27 @@ def inner_iterates(head: list[torch.Tensor], support: torch.Tensor, labels: torc
     return iterates
 
 
-def _outer_gradients(task: _Task, w_last: list[torch.Tensor], body: list[torch.Tensor]):
+def dot(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch.Tensor:
+    """sum_i <a_i, b_i> over two lists of same-shaped tensors: a scalar tensor."""
+    return torch.stack([(x * y).sum() for x, y in zip(a, b)]).sum()
+
+
+def _outer_gradients(
+    task: _Task, w_last: list[torch.Tensor], body: Sequence[torch.Tensor]
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """grad_w L_D(w_N, phi) per task [B, ...] and grad_phi L_D(w_N, phi) with w_N held fixed."""
     w_last = _leaf(w_last)
     grads = torch.autograd.grad(meta_objective(w_last, task.query, task.labels_q), [*w_last, *body], retain_graph=True)
     return list(grads[: len(w_last)]), list(grads[len(w_last) :])
 
 
-def _second_order_products(task: _Task, w_j: list[torch.Tensor], v: list[torch.Tensor], body: list[torch.Tensor], lam: float):
+def _second_order_products(
+    task: _Task, w_j: list[torch.Tensor], v: list[torch.Tensor], body: Sequence[torch.Tensor], lam: float
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """H_j v per task ([B, ...] per head parameter) and M_j v summed over tasks (per body parameter)."""
     w_j = _leaf(w_j)
     grads = torch.autograd.grad(support_loss(w_j, task.support, task.labels_s, lam).sum(), w_j, create_graph=True)
-    along_v = sum((g * u).sum() for g, u in zip(grads, v))  # sum_b <grad_w L_S^b(w_j), v_b>
+    along_v = dot(grads, v)  # sum_b <grad_w L_S^b(w_j), v_b>
     products = torch.autograd.grad(along_v, [*w_j, *body], retain_graph=True, allow_unused=True)
     hessian_v = list(products[: len(w_j)])
     mixed_v = [torch.zeros_like(p) if m is None else m for p, m in zip(body, products[len(w_j) :])]
@@ -113,18 +124,23 @@ def explicit_meta_gradient(model: AnilNet, batch: TaskBatch, inner: InnerLoop, d
     return MetaGradient(head, [o + s for o, s in zip(outer_phi, sigma)], sigma)
 
 
-def conjugate_gradient(apply, rhs: list[torch.Tensor], iterations: int, tolerance: float) -> list[torch.Tensor]:
+def conjugate_gradient(
+    apply: Callable[[list[torch.Tensor]], list[torch.Tensor]],
+    rhs: list[torch.Tensor],
+    iterations: int,
+    tolerance: float,
+) -> list[torch.Tensor]:
     """Solve A x = rhs for a symmetric positive definite A given as x -> A x (lists of tensors)."""
     x = [torch.zeros_like(r) for r in rhs]
     r = [t.clone() for t in rhs]
     p = [t.clone() for t in r]
-    rr = sum((t * t).sum() for t in r)
+    rr = dot(r, r)
     for _ in range(iterations):
         Ap = apply(p)
-        step = rr / sum((a * b).sum() for a, b in zip(p, Ap))
+        step = rr / dot(p, Ap)
         x = [xi + step * pi for xi, pi in zip(x, p)]
         r = [ri - step * ai for ri, ai in zip(r, Ap)]
-        rr_next = sum((t * t).sum() for t in r)
+        rr_next = dot(r, r)
         if rr_next.sqrt() <= tolerance:
             break
         p = [ri + (rr_next / rr) * pi for ri, pi in zip(r, p)]
@@ -132,7 +148,9 @@ def conjugate_gradient(apply, rhs: list[torch.Tensor], iterations: int, toleranc
     return x
 
 
-def implicit_meta_gradient(model: AnilNet, batch: TaskBatch, inner: InnerLoop, dtype: torch.dtype, optimum_steps: int = 20000) -> MetaGradient:
+def implicit_meta_gradient(
+    model: AnilNet, batch: TaskBatch, inner: InnerLoop, dtype: torch.dtype, optimum_steps: int = 20000
+) -> MetaGradient:
     """The N -> infinity meta-gradient of the strongly convex geometry (lam > 0) at w*(phi), found by
     `optimum_steps` inner steps; H(w*)^{-1} is applied by conjugate gradients (H is positive definite)."""
     if inner.lam <= 0:
@@ -208,7 +226,9 @@ LIMIT_ALPHA, LIMIT_LAM = 0.02, 2.0  # a strongly convex inner loss with a fast, 
 def convex_limit_rows() -> list[dict[str, Any]]:
     """Gap between the engine's meta-gradient at N and the implicit (N -> infinity) one."""
     model, batch = tiny_problem("convex", seed=2, tasks=2)
-    limit = implicit_meta_gradient(model, batch, InnerLoop(1, LIMIT_ALPHA, LIMIT_LAM, False), CHECK_DTYPE, optimum_steps=3000)
+    limit = implicit_meta_gradient(
+        model, batch, InnerLoop(1, LIMIT_ALPHA, LIMIT_LAM, False), CHECK_DTYPE, optimum_steps=3000
+    )
     target = _flat(limit.head + limit.body)
     rows = []
     for n in LIMIT_GRID:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -82,8 +83,6 @@ def operator_calls(step: Callable[[], Any], device: torch.device) -> int:
         step()
         sync(device)
     return sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
-
-
 
 
 def make_model(geometry: str, side: int, device: torch.device, compile_body: bool = False) -> AnilNet:

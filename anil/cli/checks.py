@@ -62,7 +62,7 @@ def check_overrides(args: list[str]) -> None:
     sweeps = [o for o in parsed if o.is_sweep_override()]
     if sweeps and not options.multirun:
         raise ConfigError(f"'{sweeps[0].input_line}' sweeps several values: add -m to run one job per value")
-    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    fixed = [str(o.input_line) for o in parsed if not o.is_sweep_override()]
     with hydra_context():
         base = compose_train(fixed, with_hydra=True)  # the output folder and the experiment's own sweep
         if not options.multirun:
@@ -81,7 +81,9 @@ def _check_writable(folder: Path) -> None:
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise ConfigError(f"cannot write the output folder {folder}: {existing} is a file; choose another hydra.run.dir")
+        raise ConfigError(
+            f"cannot write the output folder {folder}: {existing} is a file; choose another hydra.run.dir"
+        )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(
             f"cannot write the output folder {folder}: {existing} is not writable; choose another hydra.run.dir"

@@ -44,6 +44,7 @@ def main(args: list[str]) -> int:
     print(
         f"test accuracy {100 * result['accuracy']:.2f}% ± {100 * result['accuracy_ci95']:.2f}% (95% CI, "
         f"{result['tasks']} tasks, {result['ways']}-way {result['shots']}-shot), loss {result['loss']:.4f}; "
-        f"{result['checkpoint']} at iteration {result['checkpoint_iteration']}, N={result['N']}, alpha={result['alpha']:g}"
+        f"{result['checkpoint']} at iteration {result['checkpoint_iteration']}, "
+        f"N={result['N']}, alpha={result['alpha']:g}"
     )
     return 0

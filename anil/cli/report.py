@@ -1,9 +1,9 @@
 """`anil report DOC`: regenerate a document of docs/ from the measured data under docs/data/.
 
-    anil report all                                            # every document, from docs/data/ (seconds)
-    anil report reproduction --fig1 SWEEP --fig2 SWEEP         # read two finished sweeps into docs/data/, then render
-    anil report theory --smoothness DIR                        # run the formula checks, read `anil smoothness` output
-    anil report complexity | performance                       # render (scripts/complexity.py, scripts/bench.py measure)
+    anil report all                                     # every document, from docs/data/ (seconds)
+    anil report reproduction --fig1 SWEEP --fig2 SWEEP  # read two finished sweeps into docs/data/, then render
+    anil report theory --smoothness DIR                 # run the formula checks, read `anil smoothness` output
+    anil report complexity | performance                # render (scripts/complexity.py, scripts/bench.py measure)
 
 Run it from the repository root (the paths default to docs/ and docs/data/ there).
 """
@@ -28,7 +28,9 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--docs", type=Path, default=DOCS, help="the docs folder (default docs)")
     parser.add_argument("--fig1", type=Path, help="reproduction: a finished fig1_* sweep to read first")
     parser.add_argument("--fig2", type=Path, help="reproduction: a finished fig2_* sweep to read first")
-    parser.add_argument("--smoothness", type=Path, help="theory: an `anil smoothness --out` folder; runs the formula checks")
+    parser.add_argument(
+        "--smoothness", type=Path, help="theory: an `anil smoothness --out` folder; runs the formula checks"
+    )
     return parser
 
 

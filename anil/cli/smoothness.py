@@ -25,7 +25,9 @@ log = logging.getLogger("anil.smoothness")
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="anil smoothness", description="Lipschitz estimates of the meta-gradient against N")
+    parser = argparse.ArgumentParser(
+        prog="anil smoothness", description="Lipschitz estimates of the meta-gradient against N"
+    )
     parser.add_argument("--dataset", default="embedded", choices=["embedded", "procedural", "fc100", "miniimagenet"])
     parser.add_argument("--dataset-root", default=None, help="dataset.root for fc100 / miniimagenet")
     parser.add_argument("--geometry", nargs="+", default=["convex", "nonconvex"], choices=["convex", "nonconvex"])
@@ -80,7 +82,9 @@ def main(args: list[str]) -> int:
     _check(cli, options)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = options.out or Path("outputs/smoothness") / time.strftime("%Y-%m-%d_%H-%M-%S")
-    probe = Probe(tuple(sorted(set(options.N))), options.points, options.train_iterations, options.directions, options.radius)
+    probe = Probe(
+        tuple(sorted(set(options.N))), options.points, options.train_iterations, options.directions, options.radius
+    )
     try:
         rows = [row for geometry in options.geometry for row in measure(trajectory_config(geometry, options), probe)]
     except (ConfigError, DatasetError, DivergedTrajectory) as error:

@@ -42,10 +42,15 @@ def hydra_app(cfg: DictConfig) -> None:
         print(f"anil train: cannot write {error.filename or run_dir}: {error.strerror or error}", file=sys.stderr)
         raise SystemExit(1) from None
     if summary.status is Status.INTERRUPTED:
-        print(f"anil train: stopped at iteration {summary.iteration}; continue with: anil resume {run_dir}", file=sys.stderr)
+        print(
+            f"anil train: stopped at iteration {summary.iteration}; continue with: anil resume {run_dir}",
+            file=sys.stderr,
+        )
         raise SystemExit(130)
     if summary.status is Status.DIVERGED:
-        print(f"anil train: diverged at iteration {summary.iteration} ({summary.reason}); see {run_dir}", file=sys.stderr)
+        print(
+            f"anil train: diverged at iteration {summary.iteration} ({summary.reason}); see {run_dir}", file=sys.stderr
+        )
         if config.fail_on_divergence:
             raise SystemExit(1)
 

@@ -6,7 +6,7 @@ the run layer or the command line.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from anil.config import DatasetConfig
 from anil.data import embedded, fc100, miniimagenet

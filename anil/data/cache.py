@@ -17,8 +17,8 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -86,8 +86,8 @@ def _read(folder: Path, key: str, source: str) -> Splits | None:
         return None
 
 
-def _write(folder: Path, key: str, splits: Splits, source: str) -> Splits:
-    folder = _writable(folder)
+def _write(preferred: Path, key: str, splits: Splits, source: str) -> Splits:
+    folder = _writable(preferred)
     if folder is None:
         return splits
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))

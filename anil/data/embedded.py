@@ -40,7 +40,10 @@ def _settings(config: DatasetConfig) -> str:
     """Everything the rendered images depend on: a change renders them again."""
     counts = f"{config.train_classes}-{config.val_classes}-{config.test_classes}x{config.instances}"
     version = _kanjivg_version() if config.name == "embedded" else "none"
-    return f"{config.name}|{config.image_size}px|{counts}|jitter={config.jitter:g}|render=v{RENDER_VERSION}|kanjivg={version}"
+    return (
+        f"{config.name}|{config.image_size}px|{counts}|jitter={config.jitter:g}"
+        f"|render=v{RENDER_VERSION}|kanjivg={version}"
+    )
 
 
 def _glyphs(config: DatasetConfig) -> tuple[list[list[np.ndarray]], list[str]]:
@@ -81,16 +84,16 @@ def kanji_folder() -> Path:
             "the embedded dataset needs the kanjivg package: pip install kanjivg (or use dataset=procedural)"
         ) from None
     if not folder.is_dir():
-        raise FileNotFoundError(f"kanjivg is installed but {folder} is missing: reinstall it (pip install --force-reinstall kanjivg)")
+        raise FileNotFoundError(
+            f"kanjivg is installed but {folder} is missing: reinstall it (pip install --force-reinstall kanjivg)"
+        )
     return folder
 
 
 def _kanji_glyphs(config: DatasetConfig) -> tuple[list[list[np.ndarray]], list[str]]:
     """CJK characters in a fixed seeded order; splits take consecutive blocks, so they are disjoint."""
     folder = kanji_folder()
-    codes = sorted(
-        int(m.group(1), 16) for p in folder.iterdir() if (m := re.fullmatch(r"([0-9a-f]{5})\.svg", p.name))
-    )
+    codes = sorted(int(m.group(1), 16) for p in folder.iterdir() if (m := re.fullmatch(r"([0-9a-f]{5})\.svg", p.name)))
     codes = [c for c in codes if c in CJK]
     if len(codes) < _needed(config):
         raise ValueError(f"dataset asks for {_needed(config)} classes but kanjivg has {len(codes)} CJK characters")
@@ -126,7 +129,8 @@ def _radical(rng: np.random.Generator) -> list[np.ndarray]:
 def _procedural_glyphs(config: DatasetConfig) -> tuple[list[list[np.ndarray]], list[str]]:
     rng = np.random.default_rng(SPLIT_SEED)
     radicals = [_radical(rng) for _ in range(40)]
-    glyphs, names = [], []
+    glyphs: list[list[np.ndarray]] = []
+    names: list[str] = []
     while len(glyphs) < _needed(config):
         layout = list(LAYOUTS)[rng.integers(len(LAYOUTS))]
         parts = rng.choice(len(radicals), size=len(LAYOUTS[layout]), replace=False)

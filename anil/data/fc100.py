@@ -15,8 +15,8 @@ import numpy as np
 
 from anil.config import DatasetConfig
 from anil.data.cache import cached, fingerprint, tag
+from anil.data.locate import Marker, find_format
 from anil.data.readers import group_by_label, read_pickle, require, resize_hwc
-from anil.data.locate import find_format
 from anil.data.split import SPLITS, DatasetError, Splits
 
 # Superclass ids per split: the split of Oreshkin et al. (TADAM, NeurIPS 2018), docs/datasets.md.
@@ -36,10 +36,8 @@ FINE_NAMES = (
     "tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm"
 ).split()
 
-FORMATS = {
-    "cifar": ("train", "test"),
-    "pickles": tuple(f"FC100_{s}.pickle" for s in SPLITS),
-}
+PICKLES = tuple(f"FC100_{s}.pickle" for s in SPLITS)  # train, val, test
+FORMATS: dict[str, tuple[Marker, ...]] = {"cifar": ("train", "test"), "pickles": PICKLES}
 LOOKED_FOR = "cifar-100-python/{train,test,meta} or FC100_{train,val,test}.pickle"
 
 
@@ -49,7 +47,7 @@ def load(config: DatasetConfig) -> Splits:
         files = [folder / "train", folder / "test"] + ([folder / "meta"] if (folder / "meta").exists() else [])
         decode = lambda: _from_cifar(folder, config.image_size)  # noqa: E731
     else:
-        files = [folder / name for name in FORMATS["pickles"]]
+        files = [folder / name for name in PICKLES]
         decode = lambda: _from_pickles(folder, config.image_size)  # noqa: E731
     key = fingerprint(files, f"size={config.image_size}")
     return cached(f"fc100-{fmt}-{tag(str(folder.resolve()))}", str(folder), key, config.cache_dir, decode)
@@ -93,7 +91,7 @@ def _fine_names(folder: Path) -> dict[int, str]:
 
 def _from_pickles(folder: Path, size: int) -> Splits:
     splits = []
-    for split, name in zip(SPLITS, FORMATS["pickles"]):
+    for name in PICKLES:
         path = folder / name
         data = read_pickle(path)
         require(data, ("data", "labels"), path)

@@ -9,11 +9,15 @@ from anil.config import DatasetConfig
 from anil.data.split import DatasetError
 
 # A marker is a relative path that must exist: "name" a file, "name/" a folder; a tuple: any one of them.
-Marker = Union[str, tuple[str, ...]]
+Marker = Union[str, tuple[str, ...]]  # noqa: UP007 (a runtime alias: `|` on these needs Python 3.10 types)
 
 
 def find_format(
-    dataset: str, config: DatasetConfig, formats: dict[str, tuple[Marker, ...]], looked_for: str, prefer: tuple[str, ...] = ()
+    dataset: str,
+    config: DatasetConfig,
+    formats: dict[str, tuple[Marker, ...]],
+    looked_for: str,
+    prefer: tuple[str, ...] = (),
 ) -> tuple[str, Path]:
     """(format, folder holding its files), trying formats in priority order unless dataset.format forces one."""
     if not config.root:

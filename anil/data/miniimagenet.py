@@ -20,8 +20,8 @@ import numpy as np
 
 from anil.config import DatasetConfig
 from anil.data.cache import cached, fingerprint, tag
+from anil.data.locate import Marker, find_format
 from anil.data.readers import decode_image, group_by_label, read_pickle, require, resize_hwc
-from anil.data.locate import find_format
 from anil.data.split import SPLITS, DatasetError, Split, Splits
 
 PICKLE_NAMES = {
@@ -29,12 +29,14 @@ PICKLE_NAMES = {
     "val": ("mini-imagenet-cache-val.pkl", "mini-imagenet-cache-validation.pkl"),  # learn2learn says validation
     "test": ("mini-imagenet-cache-test.pkl",),
 }
-FORMATS = {
+FORMATS: dict[str, tuple[Marker, ...]] = {
     "csv": ("train.csv", "val.csv", "test.csv", "images/"),
     "folders": ("train/", "val/", "test/"),
     "pickles": tuple(PICKLE_NAMES[s] for s in SPLITS),
 }
-LOOKED_FOR = "{train,val,test}.csv + images/, {train,val,test}/<wnid>/*.jpg, or mini-imagenet-cache-{train,val,test}.pkl"
+LOOKED_FOR = (
+    "{train,val,test}.csv + images/, {train,val,test}/<wnid>/*.jpg, or mini-imagenet-cache-{train,val,test}.pkl"
+)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 PARALLEL_FROM = 2000  # decode in worker processes from this many images on
 
@@ -118,7 +120,10 @@ def _from_pickles(folder: Path, size: int) -> Splits:
         pixels = np.asarray(data["image_data"])
         if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[3] != 3:
             raise DatasetError(f"{path}: 'image_data' is {pixels.dtype} {pixels.shape}, expected uint8 (N, 84, 84, 3)")
-        classes = {(k.decode() if isinstance(k, bytes) else str(k)): np.asarray(v, dtype=np.int64) for k, v in data["class_dict"].items()}
+        classes = {
+            (k.decode() if isinstance(k, bytes) else str(k)): np.asarray(v, dtype=np.int64)
+            for k, v in data["class_dict"].items()
+        }
         names = sorted(classes)
         rows = np.concatenate([classes[n] for n in names])
         if len(rows) and (rows.min() < 0 or rows.max() >= len(pixels)):

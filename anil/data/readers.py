@@ -35,7 +35,9 @@ def read_pickle(path: Path) -> dict[str, Any]:
 def require(data: dict[str, Any], keys: tuple[str, ...], path: Path) -> None:
     missing = [k for k in keys if k not in data]
     if missing:
-        raise DatasetError(f"{path} lacks the key(s) {', '.join(missing)}; it holds {', '.join(map(str, data)) or 'nothing'}")
+        raise DatasetError(
+            f"{path} lacks the key(s) {', '.join(missing)}; it holds {', '.join(map(str, data)) or 'nothing'}"
+        )
 
 
 def decode_image(path: Path, size: int) -> np.ndarray:
@@ -44,7 +46,7 @@ def decode_image(path: Path, size: int) -> np.ndarray:
         with Image.open(path) as image:
             image = image.convert("RGB")
             if image.size != (size, size):
-                image = image.resize((size, size), Image.BILINEAR)
+                image = image.resize((size, size), Image.Resampling.BILINEAR)
             return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
     except FileNotFoundError:
         raise DatasetError(f"missing image {path}") from None
@@ -55,7 +57,9 @@ def decode_image(path: Path, size: int) -> np.ndarray:
 def resize_hwc(images: np.ndarray, size: int) -> np.ndarray:
     """uint8 [M, H, W, 3] -> uint8 [M, 3, size, size]; a copy-free transpose when no resize is needed."""
     if images.shape[1:3] != (size, size):
-        images = np.stack([np.asarray(Image.fromarray(i).resize((size, size), Image.BILINEAR)) for i in images])
+        images = np.stack(
+            [np.asarray(Image.fromarray(i).resize((size, size), Image.Resampling.BILINEAR)) for i in images]
+        )
     return images.transpose(0, 3, 1, 2)
 
 
@@ -63,4 +67,9 @@ def group_by_label(images: np.ndarray, labels: np.ndarray, names: dict[int, str]
     """[M, ch, S, S] with a label per image -> a Split grouped by class, classes in label order."""
     order = np.argsort(labels, kind="stable")
     classes, counts = np.unique(labels, return_counts=True)
-    return Split(np.ascontiguousarray(images[order]), counts.astype(np.int64), [names.get(int(c), str(c)) for c in classes], source)
+    return Split(
+        np.ascontiguousarray(images[order]),
+        counts.astype(np.int64),
+        [names.get(int(c), str(c)) for c in classes],
+        source,
+    )

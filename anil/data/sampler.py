@@ -14,7 +14,9 @@ from anil.tasks import TaskBatch
 
 
 class TaskSampler:
-    def __init__(self, split: Split, ways: int, shots: int, query: int, generator: torch.Generator, name: str = "train"):
+    def __init__(
+        self, split: Split, ways: int, shots: int, query: int, generator: torch.Generator, name: str = "train"
+    ):
         split.check_tasks(name, ways, shots, query)
         device = generator.device
         self.images = torch.from_numpy(split.images).to(device)  # uint8 [M, ch, S, S]

@@ -27,7 +27,7 @@ class Split:
         return np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
 
     @classmethod
-    def from_grouped(cls, grouped: np.ndarray, names: list[str], source: str) -> "Split":
+    def from_grouped(cls, grouped: np.ndarray, names: list[str], source: str) -> Split:
         """[C, I, ch, S, S] (the same number of images per class) -> Split."""
         classes, instances = grouped.shape[:2]
         counts = np.full(classes, instances, dtype=np.int64)
@@ -36,7 +36,9 @@ class Split:
     def check_tasks(self, split: str, ways: int, shots: int, query: int) -> None:
         """Every task of this shape can be drawn, or a DatasetError says which class falls short."""
         if len(self.counts) < ways:
-            raise DatasetError(f"split {split} of {self.source} has {len(self.counts)} classes, fewer than ways={ways}; lower ways")
+            raise DatasetError(
+                f"split {split} of {self.source} has {len(self.counts)} classes, fewer than ways={ways}; lower ways"
+            )
         short = np.flatnonzero(self.counts < shots + query)
         if len(short):
             c = short[0]

@@ -20,14 +20,21 @@ _TOKEN = re.compile(r"[MmCcSsLlHhVvZz]|[-+]?(?:\d*\.\d+|\d+\.?)(?:[eE][-+]?\d+)?
 _ARITY = {"M": 2, "L": 2, "H": 1, "V": 1, "C": 6, "S": 4, "Z": 0}
 
 
+Point = tuple[float, float]
+
+
 class StrokeParseError(ValueError):
     pass
+
+
+def _point(xy: np.ndarray) -> Point:
+    return float(xy[0]), float(xy[1])
 
 
 def parse_path(d: str) -> np.ndarray:
     """SVG path data (M, L, H, V, C, S, Z; absolute or relative) -> polyline [P, 2]."""
     tokens = _TOKEN.findall(d)
-    points: list[tuple[float, float]] = []
+    points: list[Point] = []
     cursor = np.zeros(2)
     start = np.zeros(2)
     last_control: np.ndarray | None = None  # second control point of the last cubic (for S)
@@ -38,7 +45,7 @@ def parse_path(d: str) -> np.ndarray:
             command = tokens[i]
             i += 1
             if command in "Zz":
-                points.append(tuple(start))
+                points.append(_point(start))
                 cursor, last_control = start.copy(), None
                 continue
         if not command:
@@ -57,19 +64,22 @@ def parse_path(d: str) -> np.ndarray:
     return np.asarray(points, dtype=np.float64)
 
 
-def _apply(command, args, cursor, last_control, points):
+def _apply(
+    command: str, args: list[float], cursor: np.ndarray, last_control: np.ndarray | None, points: list[Point]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Append the points of one path command to `points`; return the new cursor and the last cubic control."""
     relative = command.islower()
     origin = cursor if relative else np.zeros(2)
     kind = command.upper()
     if kind in "ML":
         end = origin + args[:2]
-        points.append(tuple(end))
+        points.append(_point(end))
         return end, None
     if kind in "HV":
         end = cursor.copy()
         axis = 0 if kind == "H" else 1
         end[axis] = (cursor[axis] if relative else 0.0) + args[0]
-        points.append(tuple(end))
+        points.append(_point(end))
         return end, None
     if kind == "C":
         c1, c2, end = origin + args[0:2], origin + args[2:4], origin + args[4:6]
@@ -78,7 +88,7 @@ def _apply(command, args, cursor, last_control, points):
         c2, end = origin + args[0:2], origin + args[2:4]
     t = np.linspace(0, 1, CUBIC_SAMPLES + 1)[1:, None]  # [S, 1]
     curve = (1 - t) ** 3 * cursor + 3 * (1 - t) ** 2 * t * c1 + 3 * (1 - t) * t**2 * c2 + t**3 * end
-    points.extend(map(tuple, curve))
+    points.extend(_point(p) for p in curve)
     return end, c2
 
 
@@ -102,7 +112,7 @@ def render(strokes: list[np.ndarray], size: int, rng: np.random.Generator, jitte
         points = points + amplitude * np.sin(along + phase) * np.array([[0.7, 0.7]])  # wobble
         points = (points - CANVAS / 2) @ affine[:, :2].T + affine[:, 2] + CANVAS / 2
         draw.line([tuple(p) for p in points * scale2x], fill=255, width=width, joint="curve")
-    return np.asarray(image.resize((size, size), Image.BILINEAR), dtype=np.uint8)
+    return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
 def _random_affine(rng: np.random.Generator, jitter: float) -> np.ndarray:

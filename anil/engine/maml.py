@@ -39,8 +39,8 @@ def adapt_all(
     """N gradient steps on one task's support loss in all parameters.
     Returns the adapted body, the adapted head and the support loss at the start."""
     counts = counts or NoCounts()
-    body = dict(model.body.named_parameters())
-    head = list(model.head)
+    body: dict[str, torch.Tensor] = dict(model.body.named_parameters())
+    head: list[torch.Tensor] = list(model.head)
     before = None
     for _ in range(inner.steps):
         body_j = {name: alias(p) for name, p in body.items()}  # private views: see anil/engine/opcount.py

@@ -27,7 +27,8 @@ class Body(nn.Module):
     def __init__(self, channels: int = 1, filters: int = 64, blocks: int = 4):
         super().__init__()
         self.convs = nn.ModuleList(
-            nn.Conv2d(channels if i == 0 else filters, filters, kernel_size=3, padding=1, bias=False) for i in range(blocks)
+            nn.Conv2d(channels if i == 0 else filters, filters, kernel_size=3, padding=1, bias=False)
+            for i in range(blocks)
         )
         self.bn_weight = nn.ParameterList(nn.Parameter(torch.ones(filters)) for _ in range(blocks))
         self.bn_bias = nn.ParameterList(nn.Parameter(torch.zeros(filters)) for _ in range(blocks))

@@ -14,7 +14,7 @@ import pickle
 import random
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -32,7 +32,8 @@ class CheckpointError(RuntimeError):
 
 
 def rng_state() -> dict[str, Any]:
-    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    kind, keys, position, has_gauss, gauss = np.random.get_state(legacy=True)
+    assert not isinstance(keys, str), "legacy=True gives the (kind, keys, ...) tuple"
     return {
         "python": random.getstate(),
         "numpy": [kind, keys.tolist(), position, has_gauss, gauss],  # lists: loadable with weights_only
@@ -90,24 +91,24 @@ class RunLock:
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / ".lock"
-        self._file = None
+        self._file: IO[str] | None = None
 
-    def __enter__(self) -> "RunLock":
-        self._file = open(self.path, "a+")
+    def __enter__(self) -> RunLock:
+        self._file = file = open(self.path, "a+")
         try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self._file.seek(0)
-            owner = self._file.read().strip() or "?"
-            self._file.close()
+            file.seek(0)
+            owner = file.read().strip() or "?"
+            file.close()
             raise CheckpointError(
                 f"run directory {self.path.parent} is in use by another anil process (pid {owner}); "
                 "wait for it to finish or choose another hydra.run.dir"
             ) from None
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(str(os.getpid()))
-        self._file.flush()
+        file.seek(0)
+        file.truncate()
+        file.write(str(os.getpid()))
+        file.flush()
         return self
 
     def __exit__(self, *exc: object) -> None:

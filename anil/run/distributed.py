@@ -82,7 +82,9 @@ def init(device: torch.device, tasks: int) -> World:
     if size == 1:
         return World()
     if tasks % size:
-        raise ConfigError(f"B={tasks} tasks cannot be split evenly over {size} processes; choose B a multiple of {size}")
+        raise ConfigError(
+            f"B={tasks} tasks cannot be split evenly over {size} processes; choose B a multiple of {size}"
+        )
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return World(dist.get_rank(), dist.get_world_size())

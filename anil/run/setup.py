@@ -111,7 +111,9 @@ class Setup:
 def build(config: TrainConfig, device: torch.device, world: World | None = None) -> Setup:
     seed_everything(config.seed)
     splits = load_splits(config.dataset)
-    sampler = TaskSampler(splits.train, config.ways, config.shots, config.query, generator(device, config.seed), "train")
+    sampler = TaskSampler(
+        splits.train, config.ways, config.shots, config.query, generator(device, config.seed), "train"
+    )
     val_batches = fixed_batches(config, splits.val, "val", config.eval_tasks, device, config.seed + EVAL_SEED_OFFSET)
     model = make_model(config, splits.train, device)
     if config.compile_body:

@@ -300,4 +300,3 @@ def _report(summary: RunSummary, out_dir: Path) -> None:
             "done: loss %.4f, val accuracy %.3f, %.1f s training",
             final["loss"], final["val_accuracy"], summary.train_time_s,
         )  # fmt: skip
-

@@ -18,16 +18,78 @@ from anil.data.fc100 import FINE_NAMES
 
 # CIFAR-100 fine label -> coarse label (the CIFAR-100 archive's own fine/coarse pairs, as the widely
 # used sparse2coarse table lists them).
-COARSE = [int(c) for c in (
-    "4 1 14 8 0 6 7 7 18 3 3 14 9 18 7 11 3 9 7 11 6 11 5 10 7 6 13 15 3 15 0 11 1 10 12 14 16 9 11 5 "
-    "5 19 8 8 15 13 14 17 18 10 16 4 17 4 2 0 17 4 18 17 10 3 2 12 12 16 12 1 9 19 "
-    "2 10 0 1 16 12 9 13 15 13 16 19 2 4 6 19 5 5 8 19 18 1 2 15 6 0 17 8 14 13"
-).split()]
+COARSE = [
+    int(c)
+    for c in (
+        "4 1 14 8 0 6 7 7 18 3 3 14 9 18 7 11 3 9 7 11 6 11 5 10 7 6 13 15 3 15 0 11 1 10 12 14 16 9 11 5 "
+        "5 19 8 8 15 13 14 17 18 10 16 4 17 4 2 0 17 4 18 17 10 3 2 12 12 16 12 1 9 19 "
+        "2 10 0 1 16 12 9 13 15 13 16 19 2 4 6 19 5 5 8 19 18 1 2 15 6 0 17 8 14 13"
+    ).split()
+]
 
 FC100_FINE = {  # the fine classes of each FC100 split (TADAM's superclass split), for assertions
-    "train": [0, 1, 5, 8, 9, 10, 12, 13, 16, 17, 20, 22, 23, 25, 27, 28, 29, 32, 33, 37, 39, 40, 41, 44, 47, 48, 49,
-              51, 52, 53, 54, 56, 57, 58, 59, 60, 61, 62, 67, 68, 69, 70, 71, 73, 76, 78, 81, 82, 83, 84, 85, 86, 87,
-              89, 90, 91, 92, 93, 94, 96],
+    "train": [
+        0,
+        1,
+        5,
+        8,
+        9,
+        10,
+        12,
+        13,
+        16,
+        17,
+        20,
+        22,
+        23,
+        25,
+        27,
+        28,
+        29,
+        32,
+        33,
+        37,
+        39,
+        40,
+        41,
+        44,
+        47,
+        48,
+        49,
+        51,
+        52,
+        53,
+        54,
+        56,
+        57,
+        58,
+        59,
+        60,
+        61,
+        62,
+        67,
+        68,
+        69,
+        70,
+        71,
+        73,
+        76,
+        78,
+        81,
+        82,
+        83,
+        84,
+        85,
+        86,
+        87,
+        89,
+        90,
+        91,
+        92,
+        93,
+        94,
+        96,
+    ],
     "val": [3, 15, 19, 21, 26, 31, 36, 38, 42, 43, 45, 50, 65, 74, 77, 79, 80, 88, 97, 99],
     "test": [2, 4, 6, 7, 11, 14, 18, 24, 30, 34, 35, 46, 55, 63, 64, 66, 72, 75, 95, 98],
 }
@@ -54,11 +116,22 @@ def write_cifar(root: Path, train_per_class: int = 2, test_per_class: int = 1, b
         fine = [c for c in range(100) for _ in range(per_class)]
         index = [i + (train_per_class if part == "test" else 0) for c in range(100) for i in range(per_class)]
         images = np.stack([label_image(c, i).transpose(2, 0, 1).reshape(-1) for c, i in zip(fine, index)])
-        _dump(folder / part, {
-            "data": images, "fine_labels": fine, "coarse_labels": [COARSE[c] for c in fine],
-            "filenames": [f"{c}_{i}.png" for c, i in zip(fine, index)], "batch_label": f"{part} batch 1 of 1",
-        }, bytes_keys)
-    _dump(folder / "meta", {"fine_label_names": FINE_NAMES, "coarse_label_names": [f"super{i}" for i in range(20)]}, bytes_keys)
+        _dump(
+            folder / part,
+            {
+                "data": images,
+                "fine_labels": fine,
+                "coarse_labels": [COARSE[c] for c in fine],
+                "filenames": [f"{c}_{i}.png" for c, i in zip(fine, index)],
+                "batch_label": f"{part} batch 1 of 1",
+            },
+            bytes_keys,
+        )
+    _dump(
+        folder / "meta",
+        {"fine_label_names": FINE_NAMES, "coarse_label_names": [f"super{i}" for i in range(20)]},
+        bytes_keys,
+    )
     return folder
 
 
@@ -70,8 +143,11 @@ def write_fc100_pickles(root: Path, per_class: int = 3, bytes_keys: bool = False
     return root
 
 
-MINI_SPLITS = {"train": ["n00000001", "n00000002", "n00000003"], "val": ["n00000011", "n00000012", "n00000013"],
-               "test": ["n00000021", "n00000022", "n00000023"]}  # 3 classes per split for tests
+MINI_SPLITS = {
+    "train": ["n00000001", "n00000002", "n00000003"],
+    "val": ["n00000011", "n00000012", "n00000013"],
+    "test": ["n00000021", "n00000022", "n00000023"],
+}  # 3 classes per split for tests
 
 
 def mini_wnids(train: int, val: int, test: int) -> dict[str, list[str]]:
@@ -88,10 +164,14 @@ def _mini_image(wnid: str, index: int, odd: bool, noise: bool = False) -> Image.
     if noise:
         pixels = np.random.default_rng([int(wnid[1:]), index]).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
         return Image.fromarray(pixels)
-    return Image.fromarray(np.full((size[1], size[0], 3), (int(wnid[-2:]) * 10 % 256, index * 20 % 256, 90), dtype=np.uint8))
+    return Image.fromarray(
+        np.full((size[1], size[0], 3), (int(wnid[-2:]) * 10 % 256, index * 20 % 256, 90), dtype=np.uint8)
+    )
 
 
-def write_mini_csv(root: Path, per_class: int = 4, splits: dict[str, list[str]] = MINI_SPLITS, noise: bool = False) -> Path:
+def write_mini_csv(
+    root: Path, per_class: int = 4, splits: dict[str, list[str]] = MINI_SPLITS, noise: bool = False
+) -> Path:
     (root / "images").mkdir(parents=True, exist_ok=True)
     for split, wnids in splits.items():
         lines = ["filename,label"]
@@ -114,7 +194,10 @@ def write_mini_folders(root: Path, per_class: int = 4) -> Path:
 
 
 def write_mini_pickles(
-    root: Path, per_class: int = 4, val_name: str = "validation", bytes_keys: bool = False,
+    root: Path,
+    per_class: int = 4,
+    val_name: str = "validation",
+    bytes_keys: bool = False,
     splits: dict[str, list[str]] = MINI_SPLITS,
 ) -> Path:
     for split, wnids in splits.items():

@@ -22,10 +22,12 @@ def render(data: dict[str, Any], source: str) -> str:
         "",
         generated_by(COMMAND, [source]) + f" Measured by `{meta['command']}`.",
         "",
-        f"Machine: {meta['machine']} ({meta['device_name']}), device {meta['device']}, {meta['threads']} torch threads; "
-        f"torch {meta['torch']}; measured on {meta['date']} in {meta['wall_s']:.0f} s.",
+        f"Machine: {meta['machine']} ({meta['device_name']}), device {meta['device']}, "
+        f"{meta['threads']} torch threads; torch {meta['torch']}; "
+        f"measured on {meta['date']} in {meta['wall_s']:.0f} s.",
         f"Inputs: 3x{meta['side']}x{meta['side']} images (the FC100 shape), {meta['ways']}-way {meta['shots']}-shot, "
-        f"{meta['query']} query per class, B = {rows[0]['B']} tasks, Conv-4 body (n_phi = {rows[0]['n_phi']:,} parameters), "
+        f"{meta['query']} query per class, B = {rows[0]['B']} tasks, "
+        f"Conv-4 body (n_phi = {rows[0]['n_phi']:,} parameters), "
         f"alpha = {meta['alpha']}, lam = {meta['lam']} (convex), exact second order. Median of {meta['repeats']} timed "
         "meta-iterations each (forward + meta-backward), contenders run round-robin in one process.",
         "",
@@ -58,7 +60,9 @@ def render(data: dict[str, Any], source: str) -> str:
     counters = ["grad_evals_w", "grad_evals_phi", "second_order_w", "second_order_phi"]
     names = ["grad w", "grad phi", "2nd-order w", "2nd-order phi"]
     header = ["geometry", "N", *(f"ANIL {n}" for n in names), *(f"MAML {n}" for n in names)]
-    body = [[r["geometry"], r["N"], *(r[f"anil_{c}"] for c in counters), *(r[f"maml_{c}"] for c in counters)] for r in rows]
+    body = [
+        [r["geometry"], r["N"], *(r[f"anil_{c}"] for c in counters), *(r[f"maml_{c}"] for c in counters)] for r in rows
+    ]
     lines += table(header, body)
     lines += ["", "## Measurement against Table 2", "", *reading(rows)]
     return "\n".join(lines) + "\n"
@@ -90,8 +94,9 @@ def reading(rows: list[dict[str, Any]]) -> list[str]:
         measured_falls = last["time_ratio_per_task"] < first["time_ratio_per_task"]
         predicted_falls = last["table2_grad_factor"] < first["table2_grad_factor"]
         lines.append(
-            f"- **{geometry}**: Table 2's gradient factor goes from {first['table2_grad_factor']:.3f} (N={first['N']}) to "
-            f"{last['table2_grad_factor']:.3f} (N={last['N']}); the measured time ratio of the per-task ANIL loop to MAML "
+            f"- **{geometry}**: Table 2's gradient factor goes from {first['table2_grad_factor']:.3f} "
+            f"(N={first['N']}) to {last['table2_grad_factor']:.3f} (N={last['N']}); the measured time ratio of the "
+            "per-task ANIL loop to MAML "
             f"goes from {first['time_ratio_per_task']:.3f} to {last['time_ratio_per_task']:.3f}"
             + (" — same direction, " if measured_falls == predicted_falls else " — **opposite direction**, ")
             + f"and the batched engine's ratio from {first['time_ratio']:.3f} to {last['time_ratio']:.3f}. "

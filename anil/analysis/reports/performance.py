@@ -40,22 +40,17 @@ def device_section(data: dict[str, Any], title: str, source: str) -> list[str]:
     lines = [
         f"## {title}",
         "",
-        f"From `{source}`, measured on {data.get('date', 'an unrecorded date')} by `{data.get('command', 'scripts/bench.py')}`: "
-        f"torch {data['torch']} on {data['machine']}, median of {data['repeats']} iterations.",
+        f"From `{source}`, measured on {data.get('date', 'an unrecorded date')} by "
+        f"`{data.get('command', 'scripts/bench.py')}`: torch {data['torch']} on {data['machine']}, "
+        f"median of {data['repeats']} iterations.",
         "",
     ]
     header = ["dataset", "B", "geometry", "N", "order", "engine s", "reference s", "floor s", "engine/floor",
               "reference/engine", "graph MiB"]  # fmt: skip
-    rows = [
-        [r["dataset"], r["B"], r["geometry"], r["N"], r["order"], f"{r['engine_s']:.3f}",
-         "—" if r["reference_s"] is None else f"{r['reference_s']:.3f}", f"{r['floor_s']:.3f}",
-         f"{r['engine_over_floor']:.3f}", "—" if r["reference_over_engine"] is None else f"{r['reference_over_engine']:.2f}",
-         f"{r['memory_bytes'] / 2**20:.1f}"]
-        for r in data["rows"]
-    ]  # fmt: skip
+    rows = [_row(r) for r in data["rows"]]
     lines += table(header, rows, [False, True, False, True, False, *[True] * 6])
     calls = {int(b): n for b, n in data["operator_calls"].items()}
-    lines += ["", f"aten operator calls per meta-iteration (FC100 shape, convex, N = 7, body in one call): "
+    lines += ["", "aten operator calls per meta-iteration (FC100 shape, convex, N = 7, body in one call): "
               + ", ".join(f"B = {b}: {n}" for b, n in sorted(calls.items())) + "."]  # fmt: skip
     parts = data["breakdown_s"]
     total = sum(parts.values())
@@ -65,8 +60,20 @@ def device_section(data: dict[str, Any], title: str, source: str) -> list[str]:
     lines += ["", "Engine time against B (FC100 shape, convex, N = 7): "
               + ", ".join(f"B = {b}: {s:.3f} s ({1000 * s / b:.1f} ms/task)" for b, s in scaling) + "."]  # fmt: skip
     lines += ["", "Targets (ratios from this one run):", ""]
-    lines += table(["target", "measured", "met"], [[n, f"{v:.3f}", "yes" if ok else "**no**"] for n, v, ok in targets(data["rows"], calls)])
+    lines += table(
+        ["target", "measured", "met"],
+        [[n, f"{v:.3f}", "yes" if ok else "**no**"] for n, v, ok in targets(data["rows"], calls)],
+    )
     return lines
+
+
+def _row(r: dict[str, Any]) -> list[Any]:
+    reference = "—" if r["reference_s"] is None else f"{r['reference_s']:.3f}"
+    ratio = "—" if r["reference_over_engine"] is None else f"{r['reference_over_engine']:.2f}"
+    return [
+        r["dataset"], r["B"], r["geometry"], r["N"], r["order"], f"{r['engine_s']:.3f}", reference,
+        f"{r['floor_s']:.3f}", f"{r['engine_over_floor']:.3f}", ratio, f"{r['memory_bytes'] / 2**20:.1f}",
+    ]  # fmt: skip
 
 
 def render(found: dict[str, tuple[dict[str, Any], str]]) -> str:
@@ -78,8 +85,12 @@ def render(found: dict[str, tuple[dict[str, Any], str]]) -> str:
         if kind in found:
             lines += device_section(found[kind][0], title, found[kind][1])
         else:
-            lines += [f"## {title}", "", f"Not measured: there is no `docs/data/performance-{kind}.json`. "
-                      f"`scripts/bench.py --device {kind} --out docs/data/performance-{kind}.json` measures it."]  # fmt: skip
+            lines += [
+                f"## {title}",
+                "",
+                f"Not measured: there is no `docs/data/performance-{kind}.json`. "
+                f"`scripts/bench.py --device {kind} --out docs/data/performance-{kind}.json` measures it.",
+            ]
     return "\n".join(lines) + "\n"
 
 

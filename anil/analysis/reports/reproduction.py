@@ -128,11 +128,13 @@ def claim_b(convex: pd.DataFrame) -> Verdict:
     best = min(losses, key=lambda n: losses[n])
     grid = sorted(losses)
     moderate = grid[0] < best < grid[-1]
-    cheapest, dearest = convex["s/iteration"].idxmin(), convex["s/iteration"].idxmax()
+    by_cost = convex.sort_values("s/iteration")
+    cheapest, dearest = by_cost.iloc[0], by_cost.iloc[-1]
     evidence = (
-        f"loss after {convex.attrs['budget']:.0f} s of training: " + ", ".join(f"N={n}: {v:.3f}" for n, v in losses.items())
-        + f"; fastest N={best}; s/iteration from {convex['s/iteration'][cheapest]:.3f} (N={convex['N'][cheapest]}) "
-        f"to {convex['s/iteration'][dearest]:.3f} (N={convex['N'][dearest]})"
+        f"loss after {convex.attrs['budget']:.0f} s of training: "
+        + ", ".join(f"N={n}: {v:.3f}" for n, v in losses.items())
+        + f"; fastest N={best}; s/iteration from {cheapest['s/iteration']:.3f} (N={cheapest['N']}) "
+        f"to {dearest['s/iteration']:.3f} (N={dearest['N']})"
     )  # fmt: skip
     return ("agrees" if moderate else "disagrees"), evidence
 
@@ -153,7 +155,9 @@ def claim_d(constant: pd.DataFrame, dataset: str) -> Verdict:
     """N = 30 with constant alpha diverges on FC100."""
     largest = int(constant["N"].max())
     diverged = constant.loc[constant["N"] == largest, "diverged"].iloc[0]
-    evidence = "diverged runs, constant α: " + ", ".join(f"N={n}: {d}" for n, d in zip(constant["N"], constant["diverged"]))
+    evidence = "diverged runs, constant α: " + ", ".join(
+        f"N={n}: {d}" for n, d in zip(constant["N"], constant["diverged"])
+    )
     if dataset != "fc100":
         seen = "diverged too" if not diverged.startswith("0/") else "did not diverge"
         return f"not testable with these sweeps (dataset={dataset}, not fc100); here N={largest} {seen}", evidence
@@ -172,8 +176,12 @@ def claim_e(constant: pd.DataFrame, inverse: pd.DataFrame) -> Verdict:
 
 def environment(jobs: pd.DataFrame) -> str:
     """Where the jobs ran, as their summaries recorded it."""
-    places = jobs.groupby(["device", "device_name", "torch", "torch_threads"], dropna=False).size()
-    return "; ".join(f"{n} jobs on {dev} ({name}, torch {torch}, {threads} threads)" for (dev, name, torch, threads), n in places.items())
+    columns = ["device", "device_name", "torch", "torch_threads"]
+    places = jobs.groupby(columns, dropna=False).size().reset_index(name="jobs")
+    return "; ".join(
+        f"{p.jobs} jobs on {p.device} ({p.device_name}, torch {p.torch}, {p.torch_threads} threads)"
+        for p in places.itertuples()
+    )
 
 
 def settings(jobs: pd.DataFrame) -> str:
@@ -225,7 +233,8 @@ def final_accuracy(sweep: Sweep) -> str:
     if "val_accuracy" not in sweep.seeds:
         return "not logged"
     last = sweep.seeds.dropna(subset=["val_accuracy"]).sort_values("iteration").groupby("job").tail(1)
-    return f"{100 * last['val_accuracy'].mean():.1f}% (range {100 * last['val_accuracy'].min():.1f}–{100 * last['val_accuracy'].max():.1f}%)"
+    accuracy = 100 * last["val_accuracy"]
+    return f"{accuracy.mean():.1f}% (range {accuracy.min():.1f}–{accuracy.max():.1f}%)"
 
 
 def render(fig1: Sweep, fig2: Sweep, sources: list[str]) -> str:
@@ -250,7 +259,8 @@ def render(fig1: Sweep, fig2: Sweep, sources: list[str]) -> str:
         f"anil report reproduction --fig1 outputs/sweeps/fig1_{dataset} --fig2 outputs/sweeps/fig2_{dataset}",
         "```",
         "",
-        f"Figure 1 settings: {settings(fig1.jobs)}; inner stepsize by `alpha_schedule={fig1.jobs['alpha_schedule'].iloc[0]}`. "
+        f"Figure 1 settings: {settings(fig1.jobs)}; "
+        f"inner stepsize by `alpha_schedule={fig1.jobs['alpha_schedule'].iloc[0]}`. "
         f"Figure 2 settings: {settings(fig2.jobs)}; constant α and α/N. Curves are the mean over seeds with a ±1 std "
         "band; time is training time (evaluation excluded), jobs run one after another.",
         "",
@@ -310,7 +320,7 @@ def _figure_stems(*sweeps: Sweep) -> list[str]:
 
 
 def write(data_dir: Path, doc_path: Path) -> Path:
-    sweeps = [read(data_dir, name) for name in FIGURES]
+    fig1, fig2 = (read(data_dir, name) for name in FIGURES)
     sources = [source_name(data_dir / f"{name}-{kind}.csv", doc_path) for name in FIGURES for kind in ("seeds", "jobs")]
-    doc_path.write_text(render(*sweeps, sources), encoding="utf-8")
+    doc_path.write_text(render(fig1, fig2, sources), encoding="utf-8")
     return doc_path

@@ -61,7 +61,11 @@ def verdict(geometry: str, block: str, grid: list[int], medians: list[float], al
     shape = predicted(geometry, block, grid, alpha, lam)
     if shape is None:
         bounded = max(medians) / min(medians) < BOUNDED_SPREAD
-        outcome = f"**agrees** (stays within ×{BOUNDED_SPREAD:g})" if bounded else f"**disagrees** (varies by more than ×{BOUNDED_SPREAD:g})"
+        outcome = (
+            f"**agrees** (stays within ×{BOUNDED_SPREAD:g})"
+            if bounded
+            else f"**disagrees** (varies by more than ×{BOUNDED_SPREAD:g})"
+        )
         return f"{span}: Prop. 2 bounds it independently of N: {outcome}"
     bound = shape[-1] / shape[0]  # how Prop. 2's bound changes over the grid, with mu = lam
     if bound <= 1 and growth < SHRINK:
@@ -94,7 +98,9 @@ def proposition_1_section(checks: dict[str, Any]) -> list[str]:
          "—" if r["first_order"] else f"{r['sigma_share']:.3f}"]
         for r in rows
     ]  # fmt: skip
-    lines += table(["geometry", "N", "variant", "relative error", "‖Σ‖ / ‖∂L/∂φ‖"], body, [False, True, False, True, True])
+    lines += table(
+        ["geometry", "N", "variant", "relative error", "‖Σ‖ / ‖∂L/∂φ‖"], body, [False, True, False, True, True]
+    )
     worst = max(r["relative_error"] for r in rows)
     relation = "below" if worst < PRECISION_REQUIRED else "ABOVE"
     lines += [
@@ -145,8 +151,9 @@ def smoothness_section(smoothness: dict[str, Any]) -> list[str]:
     grid = sorted(summary["N"].unique())
     command = (
         f"anil smoothness --dataset {config['dataset']} --N {' '.join(map(str, config['N']))} "
-        f"--points {config['points']} --train-iterations {config['train_iterations']} --directions {config['directions']} "
-        f"--radius {config['radius']} --B {config['B']} --alpha {config['alpha']} --lam {config['lam']} --out {config['out']}"
+        f"--points {config['points']} --train-iterations {config['train_iterations']} "
+        f"--directions {config['directions']} --radius {config['radius']} --B {config['B']} "
+        f"--alpha {config['alpha']} --lam {config['lam']} --out {config['out']}"
     )
     lines = [
         "## Propositions 2 and 3: smoothness against N, measured",
@@ -156,12 +163,14 @@ def smoothness_section(smoothness: dict[str, Any]) -> list[str]:
         "",
         "Each estimate is ‖Δ(meta-gradient block)‖ / ‖displacement‖ for a random displacement of w alone or φ alone "
         f"(norm {config['radius']} × the block's norm), float64, on one fixed meta-batch per point; "
-        "median and quartiles over points × directions. `L_wphi` is the change of ∂L/∂w per unit move of φ, and so on. "
+        "median and quartiles over points × directions. `L_wphi` is the change of ∂L/∂w per unit move of φ, "
+        "and so on. "
         "A random direction measures an average curvature, not the worst direction an operator norm (the Lipschitz "
         "constant the propositions bound) would take.",
         "",
-        "The propositions assume α = μ/L² (convex) and α < O(1/N) (nonconvex); this run keeps the training α at every N, "
-        "outside those assumptions for large N, and the dotted predicted shapes are anchored at the smallest N: what is "
+        "The propositions assume α = μ/L² (convex) and α < O(1/N) (nonconvex); this run keeps the training α at "
+        "every N, outside those assumptions for large N, and the dotted predicted shapes are anchored at the "
+        "smallest N: what is "
         "compared is the direction and rough size of the change with N, not constants.",
         "",
         "![smoothness](figures/smoothness.png)",
