@@ -1,0 +1,205 @@
+"""The generators of docs/: each runs on small synthetic data and says what that data says (their
+verdicts can come out either way), `anil report` reads a real sweep, and every committed
+document is exactly what its committed data gives."""
+
+import json
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anil.analysis.reports import complexity, performance, reproduction, theory
+from helpers import REPO, anil_command
+
+# --- reproduction ------------------------------------------------------------------------------
+
+
+def synthetic_sweep(geometry, schedules, grid, loss, cost, diverged=(), dataset="embedded", seeds=3, iterations=120):
+    """Per-seed curves loss(N, iteration) with seconds per iteration cost(N), as collect() writes them."""
+    seeds_rows, jobs = [], []
+    for schedule in schedules:
+        for n in grid:
+            alpha = 0.1 / n if schedule == "inverse_n" else 0.1
+            for seed in range(seeds):
+                job = f"geometry={geometry},N={n},alpha_schedule={schedule},seed={seed}"
+                bad = (n, schedule) in diverged
+                for iteration in range(1, iterations + 1):
+                    seeds_rows.append({
+                        "iteration": iteration, "time": cost(n) * iteration, "loss": loss(n, iteration) * (1 + 0.01 * seed),
+                        "sq_grad_norm_w": 1.0, "sq_grad_norm_phi": 1.0, "val_accuracy": 0.9 if iteration == iterations else np.nan,
+                        "dataset": dataset, "geometry": geometry, "alpha_schedule": schedule, "N": n, "alpha": alpha,
+                        "seed": seed, "diverged": bad, "job": job,
+                    })  # fmt: skip
+                jobs.append({
+                    "job": job, "dataset": dataset, "geometry": geometry, "alpha_schedule": schedule, "N": n, "alpha": alpha,
+                    "seed": seed, "diverged": bad, "B": 8, "iterations": iterations, "lam": 0.01, "optim": "adam",
+                    "beta_w": 0.001, "beta_phi": 0.001, "ways": 5, "shots": 5, "query": 5, "status": "completed",
+                    "wall_time_s": cost(n) * iterations, "train_time_s": cost(n) * iterations, "device": "cpu",
+                    "device_name": "x86_64", "torch": "2.13.0", "torch_threads": 2,
+                })  # fmt: skip
+    return reproduction.Sweep(pd.DataFrame(seeds_rows), pd.DataFrame(jobs))
+
+
+CONVEX_GRID, NONCONVEX_GRID = [1, 3, 5, 7, 10, 15], [1, 5, 10, 30]
+
+
+def saturating(n, iteration):
+    """Faster per iteration with N, no gain past N = 7."""
+    return 2.0 * np.exp(-iteration * 0.01 * min(n, 7))
+
+
+def render_verdicts(fig1, fig2):
+    text = reproduction.render(fig1, fig2, ["fig1-seeds.csv"])
+    rows = [line for line in text.splitlines() if line.startswith("| (")]
+    return {row.split("|")[1].strip()[:3]: row.split("|")[2].strip() for row in rows}, text
+
+
+def test_reproduction_claims_can_agree_and_disagree():
+    # Per iteration: faster with N, saturating at 7; per second: N = 7 costs little more than N = 1.
+    fig1 = synthetic_sweep("convex", ["authors"], CONVEX_GRID, saturating, cost=lambda n: 0.1 + 0.01 * n)
+    fig2 = synthetic_sweep(
+        "nonconvex", ["constant", "inverse_n"], NONCONVEX_GRID, lambda n, i: 2.0 * np.exp(-i * 0.01 / n),
+        cost=lambda n: 0.1 + 0.05 * n, diverged={(30, "constant")}, dataset="fc100",
+    )  # fmt: skip
+    verdicts, text = render_verdicts(fig1, fig2)
+    assert verdicts["(a)"] == "agrees" and verdicts["(b)"] == "agrees" and verdicts["(c)"] == "agrees"
+    assert verdicts["(d)"] == "agrees" and verdicts["(e)"] == "agrees"
+    assert "dataset=embedded" in text and "2.13.0" in text  # settings and environment come from the data
+
+    # Per iteration slower with N (convex), the largest N cheapest per second; nothing diverges.
+    fig1 = synthetic_sweep("convex", ["authors"], CONVEX_GRID, lambda n, i: 2.0 * np.exp(-i * 0.01 / n), cost=lambda n: 0.1)
+    fig2 = synthetic_sweep("nonconvex", ["constant", "inverse_n"], NONCONVEX_GRID, lambda n, i: 2.0 * np.exp(-i * 0.01 * n),
+                           cost=lambda n: 0.1, diverged={(30, "inverse_n"), (30, "constant")}, dataset="fc100")  # fmt: skip
+    verdicts, _ = render_verdicts(fig1, fig2)
+    assert verdicts["(a)"] == "disagrees" and verdicts["(b)"] == "disagrees" and verdicts["(c)"] == "disagrees"
+    assert verdicts["(e)"] == "disagrees"
+    # Not the paper's dataset, nothing diverged: (d) is not testable, (e) cannot be confirmed.
+    fig2 = synthetic_sweep("nonconvex", ["constant", "inverse_n"], NONCONVEX_GRID, saturating, cost=lambda n: 0.1)
+    verdicts, _ = render_verdicts(fig1, fig2)
+    assert verdicts["(d)"].startswith("not testable") and verdicts["(e)"].startswith("cannot be confirmed")
+
+
+def test_collect_reads_a_real_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["experiment=fig1_embedded", "dataset=procedural", "N=1,2", "seed=0", "iterations=3", "eval_every=0",
+            "eval_tasks=4", "B=2", "device=cpu", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    result = subprocess.run([*anil_command(), "train", "-m", *args], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    written = reproduction.collect(sweep, "fig1", tmp_path / "data", tmp_path / "figures")
+    seeds, jobs = reproduction.read(tmp_path / "data", "fig1").seeds, reproduction.read(tmp_path / "data", "fig1").jobs
+    assert sorted(jobs["N"]) == [1, 2] and (jobs["status"] == "completed").all() and (jobs["device"] == "cpu").all()
+    assert len(seeds) == 2 * 3 and set(seeds["iteration"]) == {1, 2, 3}
+    for n in (1, 2):
+        metrics = pd.read_csv(next(sweep.glob(f"*N={n},*")) / "metrics.csv")
+        assert seeds.loc[seeds["N"] == n, "loss"].tolist() == pytest.approx(metrics["loss"].tolist(), rel=1e-6)
+    assert (tmp_path / "figures" / "procedural_convex.png").stat().st_size > 10_000 and len(written) == 4
+
+
+# --- theory ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "geometry,block,medians,expected",
+    [
+        ("nonconvex", "L_ww", [1.0, 4.0], "agrees"),
+        ("nonconvex", "L_ww", [1.0, 40.0], "disagrees"),
+        ("nonconvex", "L_ww", [1.0, 1.1], "consistent, bound loose"),
+        ("convex", "L_phiphi", [1.0, 2.0], "agrees"),
+        ("convex", "L_phiphi", [1.0, 5.0], "disagrees"),
+        ("convex", "L_ww", [1.0, 0.1], "agrees"),
+        ("convex", "L_ww", [1.0, 2.0], "disagrees"),
+    ],
+)
+def test_smoothness_verdicts_can_go_either_way(geometry, block, medians, expected):
+    said = theory.verdict(geometry, block, [1, 10], medians, alpha=0.5, lam=0.5)
+    assert said.rsplit("**", 2)[-2] == expected
+
+
+def theory_data(gaps):
+    grid = [1, 4, 16, 64]
+    return {
+        "checks": {
+            "proposition_1": {"alpha": 0.3, "lam": 0.05, "rows": [
+                {"geometry": "convex", "N": 1, "first_order": False, "relative_error": 3e-15, "sigma_share": 0.5}]},
+            "convex_limit": {"alpha": 0.02, "lam": 2.0, "rows": [
+                {"N": n, "gap": g, "bound_shape": 0.96**n} for n, g in zip(grid, gaps)]},
+            "date": "2026-01-01", "torch": "2.13.0", "wall_s": 1.0,
+        },
+        "smoothness": {
+            "config": {"dataset": "procedural", "N": [1, 10], "points": 1, "train_iterations": 0, "directions": 1,
+                       "radius": 0.001, "B": 2, "alpha": 0.1, "lam": 0.01, "out": "x", "trajectory_N": 2},
+            "summary": [{"geometry": "nonconvex", "block": "L_ww", "N": n, "median": m, "q25": m, "q75": m}
+                        for n, m in ((1, 1.0), (10, 3.0))],
+        },
+    }  # fmt: skip
+
+
+def test_theory_report_reads_its_numbers_and_judges_the_limit():
+    text = theory.render(theory_data([0.9**n for n in (1, 4, 16, 64)]), "theory.json")
+    assert "3.0e-15" in text and "below the 1e-10" in text and "geometric" in text
+    slow = theory.render(theory_data([0.99**n for n in (1, 4, 16, 64)]), "theory.json")
+    assert "slower than the rate strong convexity guarantees: **disagrees**" in slow
+
+
+# --- complexity and performance ----------------------------------------------------------------
+
+
+def complexity_row(geometry, n, anil_s, maml_s):
+    n_w, n_phi = 1285, 111_680
+    entries = ((n + 1) * n_w + n_phi) / ((n + 1) * (n_w + n_phi))
+    counts = {"grad_evals_w": 8 * (n + 1), "grad_evals_phi": 8, "second_order_w": 8 * n, "second_order_phi": 8 * n}
+    return {
+        "geometry": geometry, "N": n, "B": 8, "n_w": n_w, "n_phi": n_phi, "anil_s": anil_s, "anil_per_task_s": anil_s,
+        "maml_s": maml_s, "anil_bytes": 2**20, "maml_bytes": 2**21, "anil_per_task_bytes": 2**20,
+        "time_ratio": anil_s / maml_s, "time_ratio_per_task": anil_s / maml_s, "memory_ratio": 0.5,
+        "grad_entries_ratio": entries, "table2_grad_factor": (n * n_w + n_phi) / (n * (n_w + n_phi)),
+        "table2_second_order_factor": n_w / (n_w + n_phi), **{f"anil_{k}": v for k, v in counts.items()},
+        **{f"maml_{k}": v for k, v in counts.items()},
+    }  # fmt: skip
+
+
+COMPLEXITY_META = {"machine": "x86_64", "device_name": "x86_64", "device": "cpu", "threads": 2, "torch": "2.13.0",
+                   "date": "2026-01-01", "wall_s": 10.0, "side": 32, "ways": 5, "shots": 5, "query": 5,
+                   "alpha": 0.1, "lam": 0.01, "repeats": 3, "command": "scripts/complexity.py"}  # fmt: skip
+
+
+def test_complexity_report_says_which_way_the_ratio_moves():
+    falling = [complexity_row("convex", 1, 0.4, 0.9), complexity_row("convex", 10, 0.4, 7.5)]
+    text = complexity.render({"meta": COMPLEXITY_META, "rows": falling}, "complexity.json")
+    assert "same direction" in text and "follow ((N+1) n_w + n_phi)" in text and "0.053" in text
+    rising = [complexity_row("convex", 1, 0.4, 0.9), complexity_row("convex", 10, 8.0, 7.5)]
+    assert "**opposite direction**" in complexity.render({"meta": COMPLEXITY_META, "rows": rising}, "c.json")
+
+
+def bench_row(n, engine, reference, floor, memory):
+    return {"dataset": "fc100", "B": 32, "geometry": "convex", "N": n, "order": "second", "engine_s": engine,
+            "reference_s": reference, "floor_s": floor, "engine_over_floor": engine / floor,
+            "reference_over_engine": reference / engine, "memory_bytes": memory}  # fmt: skip
+
+
+def test_performance_report_tables_and_targets(tmp_path):
+    data = {"machine": "x86_64 CPU, 2 threads", "torch": "2.13.0", "device": "cpu", "repeats": 10, "date": "2026-01-01",
+            "command": "scripts/bench.py", "operator_calls": {"4": 100, "32": 100},
+            "breakdown_s": {"body forward": 0.5, "backward": 0.5}, "engine_s_by_B": {"4": 0.2, "32": 1.5},
+            "rows": [bench_row(1, 1.0, 1.1, 1.0, 100), bench_row(7, 1.5, 1.6, 1.0, 100), bench_row(30, 1.2, 2.0, 1.0, 300)]}  # fmt: skip
+    (tmp_path / "docs" / "data").mkdir(parents=True)
+    (tmp_path / "docs" / "data" / "performance-cpu.json").write_text(json.dumps(data))
+    text = performance.write(tmp_path / "docs" / "data", tmp_path / "docs" / "performance.md").read_text()
+    assert "| fc100 | 32 | convex | 7 | second | 1.500 | 1.600 | 1.000 | 1.500 | 1.07 | 0.0 |" in text
+    assert "engine/floor at N=7 (convex, FC100) <= 1.1 | 1.500 | **no**" in text  # a target can fail
+    assert "memory at N=30 within 10% of N=1 (convex) | 3.000 | **no**" in text
+    assert "## GPU (CUDA)\n\nNot measured: there is no `docs/data/performance-cuda.json`" in text
+
+
+# --- the committed documents -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("doc", ["reproduction", "theory", "complexity", "performance"])
+def test_committed_documents_are_what_their_data_gives(doc, tmp_path):
+    """`anil report DOC` on a copy of docs/ rewrites the document byte for byte."""
+    docs = tmp_path / "docs"
+    subprocess.run(["cp", "-r", str(REPO / "docs"), str(docs)], check=True)
+    result = subprocess.run([*anil_command(), "report", doc, "--docs", str(docs)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (docs / f"{doc}.md").read_text() == (REPO / "docs" / f"{doc}.md").read_text()
