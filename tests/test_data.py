@@ -9,6 +9,7 @@ from anil.data import embedded, load_splits
 from anil.data.sampler import TaskSampler
 from anil.data.split import DatasetError, Split
 from anil.data.strokes import StrokeParseError, parse_path, parse_svg_strokes
+from helpers import reload_from_cache
 
 
 def small(name, **changes):
@@ -46,13 +47,7 @@ def test_second_load_reads_the_cache(dataset_cache, monkeypatch):
     first = load_splits(config)
     folders = cache_folders(dataset_cache, "procedural")
     assert folders and all((f / "source.json").exists() for f in folders)
-
-    def no_rendering(*args):
-        raise AssertionError("rendered again although the settings did not change")
-
-    monkeypatch.setattr(embedded, "_render_splits", no_rendering)
-    second = load_splits(config)
-    assert isinstance(second.train.images, np.memmap)  # memory-mapped from the cache
+    second = reload_from_cache(config, monkeypatch, embedded, "_render_splits")
     assert np.array_equal(first.train.images, second.train.images) and first.train.names == second.train.names
 
 

@@ -10,7 +10,7 @@ from anil.data import DatasetError, load_splits
 from anil.data.fc100 import FINE_NAMES
 from anil.run.outcome import Status
 from anil.run.trainer import run
-from helpers import anil_command
+from helpers import anil_command, reload_from_cache
 from helpers import formats as fixtures
 
 
@@ -95,15 +95,8 @@ def test_cache_is_reused_then_invalidated(tmp_path, monkeypatch):
     config = fc100(tmp_path / "FC100", tmp_path / "cache")
     first = load_splits(config)
     assert len(list((tmp_path / "cache" / "decoded").iterdir())) == 1
-
-    def refuse(*args):
-        raise AssertionError("decoded again although the source did not change")
-
-    monkeypatch.setattr(module, "_from_pickles", refuse)
-    second = load_splits(config)
-    assert isinstance(second.train.images, np.memmap)  # memory-mapped from the cache
+    second = reload_from_cache(config, monkeypatch, module, "_from_pickles")
     assert np.array_equal(first.train.images, second.train.images) and first.val.names == second.val.names
-    monkeypatch.undo()
     fixtures.write_fc100_pickles(tmp_path / "FC100", per_class=4)  # the source changes
     assert (load_splits(config).train.counts == 4).all()
 

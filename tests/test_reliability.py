@@ -15,20 +15,10 @@ from anil.engine.anil import Anil
 from anil.engine.learner import MetaOutput
 from anil.run import checkpoint, trainer
 from anil.run.outcome import Status
-from helpers import anil, anil_command, small_config
+from helpers import MEASURED, anil, anil_command, small_config
 
 RUN = ["experiment=smoke", "B=2", "iterations=40", "eval_every=8", "eval_tasks=4", "checkpoint_every=3", "device=cpu"]
-COMPARED = [
-    "iteration",
-    "loss",
-    "accuracy",
-    "sq_grad_norm_w",
-    "sq_grad_norm_phi",
-    "support_loss_before",
-    "support_loss_after",
-    "val_loss",
-    "val_accuracy",
-]
+COMPARED = ["iteration", *MEASURED]
 
 
 def start(run_dir, *extra):

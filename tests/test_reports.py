@@ -15,30 +15,36 @@ from helpers import REPO, anil_command
 # --- reproduction ------------------------------------------------------------------------------
 
 
+JOB_SETTINGS = dict(B=8, lam=0.01, optim="adam", beta_w=0.001, beta_phi=0.001, ways=5, shots=5, query=5)
+ENVIRONMENT = dict(status="completed", device="cpu", device_name="x86_64", torch="2.13.0", torch_threads=2)
+
+
 def synthetic_sweep(geometry, schedules, grid, loss, cost, diverged=(), dataset="embedded", seeds=3, iterations=120):
     """Per-seed curves loss(N, iteration) with seconds per iteration cost(N), as collect() writes them."""
     seeds_rows, jobs = [], []
     for schedule in schedules:
         for n in grid:
-            alpha = 0.1 / n if schedule == "inverse_n" else 0.1
             for seed in range(seeds):
-                job = f"geometry={geometry},N={n},alpha_schedule={schedule},seed={seed}"
-                bad = (n, schedule) in diverged
-                for iteration in range(1, iterations + 1):
-                    seeds_rows.append({
-                        "iteration": iteration, "time": cost(n) * iteration, "loss": loss(n, iteration) * (1 + 0.01 * seed),
-                        "sq_grad_norm_w": 1.0, "sq_grad_norm_phi": 1.0, "val_accuracy": 0.9 if iteration == iterations else np.nan,
-                        "dataset": dataset, "geometry": geometry, "alpha_schedule": schedule, "N": n, "alpha": alpha,
-                        "seed": seed, "diverged": bad, "job": job,
-                    })  # fmt: skip
-                jobs.append({
-                    "job": job, "dataset": dataset, "geometry": geometry, "alpha_schedule": schedule, "N": n, "alpha": alpha,
-                    "seed": seed, "diverged": bad, "B": 8, "iterations": iterations, "lam": 0.01, "optim": "adam",
-                    "beta_w": 0.001, "beta_phi": 0.001, "ways": 5, "shots": 5, "query": 5, "status": "completed",
-                    "wall_time_s": cost(n) * iterations, "train_time_s": cost(n) * iterations, "device": "cpu",
-                    "device_name": "x86_64", "torch": "2.13.0", "torch_threads": 2,
-                })  # fmt: skip
+                key = dict(dataset=dataset, geometry=geometry, alpha_schedule=schedule, N=n, seed=seed)
+                key.update(alpha=0.1 / n if schedule == "inverse_n" else 0.1, diverged=(n, schedule) in diverged)
+                key["job"] = f"geometry={geometry},N={n},alpha_schedule={schedule},seed={seed}"
+                for i in range(1, iterations + 1):
+                    accuracy = 0.9 if i == iterations else np.nan
+                    values = dict(iteration=i, time=cost(n) * i, loss=loss(n, i) * (1 + 0.01 * seed))
+                    values.update(sq_grad_norm_w=1.0, sq_grad_norm_phi=1.0, val_accuracy=accuracy)
+                    seeds_rows.append({**key, **values})
+                seconds = cost(n) * iterations
+                jobs.append({**key, **JOB_SETTINGS, **ENVIRONMENT, "iterations": iterations, "wall_time_s": seconds})
+                jobs[-1]["train_time_s"] = seconds
     return reproduction.Sweep(pd.DataFrame(seeds_rows), pd.DataFrame(jobs))
+
+
+def slower_with_n(n, iteration):
+    return 2.0 * np.exp(-iteration * 0.01 / n)
+
+
+def faster_with_n(n, iteration):
+    return 2.0 * np.exp(-iteration * 0.01 * n)
 
 
 CONVEX_GRID, NONCONVEX_GRID = [1, 3, 5, 7, 10, 15], [1, 5, 10, 30]
@@ -58,24 +64,24 @@ def render_verdicts(fig1, fig2):
 def test_reproduction_claims_can_agree_and_disagree():
     # Per iteration: faster with N, saturating at 7; per second: N = 7 costs little more than N = 1.
     fig1 = synthetic_sweep("convex", ["authors"], CONVEX_GRID, saturating, cost=lambda n: 0.1 + 0.01 * n)
+    both = ["constant", "inverse_n"]
     fig2 = synthetic_sweep(
-        "nonconvex", ["constant", "inverse_n"], NONCONVEX_GRID, lambda n, i: 2.0 * np.exp(-i * 0.01 / n),
-        cost=lambda n: 0.1 + 0.05 * n, diverged={(30, "constant")}, dataset="fc100",
-    )  # fmt: skip
+        "nonconvex", both, NONCONVEX_GRID, slower_with_n, lambda n: 0.1 + 0.05 * n, {(30, "constant")}, "fc100"
+    )
     verdicts, text = render_verdicts(fig1, fig2)
     assert verdicts["(a)"] == "agrees" and verdicts["(b)"] == "agrees" and verdicts["(c)"] == "agrees"
     assert verdicts["(d)"] == "agrees" and verdicts["(e)"] == "agrees"
     assert "dataset=embedded" in text and "2.13.0" in text  # settings and environment come from the data
 
     # Per iteration slower with N (convex), the largest N cheapest per second; nothing diverges.
-    fig1 = synthetic_sweep("convex", ["authors"], CONVEX_GRID, lambda n, i: 2.0 * np.exp(-i * 0.01 / n), cost=lambda n: 0.1)
-    fig2 = synthetic_sweep("nonconvex", ["constant", "inverse_n"], NONCONVEX_GRID, lambda n, i: 2.0 * np.exp(-i * 0.01 * n),
-                           cost=lambda n: 0.1, diverged={(30, "inverse_n"), (30, "constant")}, dataset="fc100")  # fmt: skip
+    fig1 = synthetic_sweep("convex", ["authors"], CONVEX_GRID, slower_with_n, cost=lambda n: 0.1)
+    everything = {(30, "inverse_n"), (30, "constant")}
+    fig2 = synthetic_sweep("nonconvex", both, NONCONVEX_GRID, faster_with_n, lambda n: 0.1, everything, "fc100")
     verdicts, _ = render_verdicts(fig1, fig2)
     assert verdicts["(a)"] == "disagrees" and verdicts["(b)"] == "disagrees" and verdicts["(c)"] == "disagrees"
     assert verdicts["(e)"] == "disagrees"
     # Not the paper's dataset, nothing diverged: (d) is not testable, (e) cannot be confirmed.
-    fig2 = synthetic_sweep("nonconvex", ["constant", "inverse_n"], NONCONVEX_GRID, saturating, cost=lambda n: 0.1)
+    fig2 = synthetic_sweep("nonconvex", both, NONCONVEX_GRID, saturating, cost=lambda n: 0.1)
     verdicts, _ = render_verdicts(fig1, fig2)
     assert verdicts["(d)"].startswith("not testable") and verdicts["(e)"].startswith("cannot be confirmed")
 
@@ -179,10 +185,10 @@ def bench_row(n, engine, reference, floor, memory):
 
 
 def test_performance_report_tables_and_targets(tmp_path):
+    rows = [bench_row(1, 1.0, 1.1, 1.0, 100), bench_row(7, 1.5, 1.6, 1.0, 100), bench_row(30, 1.2, 2.0, 1.0, 300)]
     data = {"machine": "x86_64 CPU, 2 threads", "torch": "2.13.0", "device": "cpu", "repeats": 10, "date": "2026-01-01",
-            "command": "scripts/bench.py", "operator_calls": {"4": 100, "32": 100},
-            "breakdown_s": {"body forward": 0.5, "backward": 0.5}, "engine_s_by_B": {"4": 0.2, "32": 1.5},
-            "rows": [bench_row(1, 1.0, 1.1, 1.0, 100), bench_row(7, 1.5, 1.6, 1.0, 100), bench_row(30, 1.2, 2.0, 1.0, 300)]}  # fmt: skip
+            "command": "scripts/bench.py", "operator_calls": {"4": 100, "32": 100}, "rows": rows,
+            "breakdown_s": {"body forward": 0.5, "backward": 0.5}, "engine_s_by_B": {"4": 0.2, "32": 1.5}}  # fmt: skip
     (tmp_path / "docs" / "data").mkdir(parents=True)
     (tmp_path / "docs" / "data" / "performance-cpu.json").write_text(json.dumps(data))
     text = performance.write(tmp_path / "docs" / "data", tmp_path / "docs" / "performance.md").read_text()

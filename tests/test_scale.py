@@ -10,25 +10,14 @@ from hydra import compose
 from anil.cli.compose import hydra_context
 from anil.config import ConfigError
 from anil.run import distributed
-from helpers import anil_command
+from helpers import MEASURED, anil
 
 RUN = ["experiment=smoke", "B=4", "iterations=4", "eval_every=2", "eval_tasks=4", "dtype=float64", "device=cpu"]
-COMPARED = [
-    "loss",
-    "accuracy",
-    "sq_grad_norm_w",
-    "sq_grad_norm_phi",
-    "support_loss_before",
-    "support_loss_after",
-    "val_loss",
-    "val_accuracy",
-]
+COMPARED = MEASURED
 
 
 def test_two_gloo_processes_match_one(tmp_path):
-    single = subprocess.run(
-        [*anil_command(), "train", *RUN, f"hydra.run.dir={tmp_path}/single"], capture_output=True, text=True
-    )
+    single = anil("train", *RUN, f"hydra.run.dir={tmp_path}/single")
     assert single.returncode == 0, single.stderr
     parallel = subprocess.run(
         [
@@ -65,24 +54,11 @@ def test_meta_batch_must_split_evenly(monkeypatch):
 )
 def test_two_job_sweep_with_a_launcher_then_plot(tmp_path, launcher):
     sweep = tmp_path / "sweep"
-    result = subprocess.run(
-        [
-            *anil_command(),
-            "train",
-            "-m",
-            *launcher,
-            "experiment=smoke",
-            "iterations=3",
-            "N=1,2",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = anil("train", "-m", *launcher, "experiment=smoke", "iterations=3", "N=1,2", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr
     jobs = sorted(p.name for p in sweep.iterdir() if (p / "metrics.csv").exists())
     assert jobs == ["N=1,experiment=smoke,iterations=3", "N=2,experiment=smoke,iterations=3"]
-    plotted = subprocess.run([*anil_command(), "plot", str(sweep)], capture_output=True, text=True)
+    plotted = anil("plot", str(sweep))
     assert plotted.returncode == 0, plotted.stderr
     curves = pd.read_csv(sweep / "curves.csv")
     assert sorted(curves["N"].unique()) == [1, 2]

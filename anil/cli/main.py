@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
+from typing import Callable
 
 USAGE = """usage: anil <command> [args]
 
@@ -22,36 +24,30 @@ examples:
 """
 
 
+# subcommand -> "module:function" taking the remaining arguments; imported on use, so that
+# `anil --help` and `anil plot` do not pay for torch or Hydra they do not need.
+COMMANDS = {
+    "train": "anil.cli.train:launch",
+    "resume": "anil.cli.main:resume",
+    "eval": "anil.cli.evaluate:main",
+    "plot": "anil.cli.plot:main",
+    "smoothness": "anil.cli.smoothness:main",
+    "report": "anil.cli.report:main",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0
     command, args = argv[0], argv[1:]
-    if command == "train":
-        from anil.cli.train import launch
-
-        return launch(args)
-    if command == "resume":
-        return resume(args)
-    if command == "eval":
-        from anil.cli.evaluate import main as eval_main
-
-        return eval_main(args)
-    if command == "plot":
-        from anil.cli.plot import main as plot_main
-
-        return plot_main(args)
-    if command == "smoothness":
-        from anil.cli.smoothness import main as smoothness_main
-
-        return smoothness_main(args)
-    if command == "report":
-        from anil.cli.report import main as report_main
-
-        return report_main(args)
-    print(f"anil: unknown command '{command}'; try: anil --help", file=sys.stderr)
-    return 2
+    if command not in COMMANDS:
+        print(f"anil: unknown command '{command}'; try: anil --help", file=sys.stderr)
+        return 2
+    module, function = COMMANDS[command].split(":")
+    handler: Callable[[list[str]], int] = getattr(importlib.import_module(module), function)
+    return handler(args)
 
 
 def resume(args: list[str]) -> int:

@@ -8,16 +8,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 
 from anil.cli.compose import compose_typed
 from anil.config import DatasetConfig, TrainConfig
+from anil.data import Splits, load_splits
 from anil.data.sampler import TaskSampler
 from anil.data.split import Split
 from anil.engine.model import AnilNet
+from anil.run.metrics import STEP_METRICS, VALIDATION_METRICS
 
 REPO = Path(__file__).resolve().parents[2]
 DTYPE = torch.float64
+
+# Every metric a meta-iteration measures (no clock): equal across runs that compute the same thing.
+MEASURED = [*STEP_METRICS, *VALIDATION_METRICS]
 
 # A few-iteration run of the smoke experiment (procedural glyphs), fast enough for the CLI tests.
 SMOKE = ["experiment=smoke", "iterations=2", "eval_every=1", "eval_tasks=4", "B=3", "device=cpu"]
@@ -57,3 +64,17 @@ def small_config(**changes: object) -> TrainConfig:
     )
     values.update(changes)
     return TrainConfig(**values)  # type: ignore[arg-type]
+
+
+def reload_from_cache(config: DatasetConfig, monkeypatch: pytest.MonkeyPatch, module: object, decoder: str) -> Splits:
+    """Load `config` again with `module.decoder` forbidden: the splits must come from the cache,
+    memory-mapped."""
+
+    def refuse(*args: object) -> None:
+        raise AssertionError(f"{decoder} ran again although its source did not change")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(module, decoder, refuse)
+        splits = load_splits(config)
+    assert isinstance(splits.train.images, np.memmap)
+    return splits
