@@ -14,10 +14,19 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def current_umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_file(path: Path, mode: str = "wb", **open_args: Any) -> Iterator[IO[Any]]:
+    # mkstemp creates the file exclusively (never through a link) with mode 0600; give it the mode
+    # any other new file gets under the user's umask, so a teammate can read the result too.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, **open_args) as f:
             yield f
             f.flush()

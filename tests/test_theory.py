@@ -1,4 +1,4 @@
-"""The engine's meta-gradient equals Proposition 1's formulas, computed independently (anil/theory.py),
+"""The engine's meta-gradient equals Proposition 1's formulas, computed independently (anil/analysis/theory.py),
 and approaches the implicit (N -> infinity) gradient geometrically under the strongly convex geometry."""
 
 import math

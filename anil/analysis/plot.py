@@ -83,6 +83,12 @@ def read_complete_rows(path: Path) -> pd.DataFrame:
 
 def _read_job(folder: Path, config_path: Path) -> tuple[Job | None, str]:
     metrics_path = folder / "metrics.csv"
+    try:
+        failed = read_summary(folder).get("status") == Status.FAILED.value
+    except (OSError, ValueError) as error:
+        return None, f"unreadable summary.json ({error})"
+    if failed:
+        return None, f"failed: {read_summary(folder).get('reason', 'see its train.log')}"
     if not metrics_path.exists():
         return None, "no metrics.csv (not started, or failed before training; see its log)"
     try:

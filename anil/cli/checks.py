@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -53,26 +54,39 @@ def job_overrides(overrides: list[str], sweeper_params: dict[str, str]) -> list[
     return [list(job) for job in batch]
 
 
-def check_overrides(args: list[str]) -> None:
-    """Compose and check every job that `anil train ARGS` would run; ConfigError on the first problem."""
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Where the command's output goes: `folder_key` (hydra.run.dir or hydra.sweep.dir), and the
+    default folder it resolves to when the command line does not set it (None when it does)."""
+
+    folder_key: str
+    default_folder: Path | None
+
+
+def check_overrides(args: list[str]) -> LaunchPlan | None:
+    """Compose and check every job that `anil train ARGS` would run; ConfigError on the first problem.
+    None when Hydra will only print (help, config) and run nothing."""
     options = parse_args(args)
     if only_informs(options):
-        return
+        return None
     parsed = parse_overrides(options.overrides)
     sweeps = [o for o in parsed if o.is_sweep_override()]
     if sweeps and not options.multirun:
         raise ConfigError(f"'{sweeps[0].input_line}' sweeps several values: add -m to run one job per value")
     fixed = [str(o.input_line) for o in parsed if not o.is_sweep_override()]
+    key = "hydra.sweep.dir" if options.multirun else "hydra.run.dir"
     with hydra_context():
         base = compose_train(fixed, with_hydra=True)  # the output folder and the experiment's own sweep
+        folder = Path(base.hydra.sweep.dir if options.multirun else base.hydra.run.dir)
+        _check_writable(folder)
         if not options.multirun:
-            _check_writable(Path(base.hydra.run.dir))
             typed(compose_train(options.overrides))
-            return
-        _check_writable(Path(base.hydra.sweep.dir))
-        params = {str(k): str(v) for k, v in (base.hydra.sweeper.get("params") or {}).items()}
-        for job in job_overrides(options.overrides, params):
-            typed(compose_train(job))
+        else:
+            params = {str(k): str(v) for k, v in (base.hydra.sweeper.get("params") or {}).items()}
+            for job in job_overrides(options.overrides, params):
+                typed(compose_train(job))
+    given = any(o.get_key_element() == key for o in parsed)
+    return LaunchPlan(key, None if given else folder)
 
 
 def _check_writable(folder: Path) -> None:

@@ -1,8 +1,10 @@
 """`anil train`: the Hydra app.
 
-`main` turns the composed config into a typed `TrainConfig`, takes the run directory from Hydra
-and calls `anil.run.trainer.run`, which knows nothing of Hydra. Before Hydra starts, `launch`
-checks every job of the command line (anil/cli/checks.py), so a bad value writes nothing.
+`launch` checks every job of the command line before Hydra starts (anil/cli/checks.py), so a bad
+value writes nothing, and gives a run or sweep without an explicit folder a fresh one of its own.
+`hydra_app` turns the composed config into a typed `TrainConfig`, takes the run directory from
+Hydra and calls `anil.run.trainer.run`, which knows nothing of Hydra. A job that fails (bad data,
+a refused folder) is one line on stderr; in a sweep it is recorded and the sweep goes on.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import hydra
@@ -19,28 +22,48 @@ from omegaconf import DictConfig
 
 from anil.cli.checks import check_overrides
 from anil.cli.compose import CONF_DIR, CONFIG_NAME, register_schema, typed
-from anil.config import ConfigError
+from anil.cli.record import JobRecord
+from anil.config import ConfigError, TrainConfig
 from anil.data import DatasetError
 from anil.run.checkpoint import CheckpointError
 from anil.run.distributed import launched_ranks
-from anil.run.outcome import Status
+from anil.run.folder import RunRefused, holds_run
+from anil.run.outcome import RunSummary, Status, write_summary
 from anil.run.trainer import run
+
+
+@dataclass
+class SweepOutcome:
+    """Jobs of this command that failed (a sweep goes on past them, then exits 1)."""
+
+    failed: list[str] = field(default_factory=list)
+
+
+OUTCOME = SweepOutcome()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=CONFIG_NAME)
 def hydra_app(cfg: DictConfig) -> None:
     config = typed(cfg)
     hydra_config = HydraConfig.get()
-    show_progress = hydra_config.mode != RunMode.MULTIRUN and sys.stderr.isatty()
+    multirun = hydra_config.mode == RunMode.MULTIRUN
+    show_progress = not multirun and sys.stderr.isatty()
     run_dir = Path(hydra_config.runtime.output_dir)
+    record = JobRecord(cfg)
     try:
-        summary = run(config, run_dir, progress=show_progress)
-    except (DatasetError, ConfigError, CheckpointError) as error:  # bad data, device or run dir: one line
-        print(f"anil train: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+        summary = run(config, run_dir, progress=show_progress, on_claim=record.claim)
+    except RunRefused as error:  # somebody else's run: nothing in it is touched
+        _failed(str(error), run_dir, multirun)
+        return
+    except (DatasetError, ConfigError, CheckpointError) as error:  # bad data, device, checkpoint: one line
+        _job_failed(str(error), run_dir, multirun, record, config)
+        return
     except OSError as error:  # a disk that is full or turned read-only mid-run
-        print(f"anil train: cannot write {error.filename or run_dir}: {error.strerror or error}", file=sys.stderr)
-        raise SystemExit(1) from None
+        reason = f"cannot write {error.filename or run_dir}: {error.strerror or error}"
+        _job_failed(reason, run_dir, multirun, record, config)
+        return
+    finally:
+        record.close()
     if summary.status is Status.INTERRUPTED:
         print(
             f"anil train: stopped at iteration {summary.iteration}; continue with: anil resume {run_dir}",
@@ -55,11 +78,31 @@ def hydra_app(cfg: DictConfig) -> None:
             raise SystemExit(1)
 
 
+def _failed(reason: str, run_dir: Path, multirun: bool) -> None:
+    """One line; a single run exits 1, a sweep notes the job and goes on to the next."""
+    print(f"anil train: {reason}", file=sys.stderr)
+    if not multirun:
+        raise SystemExit(1)
+    OUTCOME.failed.append(str(run_dir))
+
+
+def _job_failed(reason: str, run_dir: Path, multirun: bool, record: JobRecord, config: TrainConfig) -> None:
+    """A job that stopped on its own problem. In a sweep its folder records the failure (config and
+    summary.json, status failed) so `anil plot` lists it; a single fresh run leaves nothing behind."""
+    if multirun and (record.folder is not None or not holds_run(run_dir)):
+        if record.folder is None:
+            record.claim(run_dir)
+        write_summary(run_dir, RunSummary(Status.FAILED, reason, 0, config.iterations, {}, 0.0, 0.0, None))
+    elif not config.resume:
+        record.discard(run_dir)
+    _failed(reason, run_dir, multirun)
+
+
 def launch(args: list[str]) -> int:
     """Check every job of `anil train ARGS`, then hand the command line to Hydra."""
     register_schema()
     try:
-        check_overrides(args)
+        plan = check_overrides(args)
     except ConfigError as error:
         print(f"anil train: config error: {error}", file=sys.stderr)
         return 2
@@ -67,11 +110,35 @@ def launch(args: list[str]) -> int:
     scratch = None
     if rank:  # under torchrun only rank 0 writes: the others get a throwaway Hydra folder and no log file
         scratch = tempfile.mkdtemp(prefix=f"anil-rank{rank}-")
-        args = [*args, f"hydra.run.dir={scratch}", "hydra.output_subdir=null", "hydra/job_logging=disabled"]
+        args = [*args, f"hydra.run.dir={scratch}", "hydra/job_logging=disabled"]
+    elif plan is not None and plan.default_folder is not None:
+        args = [*args, f"{plan.folder_key}={_quoted(claim_new_folder(plan.default_folder))}"]
     sys.argv = ["anil-train", *args]  # the Hydra app reads its command line from sys.argv
     try:
         hydra_app()
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
+    if OUTCOME.failed:
+        print(f"anil train: {len(OUTCOME.failed)} job(s) failed: {', '.join(OUTCOME.failed)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def claim_new_folder(wanted: Path) -> Path:
+    """`wanted`, or `wanted-2`, `wanted-3` ... : the first that this process creates itself (mkdir is
+    atomic, so two runs started in the same second never share a timestamped folder)."""
+    wanted.parent.mkdir(parents=True, exist_ok=True)
+    candidate, number = wanted, 1
+    while True:
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            number += 1
+            candidate = wanted.with_name(f"{wanted.name}-{number}")
+
+
+def _quoted(path: Path) -> str:
+    """A path as a Hydra override value (quoted, so ',' '=' and spaces stay part of it)."""
+    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -14,16 +14,57 @@ from PIL import Image, UnidentifiedImageError
 
 from anil.data.split import DatasetError, Split
 
+# What the dataset pickles (CIFAR-100, FC100, miniImageNet caches) are made of: numpy arrays, their
+# dtypes and scalars, and the bytes codec Python 3 pickles use for Python 2 strings. Dicts, lists,
+# str, bytes and numbers need no global at all. A pickle naming anything else is not a dataset:
+# unpickling it could run code (its __reduce__ may call os.system), so it is refused unloaded.
+SAFE_GLOBALS = frozenset(
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),  # numpy 1 names (and Python 2 pickles)
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.multiarray", "_reconstruct"),  # numpy 2 names
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),
+    }
+)
+
+
+class RefusedGlobal(pickle.UnpicklingError):
+    """A pickle asked for a global outside SAFE_GLOBALS."""
+
+
+class DatasetUnpickler(pickle.Unpickler):
+    """An unpickler that builds only what dataset pickles contain (SAFE_GLOBALS)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in SAFE_GLOBALS:
+            raise RefusedGlobal(f"{module}.{name}")
+        return super().find_class(module, name)
+
 
 def read_pickle(path: Path) -> dict[str, Any]:
-    """A dict pickle written by Python 2 or 3, with str keys (bytes keys are decoded)."""
+    """A dict pickle written by Python 2 or 3, with str keys (bytes keys are decoded). Only the
+    globals of SAFE_GLOBALS are loaded: a pickle that names another one stops with a DatasetError."""
     try:
         with open(path, "rb") as f:
             head = f.read(1)
             f.seek(0)
-            data = pickle.load(f, encoding="latin1")  # Python 2 pickles (CIFAR, FC100) need latin1
+            data = DatasetUnpickler(f, encoding="latin1").load()  # Python 2 pickles (CIFAR, FC100) need latin1
     except FileNotFoundError:
         raise DatasetError(f"missing file {path}") from None
+    except IsADirectoryError:
+        raise DatasetError(f"cannot read {path}: it is a folder, not a pickle file") from None
+    except PermissionError:
+        raise DatasetError(f"cannot read {path}: permission denied; make it readable (chmod +r)") from None
+    except RefusedGlobal as error:
+        raise DatasetError(
+            f"refused to load {path}: it asks for {error}, which no dataset pickle contains (loading it could "
+            "run code); use the dataset file from its original source"
+        ) from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as error:
         hint = "an HTML page, not the dataset" if head == b"<" else "truncated or not a pickle"
         raise DatasetError(f"cannot read {path}: {hint} ({error}); download it again") from None

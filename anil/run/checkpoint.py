@@ -1,4 +1,4 @@
-"""Checkpoints and the run-directory lock: everything needed to continue a run bit for bit.
+"""Checkpoints: everything needed to continue a run bit for bit.
 
 A checkpoint holds the model, the optimiser, every RNG state (Python, NumPy, torch, CUDA), the
 task sampler's generator, the iteration, the training time so far and the config it was trained
@@ -8,13 +8,11 @@ old checkpoint or the new one, never half of one.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import pickle
 import random
 import zipfile
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -83,35 +81,3 @@ def differing_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Keys of the current config whose value differs from the saved one (keys the config no
     longer has are ignored)."""
     return sorted(k for k in current if saved.get(k) != current[k])
-
-
-class RunLock:
-    """An exclusive lock on a run directory: a second process writing into it is refused.
-    The kernel drops the lock when the process dies, so a killed run never leaves it stuck."""
-
-    def __init__(self, run_dir: Path):
-        self.path = run_dir / ".lock"
-        self._file: IO[str] | None = None
-
-    def __enter__(self) -> RunLock:
-        self._file = file = open(self.path, "a+")
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            file.seek(0)
-            owner = file.read().strip() or "?"
-            file.close()
-            raise CheckpointError(
-                f"run directory {self.path.parent} is in use by another anil process (pid {owner}); "
-                "wait for it to finish or choose another hydra.run.dir"
-            ) from None
-        file.seek(0)
-        file.truncate()
-        file.write(str(os.getpid()))
-        file.flush()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 from anil.atomic import atomic_file
 from anil.engine.opcount import count_names
+from anil.run.folder import open_no_follow
 
 STEP_METRICS = (  # measured in every meta-iteration, before the update
     "loss",  # meta training loss: query loss at the adapted heads, mean over the B tasks
@@ -38,13 +40,13 @@ class MetricsWriter:
 
     def __init__(self, path: Path, keep_until: int | None = None):
         self.path = path
-        if keep_until is not None and path.exists():
+        appending = keep_until is not None and path.exists()
+        if keep_until is not None and appending:
             _truncate(path, keep_until)
-            self._file = open(path, "a", newline="", encoding="utf-8")
-            self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
-        else:
-            self._file = open(path, "w", newline="", encoding="utf-8")
-            self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
+        mode = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if appending else os.O_TRUNC)
+        self._file = os.fdopen(open_no_follow(path, mode), "w", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
+        if not appending:
             self._writer.writeheader()
             self._file.flush()
 

@@ -18,6 +18,7 @@ class Status(enum.Enum):
     COMPLETED = "completed"  # every iteration ran
     DIVERGED = "diverged"  # a non-finite or blown-up loss or gradient stopped it (the step was not taken)
     INTERRUPTED = "interrupted"  # SIGINT / SIGTERM: checkpointed, resumable
+    FAILED = "failed"  # a sweep job stopped by its own problem (bad data, device): see reason
 
 
 @dataclass

@@ -14,6 +14,7 @@ import platform
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
@@ -25,8 +26,9 @@ from tqdm import tqdm
 from anil.config import TrainConfig
 from anil.engine.opcount import OpCounts
 from anil.run import checkpoint, distributed
-from anil.run.checkpoint import BEST, CHECKPOINT, CheckpointError, RunLock
+from anil.run.checkpoint import BEST, CHECKPOINT
 from anil.run.distributed import local_device
+from anil.run.folder import RunLock, RunRefused, refuse_if_taken
 from anil.run.metrics import STEP_METRICS, MetricsWriter
 from anil.run.outcome import Progress, RunSummary, Status, write_summary
 from anil.run.setup import Setup, build, resolve_device
@@ -101,12 +103,12 @@ def resume_state(config: TrainConfig, run_dir: Path) -> dict[str, Any] | None:
     saved = {**TrainConfig().training_values(), **state["training_values"]}
     changed = checkpoint.differing_keys(saved, config.training_values())
     if changed:
-        raise CheckpointError(
+        raise RunRefused(
             f"checkpoint {path} was trained with other values of {', '.join(changed[:4])}; "
             f"resume with the run's own settings (anil resume {run_dir}) or use a new run directory"
         )
     if state["iteration"] >= config.iterations:
-        raise CheckpointError(
+        raise RunRefused(
             f"the run in {run_dir} already finished its {state['iteration']} iterations; nothing to resume "
             "(pass a larger iterations= to train on)"
         )
@@ -224,8 +226,15 @@ class Loop:
         )
 
 
-def run(config: TrainConfig, out_dir: Path, progress: bool = False) -> RunSummary:
-    """Meta-train as `config` says, in `out_dir` (continuing its checkpoint when config.resume)."""
+OnClaim = Callable[[Path], None]
+
+
+def run(config: TrainConfig, out_dir: Path, progress: bool = False, on_claim: OnClaim | None = None) -> RunSummary:
+    """Meta-train as `config` says, in `out_dir` (continuing its checkpoint when config.resume).
+
+    The folder is claimed first: locked, and refused (RunRefused, nothing changed) when it holds a
+    run and config.resume is false, or when its checkpoint cannot be resumed under `config`. Then
+    `on_claim(out_dir)` runs (the command line records the config there) and training starts."""
     started = time.perf_counter()
     device = local_device(resolve_device(config.device))
     world = distributed.init(device, config.B)
@@ -234,7 +243,7 @@ def run(config: TrainConfig, out_dir: Path, progress: bool = False) -> RunSummar
         if world.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
         with RunLock(out_dir) if world.is_main else contextlib.nullcontext():
-            summary = _run_locked(config, out_dir, device, world, progress and world.is_main)
+            summary = _run_locked(config, out_dir, device, world, progress and world.is_main, on_claim)
     finally:
         distributed.shutdown()
     summary = _with_environment(summary, config, device, time.perf_counter() - started)
@@ -245,13 +254,18 @@ def run(config: TrainConfig, out_dir: Path, progress: bool = False) -> RunSummar
 
 
 def _run_locked(
-    config: TrainConfig, out_dir: Path, device: torch.device, world: distributed.World, show_progress: bool
+    config: TrainConfig,
+    out_dir: Path,
+    device: torch.device,
+    world: distributed.World,
+    show_progress: bool,
+    on_claim: OnClaim | None,
 ) -> RunSummary:
-    if world.is_main and not config.resume and (out_dir / "metrics.csv").exists():
-        raise CheckpointError(
-            f"{out_dir} already holds a run; continue it with anil resume {out_dir} or choose another hydra.run.dir"
-        )
+    if world.is_main and not config.resume:
+        refuse_if_taken(out_dir)
     state = resume_state(config, out_dir) if config.resume else None
+    if world.is_main and on_claim is not None:
+        on_claim(out_dir)
     setup = build(config, device, world)
     progress = restore(setup, state) if state else Progress()
     log.info(

@@ -1,0 +1,163 @@
+"""Hostile and careless input: no code runs from a data file, no existing run is rewritten, no race
+between processes, one line for every failure."""
+
+import json
+import os
+import pickle
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from anil.atomic import current_umask
+from anil.config import DatasetConfig
+from anil.data import DatasetError, load_splits
+from helpers import anil, anil_command
+from helpers import formats as fixtures
+
+
+class RunsCode:
+    """A pickled object whose loading calls os.system: what a tampered dataset mirror could serve."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def poison(path: Path, key: str, marker: Path) -> None:
+    """Rewrite a dataset pickle with one value replaced by a code-running object."""
+    with open(path, "rb") as f:
+        data = pickle.load(f, encoding="latin1")
+    data[key] = RunsCode(marker)
+    with open(path, "wb") as f:
+        pickle.dump(data, f, protocol=2)
+
+
+@pytest.mark.parametrize("dataset", ["fc100", "miniimagenet"])
+def test_a_code_carrying_pickle_never_runs(tmp_path, dataset):
+    marker = tmp_path / "pwned"
+    if dataset == "fc100":
+        root = fixtures.write_fc100_pickles(tmp_path / "data")
+        poison(root / "FC100_val.pickle", "labels", marker)
+    else:
+        root = fixtures.write_mini_pickles(tmp_path / "data")
+        poison(root / "mini-imagenet-cache-validation.pkl", "class_dict", marker)
+    config = DatasetConfig(name=dataset, root=str(root), image_size=32 if dataset == "fc100" else 84,
+                           cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    with pytest.raises(DatasetError, match=r"refused to load .*: it asks for posix\.system") as error:
+        load_splits(config)
+    assert "\n" not in str(error.value)
+    assert not marker.exists()
+    result = anil("train", f"dataset={dataset}", f"dataset.root={root}", f"dataset.cache_dir={tmp_path}/cache",
+                  "iterations=1", "B=2", f"hydra.run.dir={tmp_path}/run")  # fmt: skip
+    assert result.returncode == 1 and "refused to load" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not marker.exists()
+
+
+def test_python2_style_pickles_still_load(tmp_path):
+    """latin1 strings and bytes keys, numpy arrays of a Python 2 pickle (protocol 2) load as before."""
+    root = fixtures.write_cifar(tmp_path / "data", bytes_keys=True)
+    splits = load_splits(DatasetConfig(name="fc100", root=str(root), image_size=32, cache_dir=str(tmp_path / "c")))
+    assert len(splits.train.counts) == 60 and splits.train.images.dtype == np.uint8
+
+
+# --- run folders: never rewritten, never shared, never followed out -------------------------------
+
+RUN = ["experiment=smoke", "iterations=2", "eval_every=1", "eval_tasks=4", "B=2", "device=cpu"]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file of a run (the lock file, which names its last holder, aside)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != ".lock")
+    return {str(p.relative_to(folder)): p.read_bytes() for p in files}
+
+
+def test_a_refused_run_changes_nothing_of_the_run_it_refuses(tmp_path):
+    run_dir = tmp_path / "run"
+    assert anil("train", *RUN, f"hydra.run.dir={run_dir}").returncode == 0
+    before = snapshot(run_dir)
+    again = anil("train", *RUN, "N=7", f"hydra.run.dir={run_dir}")
+    assert again.returncode == 1 and "already holds a run" in again.stderr
+    resumed = anil("resume", str(run_dir), "N=7")
+    assert resumed.returncode == 1 and "other values of N" in resumed.stderr
+    assert snapshot(run_dir) == before  # config.yaml, overrides.yaml, train.log: byte for byte
+    assert anil("resume", str(run_dir), "iterations=3").returncode == 0  # the run's own settings still resume
+
+
+def test_any_run_file_marks_the_folder_as_taken(tmp_path):
+    run_dir = tmp_path / "run"
+    assert anil("train", *RUN, f"hydra.run.dir={run_dir}").returncode == 0
+    (run_dir / "metrics.csv").unlink()
+    checkpoint = (run_dir / "checkpoint.pt").read_bytes()
+    again = anil("train", *RUN, f"hydra.run.dir={run_dir}")
+    assert again.returncode == 1 and "already holds a run" in again.stderr
+    assert (run_dir / "checkpoint.pt").read_bytes() == checkpoint
+
+
+def test_the_run_lock_never_follows_a_link(tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / ".lock").symlink_to(target)
+    result = anil("train", *RUN, f"hydra.run.dir={run_dir}")
+    assert result.returncode == 1 and "is a symbolic link" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and target.read_text() == "keep me"
+
+
+def test_runs_started_together_get_folders_of_their_own(tmp_path):
+    runs = [subprocess.Popen([*anil_command(), "train", *RUN, f"N={n}"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True) for n in (1, 5, 9)]  # fmt: skip
+    for process in runs:
+        assert process.wait(timeout=300) == 0, process.stderr.read()
+    folders = sorted((tmp_path / "outputs" / "runs").iterdir())
+    assert len(folders) == 3
+    steps = sorted(yaml.safe_load((f / ".hydra" / "config.yaml").read_text())["N"] for f in folders)
+    assert steps == [1, 5, 9]  # three intact runs, each with its own config
+    assert all(len(pd.read_csv(f / "metrics.csv")) == 2 for f in folders)
+
+
+def test_a_problem_found_at_run_time_leaves_nothing(tmp_path):
+    run_dir = tmp_path / "run"
+    result = anil("train", *RUN[:-1], "device=cuda:7", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert not run_dir.exists()
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    run_dir = tmp_path / "run"
+    assert anil("train", *RUN, f"hydra.run.dir={run_dir}").returncode == 0
+    expected = 0o666 & ~current_umask()
+    for name in ("summary.json", "checkpoint.pt", "best.pt", "metrics.csv", ".hydra/config.yaml"):
+        assert (run_dir / name).stat().st_mode & 0o777 == expected, name
+
+
+def test_seconds_per_iteration_counts_the_whole_run(tmp_path):
+    run_dir = tmp_path / "run"
+    assert anil("train", *RUN, "iterations=2", f"hydra.run.dir={run_dir}").returncode == 0
+    assert anil("resume", str(run_dir), "iterations=4").returncode == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["seconds_per_iteration"] == pytest.approx(summary["train_time_s"] / 4)
+
+
+# --- sweeps: one job's failure is that job's -------------------------------------------------------
+
+
+def test_a_failing_job_does_not_stop_the_sweep(tmp_path):
+    root = fixtures.write_fc100_pickles(tmp_path / "data", per_class=10)
+    sweep = tmp_path / "sweep"
+    data = ["dataset=fc100", f"dataset.root={root}", f"dataset.cache_dir={tmp_path}/c"]
+    run = ["iterations=2", "B=2", "eval_tasks=2", "device=cpu", f"hydra.sweep.dir={sweep}"]
+    result = anil("train", "-m", "ways=25,5", *data, *run)
+    assert result.returncode == 1 and "1 job(s) failed" in result.stderr
+    failed = next(sweep.glob("*ways=25*"))
+    summary = json.loads((failed / "summary.json").read_text())
+    assert summary["status"] == "failed" and "fewer than ways=25" in summary["reason"]
+    assert len(pd.read_csv(next(sweep.glob("*ways=5*")) / "metrics.csv")) == 2  # the next job ran
+    plotted = anil("plot", str(sweep))
+    assert plotted.returncode == 0 and f"skipped {failed}: failed: split val" in plotted.stderr
