@@ -5,6 +5,7 @@ import json
 import os
 import pickle
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +162,46 @@ def test_a_failing_job_does_not_stop_the_sweep(tmp_path):
     assert len(pd.read_csv(next(sweep.glob("*ways=5*")) / "metrics.csv")) == 2  # the next job ran
     plotted = anil("plot", str(sweep))
     assert plotted.returncode == 0 and f"skipped {failed}: failed: split val" in plotted.stderr
+
+
+# --- the decoded cache: shared safely, checked, cleaned --------------------------------------------
+
+RACE = """
+import logging, sys
+from anil.config import DatasetConfig
+from anil.data import load_splits
+logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+splits = load_splits(DatasetConfig(name="fc100", root=sys.argv[1], image_size=32, cache_dir=sys.argv[2]))
+print("classes", len(splits.train.counts), len(splits.val.counts), len(splits.test.counts))
+"""
+
+
+def test_processes_racing_on_a_fresh_cache_all_succeed_and_decode_once(tmp_path):
+    root = fixtures.write_cifar(tmp_path / "data")
+    for attempt in range(3):
+        cache = tmp_path / f"cache{attempt}"
+        racers = [subprocess.Popen([sys.executable, "-c", RACE, str(root), str(cache)], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True) for _ in range(4)]  # fmt: skip
+        outputs = [process.communicate(timeout=120) for process in racers]
+        assert all(process.returncode == 0 for process in racers), [err for _, err in outputs]
+        assert all("classes 60 20 20" in out for out, _ in outputs)
+        decodes = [line for out, _ in outputs for line in out.splitlines() if line.startswith("decoded ")]
+        assert len(decodes) == 1  # one process decoded, the three others waited and read its cache
+        entries = [p.name for p in (cache / "decoded").iterdir() if p.is_dir()]
+        assert len(entries) == 1 and entries[0].startswith("fc100-cifar-")  # no staging folder left
+
+
+def test_a_stale_staging_folder_is_removed_and_an_overwritten_array_is_noticed(tmp_path, caplog):
+    root = fixtures.write_fc100_pickles(tmp_path / "data")
+    config = DatasetConfig(name="fc100", root=str(root), image_size=32, cache_dir=str(tmp_path / "cache"))
+    first = load_splits(config)
+    (entry,) = [p for p in (tmp_path / "cache" / "decoded").iterdir() if p.is_dir()]
+    stale = entry.with_name(f".{entry.name}-killed")  # what a SIGKILL during a decode leaves behind
+    stale.mkdir()
+    (stale / "train.npy").write_bytes(b"\0" * 1000)
+    array = entry / "train.npy"
+    array.write_bytes(b"\0" * array.stat().st_size)  # same size, all zeros
+    with caplog.at_level("INFO"):
+        again = load_splits(config)
+    assert "does not match its digest" in caplog.text and "removing" in caplog.text
+    assert not stale.exists() and np.array_equal(again.train.images, first.train.images)

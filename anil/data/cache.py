@@ -11,13 +11,15 @@ failed or killed decode never leaves a cache that looks valid.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -54,14 +56,58 @@ def cache_root(configured: str | None) -> Path:
 
 def cached(entry: str, source: str, key: str, cache_dir: str | None, decode: Callable[[], Splits]) -> Splits:
     """The splits cached under `entry` when their fingerprint `key` still matches; else `decode()`
-    them and cache the result. `source` names the data in messages."""
-    folder = cache_root(cache_dir) / "decoded" / entry
-    splits = _read(folder, key, source)
+    them and cache the result. `source` names the data in messages.
+
+    Processes that share a cache (torchrun ranks, parallel sweep jobs, independent runs) decode
+    once: the first takes a lock on the entry and decodes, the others wait for it and read."""
+    preferred = cache_root(cache_dir) / "decoded" / entry
+    splits = _read(preferred, key, source)
     if splits is not None:
-        log.info("using the decoded cache %s", folder)
         return splits
-    splits = decode()
-    return _write(folder, key, splits, source)
+    folder = _writable(preferred)
+    if folder is None:
+        return decode()
+    with _entry_lock(folder):
+        splits = _read(folder, key, source)  # another process may have decoded it while this one waited
+        if splits is not None:
+            return splits
+        _remove_stale_staging(folder)
+        return _write(folder, key, decode(), source)
+
+
+@contextlib.contextmanager
+def _entry_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on one cache entry (a file beside it; the kernel drops it if the holder dies)."""
+    with open(folder.parent / f".{folder.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_stale_staging(folder: Path) -> None:
+    """Staging folders of decodes that were killed (only the lock holder stages, so any found now is stale)."""
+    for stale in folder.parent.glob(f".{folder.name}-*"):
+        if stale.is_dir():
+            log.warning("removing %s, left by a decode that was stopped", stale)
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+SAMPLES = 64  # blocks read to check an array against its digest
+BLOCK = 1 << 16  # bytes per block
+
+
+def sampled_digest(path: Path) -> str:
+    """A digest of a file's size and SAMPLES blocks spread evenly over it: a few MB read however large
+    the file, yet any whole-file overwrite (zeros, another array) changes it."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        for i in range(SAMPLES):
+            f.seek(max(0, (size - BLOCK) * i // max(SAMPLES - 1, 1)))
+            digest.update(f.read(BLOCK))
+    return digest.hexdigest()
 
 
 def _read(folder: Path, key: str, source: str) -> Splits | None:
@@ -73,11 +119,16 @@ def _read(folder: Path, key: str, source: str) -> Splits | None:
         parts = []
         for split in SPLITS:
             meta = json.loads((folder / f"{split}.json").read_text(encoding="utf-8"))
-            images = np.load(folder / f"{split}.npy", mmap_mode="c")  # copy-on-write: no read-only tensors
+            array = folder / f"{split}.npy"
+            if meta.get("digest") != sampled_digest(array):
+                log.warning("%s does not match its digest (changed since it was written); decoding again", array)
+                return None
+            images = np.load(array, mmap_mode="c")  # copy-on-write: no read-only tensors
             counts = np.asarray(meta["counts"], dtype=np.int64)
             if images.shape[0] != counts.sum():
                 return None
             parts.append(Split(images, counts, list(meta["names"]), source))
+        log.info("using the decoded cache %s", folder)
         return Splits(*parts)
     except FileNotFoundError:
         return None
@@ -86,19 +137,21 @@ def _read(folder: Path, key: str, source: str) -> Splits | None:
         return None
 
 
-def _write(preferred: Path, key: str, splits: Splits, source: str) -> Splits:
-    folder = _writable(preferred)
-    if folder is None:
-        return splits
+def _write(folder: Path, key: str, splits: Splits, source: str) -> Splits:
+    """Write in a staging folder, then swap it in: a reader sees the old entry or the new one."""
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
     try:
         for split in SPLITS:
             part = splits.split(split)
             np.save(staging / f"{split}.npy", part.images)
-            meta = {"counts": part.counts.tolist(), "names": part.names}
+            digest = sampled_digest(staging / f"{split}.npy")
+            meta = {"counts": part.counts.tolist(), "names": part.names, "digest": digest}
             (staging / f"{split}.json").write_text(json.dumps(meta), encoding="utf-8")
         (staging / "source.json").write_text(json.dumps({"fingerprint": key, "source": source}), encoding="utf-8")
-        shutil.rmtree(folder, ignore_errors=True)  # an outdated cache; nothing else lives there
+        if folder.exists():  # an outdated entry: moved aside first, so the rename below cannot fail
+            outdated = folder.with_name(f".{folder.name}-outdated-{os.getpid()}")
+            os.replace(folder, outdated)
+            shutil.rmtree(outdated, ignore_errors=True)
         os.replace(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
