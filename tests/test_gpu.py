@@ -11,7 +11,7 @@ from anil.data.sampler import TaskSampler
 from anil.data.split import Split
 from anil.engine.anil import BodyPass, anil_meta_loss, anil_reference_meta_loss
 from anil.engine.model import AnilNet
-from anil.run.setup import build, fixed_batches
+from anil.run.setup import build, task_set
 from anil.run.trainer import meta_step
 from anil.tasks import InnerLoop
 
@@ -68,7 +68,7 @@ def test_compiled_body_trains_like_the_eager_one_on_cuda():
 def test_validation_tasks_are_the_same_on_cpu_and_cuda():
     config = TrainConfig(dataset=PROCEDURAL, B=4)
     val = load_splits(PROCEDURAL).val
-    on_cpu = fixed_batches(config, val, "val", 10, torch.device("cpu"), seed=3)
-    on_cuda = fixed_batches(config, val, "val", 10, CUDA, seed=3)
+    on_cpu = list(task_set(config, val, "val", 10, torch.device("cpu"), seed=3))
+    on_cuda = list(task_set(config, val, "val", 10, CUDA, seed=3))
     assert all(b.images.device.type == "cuda" for b in on_cuda)
     assert all(torch.equal(a.images, b.images.cpu()) for a, b in zip(on_cpu, on_cuda))

@@ -4,8 +4,10 @@ between processes, one line for every failure."""
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ import yaml
 from anil.atomic import current_umask
 from anil.config import DatasetConfig
 from anil.data import DatasetError, load_splits
+from anil.run.trainer import StopRequests
 from helpers import anil, anil_command
 from helpers import formats as fixtures
 
@@ -205,3 +208,67 @@ def test_a_stale_staging_folder_is_removed_and_an_overwritten_array_is_noticed(t
         again = load_splits(config)
     assert "does not match its digest" in caplog.text and "removing" in caplog.text
     assert not stale.exists() and np.array_equal(again.train.images, first.train.images)
+
+
+# --- sizes that cannot fit, and runs too long to wait for ------------------------------------------
+
+
+def test_a_rendered_dataset_too_large_to_fit_is_refused_before_rendering(tmp_path):
+    result = anil("train", "experiment=smoke", "dataset.image_size=20000", f"hydra.run.dir={tmp_path}/run")
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "decoding dataset=procedural needs about" in result.stderr and "lower dataset.image_size" in result.stderr
+
+
+def test_a_dataset_too_large_to_decode_is_refused_before_decoding(tmp_path):
+    root = fixtures.write_fc100_pickles(tmp_path / "data")
+    cache = tmp_path / "cache"
+    result = anil("train", "dataset=fc100", f"dataset.root={root}", f"dataset.cache_dir={cache}",
+                  "dataset.image_size=60000", f"hydra.run.dir={tmp_path}/run")  # fmt: skip
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "needs about" in result.stderr and "GiB" in result.stderr and "dataset.image_size" in result.stderr
+    assert not any(p.is_file() and p.stat().st_size > 10**6 for p in cache.rglob("*"))  # nothing big written
+
+
+@pytest.mark.parametrize(
+    "overrides,culprit",
+    [(["N=10000000"], "inner loop"), (["B=1000000"], "body pass")],
+)
+def test_a_meta_iteration_that_cannot_fit_is_refused_with_its_estimate(tmp_path, overrides, culprit):
+    result = anil("train", "experiment=smoke", "device=cpu", *overrides, f"hydra.run.dir={tmp_path}/run")
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "a meta-iteration needs about" in result.stderr and culprit in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def start_and_stop(tmp_path, *overrides, wait_for="training convex"):
+    """Start a run, wait until it is busy, send SIGTERM; return (exit code, seconds it took to stop)."""
+    log = tmp_path / "out.txt"
+    with open(log, "w") as out:
+        process = subprocess.Popen([*anil_command(), "train", "experiment=smoke", "device=cpu", *overrides,
+                                    f"hydra.run.dir={tmp_path}/run"], stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.time() + 120
+    while wait_for not in log.read_text():
+        assert process.poll() is None and time.time() < deadline, log.read_text()
+        time.sleep(0.1)
+    time.sleep(1.0)
+    sent = time.time()
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=60)
+    return code, time.time() - sent, log.read_text()
+
+
+def test_sigterm_is_honoured_inside_a_very_long_inner_loop(tmp_path):
+    code, took, output = start_and_stop(tmp_path, "N=200000", "B=2", "iterations=3")
+    assert code == 130 and took < StopRequests.GRACE + 10, output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["iteration"] == 0
+    assert "anil resume" in output
+
+
+def test_sigterm_is_honoured_inside_a_very_long_validation(tmp_path):
+    code, took, output = start_and_stop(tmp_path, "eval_every=1", "eval_tasks=10000000", "B=2", "iterations=5",
+                                        wait_for="training convex")  # fmt: skip
+    assert code == 130 and took < StopRequests.GRACE + 10, output
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert metrics["iteration"].tolist() == [1] and metrics["val_loss"].isna().all()  # the step, not its validation
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["iteration"] == 1

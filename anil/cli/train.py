@@ -62,6 +62,10 @@ def hydra_app(cfg: DictConfig) -> None:
         reason = f"cannot write {error.filename or run_dir}: {error.strerror or error}"
         _job_failed(reason, run_dir, multirun, record, config)
         return
+    except KeyboardInterrupt:  # a second Ctrl-C: out at once, the last checkpoint stays as it was
+        resume = f"continue from the last checkpoint with: anil resume {run_dir}"
+        print(f"anil train: stopped at once by a second Ctrl-C; {resume}", file=sys.stderr)
+        raise SystemExit(130) from None
     finally:
         record.close()
     if summary.status is Status.INTERRUPTED:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anil.data.split import SPLITS, Split, Splits
+from anil.data.split import SPLITS, DatasetError, Split, Splits
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +54,10 @@ def cache_root(configured: str | None) -> Path:
     return Path(base)
 
 
-def cached(entry: str, source: str, key: str, cache_dir: str | None, decode: Callable[[], Splits]) -> Splits:
+def cached(entry: str, source: str, key: str, cache_dir: str | None, decode: Callable[[], Splits], size: int) -> Splits:
     """The splits cached under `entry` when their fingerprint `key` still matches; else `decode()`
-    them and cache the result. `source` names the data in messages.
+    them and cache the result. `source` names the data in messages; `size` estimates the bytes of
+    the decoded arrays, checked against free memory and disk before decoding starts.
 
     Processes that share a cache (torchrun ranks, parallel sweep jobs, independent runs) decode
     once: the first takes a lock on the entry and decodes, the others wait for it and read."""
@@ -65,6 +66,7 @@ def cached(entry: str, source: str, key: str, cache_dir: str | None, decode: Cal
     if splits is not None:
         return splits
     folder = _writable(preferred)
+    check_room(size, source, folder)
     if folder is None:
         return decode()
     with _entry_lock(folder):
@@ -73,6 +75,41 @@ def cached(entry: str, source: str, key: str, cache_dir: str | None, decode: Cal
             return splits
         _remove_stale_staging(folder)
         return _write(folder, key, decode(), source)
+
+
+def check_room(size: int, source: str, folder: Path | None) -> None:
+    """Decoding holds the arrays in memory, then writes them to `folder`: refuse (one line, with the
+    estimate) what cannot fit in either. At its peak a decode holds the images twice (the decoded
+    pieces and the array they are stacked into)."""
+    memory = available_memory()
+    if DECODE_PEAK * size > memory:
+        raise DatasetError(
+            f"decoding {source} needs about {_gib(DECODE_PEAK * size)} of memory but {_gib(memory)} is available; "
+            "lower dataset.image_size"
+        )
+    if folder is not None:
+        free = shutil.disk_usage(folder.parent).free
+        if size > free:
+            raise DatasetError(
+                f"the decoded {source} needs about {_gib(size)} of disk but {folder.parent} has {_gib(free)} free; "
+                "lower dataset.image_size or set dataset.cache_dir to a larger disk"
+            )
+
+
+def available_memory() -> int:
+    """The host's MemAvailable (what can be allocated without swapping), in bytes."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def _gib(size: float) -> str:
+    return f"{size / 2**30:.1f} GiB"
 
 
 @contextlib.contextmanager
@@ -94,6 +131,7 @@ def _remove_stale_staging(folder: Path) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
+DECODE_PEAK = 2  # copies of the decoded images in memory at the peak of a decode
 SAMPLES = 64  # blocks read to check an array against its digest
 BLOCK = 1 << 16  # bytes per block
 

@@ -33,7 +33,8 @@ def load(config: DatasetConfig) -> Splits:
     settings = _settings(config)
     source = f"dataset={config.name}"
     render = lambda: _render_splits(*_glyphs(config), config, source)  # noqa: E731
-    return cached(f"{config.name}-{tag(settings)}", source, fingerprint([], settings), config.cache_dir, render)
+    size = _needed(config) * config.instances * config.image_size**2  # uint8, one channel
+    return cached(f"{config.name}-{tag(settings)}", source, fingerprint([], settings), config.cache_dir, render, size)
 
 
 def _settings(config: DatasetConfig) -> str:

@@ -50,7 +50,9 @@ def load(config: DatasetConfig) -> Splits:
         files = [folder / name for name in PICKLES]
         decode = lambda: _from_pickles(folder, config.image_size)  # noqa: E731
     key = fingerprint(files, f"size={config.image_size}")
-    return cached(f"fc100-{fmt}-{tag(str(folder.resolve()))}", str(folder), key, config.cache_dir, decode)
+    images = sum(f.stat().st_size for f in files if f.name != "meta") // (3 * 32 * 32)  # 32x32 RGB each, at most
+    size = images * 3 * config.image_size**2
+    return cached(f"fc100-{fmt}-{tag(str(folder.resolve()))}", str(folder), key, config.cache_dir, decode, size)
 
 
 def _from_cifar(folder: Path, size: int) -> Splits:

@@ -45,16 +45,21 @@ def load(config: DatasetConfig) -> Splits:
     fmt, folder = find_format("miniimagenet", config, FORMATS, LOOKED_FOR, prefer=("miniimagenet", "mini-imagenet"))
     size = config.image_size
     if fmt == "csv":
-        files = [folder / f"{s}.csv" for s in SPLITS] + _image_files(folder / "images")
+        images = _image_files(folder / "images")
+        files = [folder / f"{s}.csv" for s in SPLITS] + images
         decode = lambda: _from_csv(folder, size)  # noqa: E731
+        count = len(images)
     elif fmt == "folders":
         files = [p for s in SPLITS for p in _image_files(folder / s)]
         decode = lambda: _from_folders(folder, size)  # noqa: E731
+        count = len(files)
     else:
         files = [_pickle_path(folder, s) for s in SPLITS]
         decode = lambda: _from_pickles(folder, size)  # noqa: E731
+        count = sum(f.stat().st_size for f in files) // (3 * 84 * 84)  # the cache pickles hold 84x84 RGB images
     key = fingerprint(files, f"size={size}")
-    return cached(f"miniimagenet-{fmt}-{tag(str(folder.resolve()))}", str(folder), key, config.cache_dir, decode)
+    entry = f"miniimagenet-{fmt}-{tag(str(folder.resolve()))}"
+    return cached(entry, str(folder), key, config.cache_dir, decode, count * 3 * size**2)
 
 
 def _image_files(folder: Path) -> list[Path]:

@@ -12,6 +12,7 @@ benchmarked against.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -140,7 +141,7 @@ def anil_meta_loss(
 
 @torch.no_grad()
 def anil_score_tasks(
-    model: AnilNet, batches: list[TaskBatch], inner: InnerLoop, dtype: torch.dtype, body: BodyPass = BodyPass()
+    model: AnilNet, batches: Iterable[TaskBatch], inner: InnerLoop, dtype: torch.dtype, body: BodyPass = BodyPass()
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Meta-test style: adapt the head on each task's support set, score its query set.
     Returns per-task query loss and accuracy, each [tasks] over all tasks of `batches`."""
@@ -189,5 +190,5 @@ class Anil:
     def loss(self, model: AnilNet, batch: TaskBatch, counts: OpCounts | None = None) -> MetaOutput:
         return anil_meta_loss(model, batch, self.inner, self.dtype, self.body, counts)
 
-    def score(self, model: AnilNet, batches: list[TaskBatch]) -> tuple[torch.Tensor, torch.Tensor]:
+    def score(self, model: AnilNet, batches: Iterable[TaskBatch]) -> tuple[torch.Tensor, torch.Tensor]:
         return anil_score_tasks(model, batches, self.inner, self.dtype, self.body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,7 +27,7 @@ class MetaLearner(Protocol):
         `counts`, when given, records the gradient evaluations and second-order products."""
         ...
 
-    def score(self, model: AnilNet, batches: list[TaskBatch]) -> tuple[torch.Tensor, torch.Tensor]:
+    def score(self, model: AnilNet, batches: Iterable[TaskBatch]) -> tuple[torch.Tensor, torch.Tensor]:
         """Adapt on each task's support set, score its query set: per-task query loss and
         accuracy over all tasks of `batches`, [tasks] each (no meta-graph)."""
         ...

@@ -9,6 +9,7 @@ end. Exact second order by backprop through the unrolled loop; `first_order` det
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -84,7 +85,7 @@ def maml_meta_loss(
 
 
 def maml_score_tasks(
-    model: AnilNet, batches: list[TaskBatch], inner: InnerLoop, dtype: torch.dtype
+    model: AnilNet, batches: Iterable[TaskBatch], inner: InnerLoop, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Meta-test style for MAML: adapt every parameter on each task's support set, score its query
     set. Returns per-task query loss and accuracy, each [tasks]."""
@@ -113,5 +114,5 @@ class Maml:
     def loss(self, model: AnilNet, batch: TaskBatch, counts: OpCounts | None = None) -> MetaOutput:
         return maml_meta_loss(model, batch, self.inner, self.dtype, counts)
 
-    def score(self, model: AnilNet, batches: list[TaskBatch]) -> tuple[torch.Tensor, torch.Tensor]:
+    def score(self, model: AnilNet, batches: Iterable[TaskBatch]) -> tuple[torch.Tensor, torch.Tensor]:
         return maml_score_tasks(model, batches, self.inner, self.dtype)

@@ -18,7 +18,7 @@ from anil.config import validate
 from anil.data import load_splits
 from anil.run import checkpoint
 from anil.run.checkpoint import BEST, CHECKPOINT
-from anil.run.setup import fixed_batches, image_side, make_learner, make_model, resolve_device
+from anil.run.setup import image_side, make_learner, make_model, resolve_device, task_set
 
 Z95 = 1.959964  # two-sided 95% quantile of the standard normal
 EVAL_JSON = "eval.json"
@@ -51,7 +51,7 @@ def evaluate_run(
     test = load_splits(config.dataset).test
     model = make_model(config, test, device)
     model.load_state_dict(state["model"])
-    batches = fixed_batches(config, test, "test", tasks, device, seed)
+    batches = task_set(config, test, "test", tasks, device, seed)
     losses, accuracies = make_learner(config, image_side(test), device).score(model, batches)
     return {
         "accuracy": accuracies.double().mean().item(),

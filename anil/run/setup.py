@@ -5,6 +5,7 @@ benchmarks all build through here, so each is built one way."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +19,7 @@ from anil.engine.anil import Anil, BodyPass
 from anil.engine.learner import MetaLearner
 from anil.engine.maml import Maml
 from anil.engine.model import AnilNet
+from anil.run.budget import check_fits
 from anil.run.distributed import World
 from anil.tasks import InnerLoop, TaskBatch
 
@@ -86,14 +88,38 @@ def make_learner(config: TrainConfig, side: int, device: torch.device, inner: In
     return Anil(inner, dtype_of(config), body)
 
 
-def fixed_batches(
-    config: TrainConfig, split: Split, name: str, tasks: int, device: torch.device, seed: int
-) -> list[TaskBatch]:
-    """`tasks` tasks of `split` drawn once, in meta-batches of at most B: the same tasks every time
-    they are scored, so a curve moves only when the model does. Drawn by a CPU generator whatever
-    the device, so a CPU and a CUDA run (or `anil eval` on either) score the same tasks."""
-    sampler = TaskSampler(split, config.ways, config.shots, config.query, generator(torch.device("cpu"), seed), name)
-    return [sampler.sample(min(config.B, tasks - i)).to(device) for i in range(0, tasks, config.B)]
+@dataclass(frozen=True)
+class TaskSet:
+    """`tasks` tasks of `split` in meta-batches of at most `batch`: the same tasks every time they
+    are iterated (the generator is re-seeded), so a validation curve moves only when the model
+    does. Drawn batch by batch (memory for one batch, however many tasks) by a CPU generator
+    whatever the device, so a CPU and a CUDA run (or `anil eval` on either) score the same tasks."""
+
+    split: Split
+    name: str  # the split's name, for error messages
+    ways: int
+    shots: int
+    query: int
+    batch: int
+    tasks: int
+    seed: int
+    device: torch.device
+
+    def __iter__(self) -> Iterator[TaskBatch]:
+        cpu = generator(torch.device("cpu"), self.seed)
+        sampler = TaskSampler(self.split, self.ways, self.shots, self.query, cpu, self.name)
+        for start in range(0, self.tasks, self.batch):
+            yield sampler.sample(min(self.batch, self.tasks - start)).to(self.device)
+
+    def __len__(self) -> int:
+        """Meta-batches per pass."""
+        return -(-self.tasks // self.batch)
+
+
+def task_set(config: TrainConfig, split: Split, name: str, tasks: int, device: torch.device, seed: int) -> TaskSet:
+    """The fixed tasks of `split` that validation or `anil eval` score, in meta-batches of B."""
+    split.check_tasks(name, config.ways, config.shots, config.query)  # fail now, not at the first evaluation
+    return TaskSet(split, name, config.ways, config.shots, config.query, config.B, tasks, seed, device)
 
 
 @dataclass
@@ -103,7 +129,7 @@ class Setup:
     model: AnilNet
     optimizer: torch.optim.Optimizer
     sampler: TaskSampler
-    val_batches: list[TaskBatch]
+    val_tasks: TaskSet
     learner: MetaLearner
     world: World = field(default_factory=World)
 
@@ -114,7 +140,8 @@ def build(config: TrainConfig, device: torch.device, world: World | None = None)
     sampler = TaskSampler(
         splits.train, config.ways, config.shots, config.query, generator(device, config.seed), "train"
     )
-    val_batches = fixed_batches(config, splits.val, "val", config.eval_tasks, device, config.seed + EVAL_SEED_OFFSET)
+    val_tasks = task_set(config, splits.val, "val", config.eval_tasks, device, config.seed + EVAL_SEED_OFFSET)
+    check_fits(config, image_side(splits.train), int(splits.train.images.shape[1]), device)
     model = make_model(config, splits.train, device)
     if config.compile_body:
         model.body.compile()  # in place: parameter names and checkpoints stay the same
@@ -122,7 +149,7 @@ def build(config: TrainConfig, device: torch.device, world: World | None = None)
         model=model,
         optimizer=make_optimizer(model, config.optim),
         sampler=sampler,
-        val_batches=val_batches,
+        val_tasks=val_tasks,
         learner=make_learner(config, image_side(splits.train), device),
         world=world or World(),
     )

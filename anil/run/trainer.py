@@ -14,7 +14,7 @@ import platform
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
@@ -32,6 +32,7 @@ from anil.run.folder import RunLock, RunRefused, refuse_if_taken
 from anil.run.metrics import STEP_METRICS, MetricsWriter
 from anil.run.outcome import Progress, RunSummary, Status, write_summary
 from anil.run.setup import Setup, build, resolve_device
+from anil.tasks import TaskBatch
 
 log = logging.getLogger(__name__)
 
@@ -40,22 +41,29 @@ def squared_norm(params: Any) -> torch.Tensor:
     return torch.stack([p.grad.pow(2).sum() for p in params if p.grad is not None]).sum()
 
 
-def meta_step(setup: Setup, tasks: int, blowup_loss: float = math.inf) -> tuple[dict[str, float], bool]:
+Section = Callable[[], contextlib.AbstractContextManager[Any]]
+
+
+def meta_step(
+    setup: Setup, tasks: int, blowup_loss: float = math.inf, section: Section = contextlib.nullcontext
+) -> tuple[dict[str, float], bool]:
     """One meta-iteration (Algorithm 1, lines 3-10). Returns its metrics, measured before the
     update, and whether it was healthy; an unhealthy step (non-finite loss or gradient, or a loss
-    above `blowup_loss`) leaves the parameters as they were."""
+    above `blowup_loss`) leaves the parameters as they were. Everything before the update runs
+    inside `section()` (where a stop request may abandon the iteration: nothing has changed yet)."""
     model, world = setup.model, setup.world
-    batch = world.shard(setup.sampler.sample(tasks))  # every process draws the same B tasks, keeps its B/K
-    counts = OpCounts()
-    out = setup.learner.loss(model, batch, counts)
-    setup.optimizer.zero_grad(set_to_none=True)
-    out.loss.backward()
-    world.average_gradients(list(model.parameters()))
-    norms = [squared_norm(model.head.parameters()), squared_norm(model.body.parameters())]
-    scalars = world.average(torch.stack([out.loss.detach(), out.accuracy, out.support_before, out.support_after]))
-    loss, accuracy, before, after = scalars
-    # One host sync per iteration for all the scalars, not one .item() per metric.
-    values = torch.stack([loss, accuracy, *norms, before, after]).tolist()
+    with section():
+        batch = world.shard(setup.sampler.sample(tasks))  # every process draws the same B tasks, keeps its B/K
+        counts = OpCounts()
+        out = setup.learner.loss(model, batch, counts)
+        setup.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        world.average_gradients(list(model.parameters()))
+        norms = [squared_norm(model.head.parameters()), squared_norm(model.body.parameters())]
+        scalars = world.average(torch.stack([out.loss.detach(), out.accuracy, out.support_before, out.support_after]))
+        loss, accuracy, before, after = scalars
+        # One host sync per iteration for all the scalars, not one .item() per metric.
+        values = torch.stack([loss, accuracy, *norms, before, after]).tolist()
     metrics: dict[str, float] = {**dict(zip(STEP_METRICS, values)), **counts.as_dict()}
     healthy = all(math.isfinite(v) for v in values) and metrics["loss"] <= blowup_loss
     if healthy:
@@ -63,7 +71,7 @@ def meta_step(setup: Setup, tasks: int, blowup_loss: float = math.inf) -> tuple[
     return metrics, healthy
 
 
-def mean_score(setup: Setup, batches: list[Any]) -> tuple[float, float]:
+def mean_score(setup: Setup, batches: Iterable[TaskBatch]) -> tuple[float, float]:
     """Mean query loss and accuracy over the tasks of `batches`, after adapting on each."""
     losses, accuracies = setup.learner.score(setup.model, batches)
     return losses.double().mean().item(), accuracies.double().mean().item()
@@ -115,17 +123,32 @@ def resume_state(config: TrainConfig, run_dir: Path) -> dict[str, Any] | None:
     return state
 
 
-class StopRequests:
-    """SIGINT / SIGTERM ask the loop to stop after the current iteration; a second SIGINT stops at once."""
+class StopNow(Exception):
+    """A stop request that could not wait for the current iteration or evaluation to end."""
 
-    def __init__(self) -> None:
+
+class StopRequests:
+    """SIGINT / SIGTERM ask the loop to stop after the current iteration; a second SIGINT stops at once.
+
+    An iteration (or a validation) that is still running GRACE seconds after the request is
+    abandoned: inside a `preemptible()` section a timer raises StopNow, so a run with a huge N or
+    eval_tasks still stops promptly. Nothing inside such a section changes the model."""
+
+    GRACE = 5.0  # seconds an iteration may still take after a stop request
+
+    def __init__(self, can_preempt: bool = True) -> None:
         self.signal: str | None = None
         self._previous: dict[int, Any] = {}
+        self._main = threading.current_thread() is threading.main_thread()
+        self._can_preempt = can_preempt and self._main
+        self._in_section = False
 
     def __enter__(self) -> StopRequests:
-        if threading.current_thread() is threading.main_thread():
+        if self._main:
             for number in (signal.SIGINT, signal.SIGTERM):
                 self._previous[number] = signal.signal(number, self._request)
+            if self._can_preempt:
+                self._previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, self._overdue)
         return self
 
     def _request(self, number: int, frame: FrameType | None) -> None:
@@ -133,8 +156,27 @@ class StopRequests:
             raise KeyboardInterrupt
         self.signal = signal.Signals(number).name
         log.warning("%s received: finishing this iteration, then checkpointing", self.signal)
+        if self._in_section and self._can_preempt:
+            signal.setitimer(signal.ITIMER_REAL, self.GRACE)
+
+    def _overdue(self, number: int, frame: FrameType | None) -> None:
+        if self._in_section:
+            raise StopNow(f"stopped by {self.signal} during an iteration that ran {self.GRACE:g} s past the request")
+
+    @contextlib.contextmanager
+    def preemptible(self) -> Iterator[None]:
+        """A stretch of work a stop request may abandon (when it overruns GRACE)."""
+        self._in_section = True
+        try:
+            yield
+        finally:
+            self._in_section = False
+            if self._can_preempt:
+                signal.setitimer(signal.ITIMER_REAL, 0)
 
     def __exit__(self, *exc: object) -> None:
+        if self._can_preempt:
+            signal.setitimer(signal.ITIMER_REAL, 0)
         for number, handler in self._previous.items():
             signal.signal(number, handler)
 
@@ -173,7 +215,8 @@ class Loop:
 
     def validate(self, row: dict[str, Any], progress: Progress) -> None:
         """Score the fixed validation tasks into `row`; keep best.pt when they improved."""
-        row["val_loss"], row["val_accuracy"] = mean_score(self.setup, self.setup.val_batches)
+        with self.stop.preemptible():
+            row["val_loss"], row["val_accuracy"] = mean_score(self.setup, self.setup.val_tasks)
         log.info(
             "iteration %d: loss %.4f, val loss %.4f, val accuracy %.3f",
             row["iteration"], row["loss"], row["val_loss"], row["val_accuracy"],
@@ -181,6 +224,21 @@ class Loop:
         if row["val_accuracy"] > progress.best_val_accuracy:
             progress.best_val_accuracy = row["val_accuracy"]
             self.save(BEST, progress)
+
+    def step(self, progress: Progress) -> dict[str, Any] | None:
+        """One meta-iteration, its time counted into `progress`; None when a stop request abandoned it
+        (the random states are then put back, so a resume draws this iteration's tasks again)."""
+        before = (checkpoint.rng_state(), self.setup.sampler.generator.get_state())
+        tick = time.perf_counter()
+        try:
+            metrics, healthy = meta_step(self.setup, self.config.B, self.config.blowup_loss, self.stop.preemptible)
+        except StopNow:
+            checkpoint.set_rng_state(before[0])
+            self.setup.sampler.generator.set_state(before[1])
+            return None
+        progress.train_time += time.perf_counter() - tick
+        progress.iteration += 1
+        return {"iteration": progress.iteration, "time": progress.train_time, **metrics, "healthy": healthy}
 
     def run(self, progress: Progress) -> RunSummary:
         config, setup = self.config, self.setup
@@ -190,23 +248,28 @@ class Loop:
         status, reason = Status.COMPLETED, ""
         description = f"{config.geometry.name} N={config.N}"
         bar = tqdm(initial=first, total=config.iterations, disable=not self.show_progress, desc=description, unit="it")
-        for iteration in range(first + 1, config.iterations + 1):
-            tick = time.perf_counter()
-            metrics, healthy = meta_step(setup, config.B, config.blowup_loss)
-            progress.train_time += time.perf_counter() - tick
-            progress.iteration = iteration
-            row = {"iteration": iteration, "time": progress.train_time, **metrics}
-            if not healthy:  # keep the last good checkpoint: nothing is saved from here on
-                self.writer.write(row)
-                status, reason = Status.DIVERGED, _divergence_reason(metrics, config.blowup_loss)
+        while progress.iteration < config.iterations:
+            stepped = self.step(progress)
+            if stepped is None:  # abandoned mid-iteration: the model is as the last iteration left it
+                self.save(CHECKPOINT, progress)
+                status, reason = Status.INTERRUPTED, f"stopped by {self.stop.signal} during an iteration"
                 break
-            if (config.eval_every and iteration % config.eval_every == 0) or iteration == config.iterations:
-                self.validate(row, progress)
+            row = stepped
+            if not row.pop("healthy"):  # keep the last good checkpoint: nothing is saved from here on
+                self.writer.write(row)
+                status, reason = Status.DIVERGED, _divergence_reason(row, config.blowup_loss)
+                break
+            iteration, last = progress.iteration, progress.iteration == config.iterations
+            abandoned = False
+            if (config.eval_every and iteration % config.eval_every == 0) or last:
+                try:
+                    self.validate(row, progress)
+                except StopNow:  # the step is taken; only this validation is lost
+                    abandoned = True
             self.writer.write(row)
             bar.update()
             bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.2f}", refresh=False)
-            last = iteration == config.iterations
-            stopping = setup.world.any(self.stop.signal is not None, device)  # all processes stop together
+            stopping = abandoned or setup.world.any(self.stop.signal is not None, device)  # all processes together
             if last or stopping or (config.checkpoint_every and iteration % config.checkpoint_every == 0):
                 self.save(CHECKPOINT, progress)
             if stopping and not last:
@@ -275,7 +338,7 @@ def _run_locked(
     )  # fmt: skip
     keep_until = progress.iteration if config.resume else None
     writer = MetricsWriter(out_dir / "metrics.csv", keep_until) if world.is_main else NullWriter()
-    with writer, StopRequests() as stop:
+    with writer, StopRequests(can_preempt=world.size == 1) as stop:  # preempting one rank would hang the others
         return Loop(config, setup, out_dir, writer, stop, show_progress).run(progress)
 
 

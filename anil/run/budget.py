@@ -1,0 +1,87 @@
+"""Will a run fit? Memory estimates checked before anything is allocated, so that a config that
+cannot fit stops with one line and the estimate instead of swapping or dying after minutes.
+
+The estimates are deliberately simple upper bounds on what autograd keeps for one meta-iteration:
+- the body: per image, each of the four Conv-4 blocks keeps its conv output and its normalised
+  output (2 x 64 x side^2 floats at full resolution, a quarter of that per later block), about
+  BODY_FACTOR x 64 x side^2 floats in all (calibrated against the benchmark's measured graph);
+- ANIL's inner loop: per step and task, the head iterate, its gradient and the support logits;
+- MAML: the body's activations for every inner step of every task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from anil.config import ConfigError, TrainConfig
+from anil.data.cache import available_memory
+from anil.engine.model import Body
+
+BODY_FACTOR = 4.0  # floats kept per image per (filter x pixel) of the first block, all blocks together
+FILTERS = 64
+HEADROOM = 0.9  # use at most this share of what is available
+
+
+@dataclass(frozen=True)
+class Estimate:
+    body_bytes: int  # activations of one meta-batch through the body
+    inner_bytes: int  # the unrolled inner loop's graph
+    validation_bytes: int  # one validation meta-batch (the tasks are drawn batch by batch)
+
+    @property
+    def total(self) -> int:
+        return self.body_bytes + self.inner_bytes + self.validation_bytes
+
+
+def head_size(config: TrainConfig, side: int) -> int:
+    """n_w: parameters of the head for `side`-pixel images."""
+    features = Body.feature_size(side)
+    if config.geometry.name == "convex":
+        return (features + 1) * config.ways
+    return (features + 1) * config.geometry.hidden + (config.geometry.hidden + 1) * config.ways
+
+
+def estimate(config: TrainConfig, side: int, channels: int) -> Estimate:
+    float_bytes = 8 if config.dtype == "float64" else 4
+    images = config.B * config.ways * (config.shots + config.query)
+    per_image = BODY_FACTOR * FILTERS * side * side * float_bytes + channels * side * side * float_bytes
+    body = images * per_image
+    support = config.ways * config.shots
+    per_step = config.B * (3 * head_size(config, side) + 4 * support * max(config.ways, config.geometry.hidden))
+    inner = float(config.N * per_step * float_bytes)
+    if config.algorithm == "maml":  # every inner step runs the body again over the support set, per task
+        inner += config.N * config.B * support * per_image
+    validation = min(config.B, config.eval_tasks) * config.ways * (config.shots + config.query) * per_image
+    return Estimate(int(body), int(inner), int(validation))
+
+
+def available_bytes(device: torch.device) -> int:
+    """Free memory on `device`: CUDA's free memory, or the host's MemAvailable."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    return available_memory()
+
+
+def gib(size: float) -> str:
+    return f"{size / 2**30:.1f} GiB"
+
+
+def check_fits(config: TrainConfig, side: int, channels: int, device: torch.device) -> Estimate:
+    """Raise ConfigError (one line, with the estimate) when a meta-iteration cannot fit in memory."""
+    need = estimate(config, side, channels)
+    free = available_bytes(device)
+    if need.total > HEADROOM * free:
+        biggest = max(
+            ("the body pass (B, ways, shots, query, dataset.image_size)", need.body_bytes),
+            ("the unrolled inner loop (N, B)", need.inner_bytes),
+            ("a validation batch (B)", need.validation_bytes),
+            key=lambda part: part[1],
+        )
+        raise ConfigError(
+            f"a meta-iteration needs about {gib(need.total)} but {device} has {gib(free)} free; "
+            f"most of it is {biggest[0]}: lower those"
+        )
+    return need
