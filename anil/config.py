@@ -175,7 +175,7 @@ BOUNDS: dict[str, tuple[float, bool, str]] = {
     "eval_tasks": (1, False, "validation tasks"),
     "checkpoint_every": (0, False, "checkpoint interval"),
     "blowup_loss": (0, True, "blow-up threshold"),
-    "dataset.image_size": (8, False, "image side in pixels"),
+    "dataset.image_size": (16, False, "image side in pixels (Conv-4 halves it four times)"),
     "dataset.train_classes": (2, False, "meta-train classes"),
     "dataset.val_classes": (2, False, "validation classes"),
     "dataset.test_classes": (2, False, "test classes"),
@@ -185,6 +185,12 @@ BOUNDS: dict[str, tuple[float, bool, str]] = {
     "optim.beta_w": (0, True, "outer stepsize for w"),
     "optim.beta_phi": (0, True, "outer stepsize for phi"),
     "optim.momentum": (0, False, "SGD momentum"),
+}
+
+
+# key -> (highest allowed value, what the key means)
+UPPER_BOUNDS: dict[str, tuple[float, str]] = {
+    "seed": (2**32 - 1, "random seed (NumPy's seeds are 32-bit)"),
 }
 
 
@@ -240,8 +246,11 @@ def validate(config: TrainConfig) -> None:
         if value < low or (strict and value == low):
             relation = ">" if strict else ">="
             raise ConfigError(f"{key}={value!r}: {meaning} must be {relation} {low}")
-    if not (config.device in ("auto", "cpu", "cuda") or _is_cuda_index(config.device)):
-        raise ConfigError(f"device={config.device!r} is not one of: auto, cpu, cuda, cuda:K")
+    for key, (high, meaning) in UPPER_BOUNDS.items():
+        value = value_at(config, key)
+        if value > high:
+            raise ConfigError(f"{key}={value!r}: {meaning} must be <= {high}")
+    check_device(config.device)
     _check_geometry(config)
     _check_dataset(config)
     if config.algorithm == "maml" and (config.bf16 or config.compile_body):
@@ -290,6 +299,12 @@ def _check_dataset(config: TrainConfig) -> None:
             f"shots + query = {config.shots + config.query} but dataset.instances={data.instances} images per class; "
             "lower shots or query"
         )
+
+
+def check_device(device: str, key: str = "device") -> None:
+    """auto, cpu, cuda or cuda:K; anything else is a ConfigError naming `key`."""
+    if not (device in ("auto", "cpu", "cuda") or _is_cuda_index(device)):
+        raise ConfigError(f"{key}={device!r} is not one of: auto, cpu, cuda, cuda:K")
 
 
 def _is_cuda_index(device: str) -> bool:

@@ -272,3 +272,191 @@ def test_sigterm_is_honoured_inside_a_very_long_validation(tmp_path):
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
     assert metrics["iteration"].tolist() == [1] and metrics["val_loss"].isna().all()  # the step, not its validation
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["iteration"] == 1
+
+
+# --- one line, never a traceback --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("N=${oops}", "N: Interpolation key 'oops' not found"),
+        ("dataset.root=${oc.env:ANIL_SURELY_UNSET}", "Environment variable 'ANIL_SURELY_UNSET' not found"),
+        ("dataset=null", "dataset=null: a run needs a dataset; choose one of: embedded"),
+        ("seed=4294967296", "seed=4294967296: random seed (NumPy's seeds are 32-bit) must be <= 4294967295"),
+        ("dataset.image_size=12", "dataset.image_size=12: image side in pixels"),
+        ("hydra/launcher=nope", "hydra/launcher=nope is not an option; choose one of: basic, cluster, joblib"),
+    ],
+)
+def test_bad_values_are_one_line_and_write_nothing(tmp_path, override, expected):
+    result = anil("train", "experiment=smoke", override, f"hydra.run.dir={tmp_path}/run")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert expected in result.stderr and not (tmp_path / "run").exists()
+
+
+def rewrite(path: Path, **changes) -> None:
+    with open(path, "rb") as f:
+        data = pickle.load(f, encoding="latin1")
+    data.update(changes)
+    with open(path, "wb") as f:
+        pickle.dump(data, f, protocol=2)
+
+
+def fc100_config(root: Path, tmp_path: Path) -> DatasetConfig:
+    return DatasetConfig(name="fc100", root=str(root), image_size=32, cache_dir=str(tmp_path / "cache"))
+
+
+def mini_config(root: Path, tmp_path: Path) -> DatasetConfig:
+    return DatasetConfig(name="miniimagenet", root=str(root), image_size=84, cache_dir=str(tmp_path / "cache"))
+
+
+def labels_as_strings(root):
+    rewrite(root / "FC100_val.pickle", labels=["rose"] * 60)
+
+
+def ragged_data(root):
+    rewrite(root / "FC100_val.pickle", data=[np.zeros((32, 32, 3), np.uint8), np.zeros((16, 32, 3), np.uint8)])
+
+
+def bad_cifar_meta(root):
+    rewrite(root / "meta", fine_label_names={"not": "a list"})
+
+
+def bad_class_dict(root):
+    rewrite(root / "mini-imagenet-cache-validation.pkl", class_dict=[1, 2, 3])
+
+
+def class_dict_of_strings(root):
+    rewrite(root / "mini-imagenet-cache-validation.pkl", class_dict={"n1": "abc"})
+
+
+def latin1_csv(root):
+    (root / "val.csv").write_bytes("filename,label\nn000000110000000\xe9.jpg,n00000011\n".encode("latin1"))
+
+
+def huge_header(root):
+    from PIL import Image
+
+    name = next((root / "images").iterdir())
+    Image.new("1", (30000, 30000)).save(name.with_suffix(".png"))  # 1 bit per pixel: a small file
+    name.unlink()
+    name.with_suffix(".png").rename(name)
+
+
+@pytest.mark.parametrize(
+    "writer,breaker,expected",
+    [
+        (fixtures.write_fc100_pickles, labels_as_strings, "'labels' holds <U4 values"),
+        (fixtures.write_fc100_pickles, ragged_data, "'data' is not one array of images"),
+        (fixtures.write_cifar, bad_cifar_meta, "'fine_label_names' is not a list of the 100 class names"),
+        (fixtures.write_mini_pickles, bad_class_dict, "'class_dict' is a list, expected a dict"),
+        (fixtures.write_mini_pickles, class_dict_of_strings, "'class_dict'['n1'] is not a list of row indices"),
+        (fixtures.write_mini_csv, latin1_csv, "is not UTF-8 text (byte 0xe9"),
+        (fixtures.write_mini_csv, huge_header, "its header claims an implausibly large image"),
+    ],
+)
+def test_broken_dataset_files_are_one_line(tmp_path, writer, breaker, expected):
+    root = writer(tmp_path / "data")
+    breaker(root)
+    config = (fc100_config if "fc100" in writer.__name__ or "cifar" in writer.__name__ else mini_config)(root, tmp_path)
+    with pytest.raises(DatasetError) as error:
+        load_splits(config)
+    assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+def test_labels_stored_as_a_column_still_load(tmp_path):
+    root = fixtures.write_fc100_pickles(tmp_path / "data")
+    with open(root / "FC100_val.pickle", "rb") as f:
+        labels = pickle.load(f, encoding="latin1")["labels"]
+    rewrite(root / "FC100_val.pickle", labels=np.asarray(labels).reshape(-1, 1))
+    assert len(load_splits(fc100_config(root, tmp_path)).val.counts) == 20
+
+
+def test_an_unreadable_source_is_reported_as_unreadable(tmp_path, monkeypatch):
+    root = fixtures.write_mini_csv(tmp_path / "data")
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("anil.data.miniimagenet.open", refuse, raising=False)
+    with pytest.raises(DatasetError, match=r"cannot read .*train.csv: permission denied; make it readable"):
+        load_splits(mini_config(root, tmp_path))
+
+
+def test_rendering_errors_are_one_line(monkeypatch, tmp_path):
+    from anil.data import embedded
+
+    monkeypatch.setattr(embedded.importlib.metadata, "distribution", lambda name: (_ for _ in ()).throw(
+        embedded.importlib.metadata.PackageNotFoundError(name)))  # fmt: skip
+    config = DatasetConfig(name="embedded", train_classes=5, val_classes=5, test_classes=5, instances=4,
+                           cache_dir=str(tmp_path))  # fmt: skip
+    with pytest.raises(DatasetError, match="needs the kanjivg package: pip install kanjivg"):
+        load_splits(config)
+    monkeypatch.undo()
+    bad = tmp_path / "bad.svg"
+    bad.write_text('<path d="12,13"/>')
+    with pytest.raises(DatasetError, match=r"cannot render .*bad.svg: path data starts with a number"):
+        embedded._strokes(bad)
+
+
+def test_a_full_disk_while_checkpointing_is_a_write_error_that_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    from anil.run import checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    checkpoint.save(path, {"iteration": 1})
+
+    def disk_full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file")
+
+    monkeypatch.setattr(checkpoint.torch, "save", disk_full)
+    with pytest.raises(OSError) as error:
+        checkpoint.save(path, {"iteration": 2})
+    assert error.value.filename == str(path) and "is the disk full?" in error.value.strerror
+    monkeypatch.undo()
+    assert checkpoint.load(path)["iteration"] == 1 and [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def trained_run(tmp_path: Path) -> Path:
+    run_dir = tmp_path / "run"
+    assert anil("train", *RUN, f"hydra.run.dir={run_dir}").returncode == 0
+    return run_dir
+
+
+def test_eval_refusals_and_messages_are_one_line_and_right(tmp_path):
+    run_dir = trained_run(tmp_path)
+    device = anil("eval", str(run_dir), "--device", "tpu", "--tasks", "4")
+    assert (
+        device.returncode == 1
+        and device.stderr.strip() == "anil eval: --device='tpu' is not one of: auto, cpu, cuda, cuda:K"
+    )
+    missing = anil("eval", str(tmp_path / "nonexistent"))
+    assert missing.returncode == 1 and "no run folder at" in missing.stderr and "first checkpoint" not in missing.stderr
+    (run_dir / "best.pt").write_bytes(os.urandom(4096))
+    garbage = anil("eval", str(run_dir), "--tasks", "4")
+    assert garbage.returncode == 1 and len(garbage.stderr.strip().splitlines()) == 1
+    assert "weights_only" not in garbage.stderr and "is corrupt" in garbage.stderr
+
+
+def test_eval_prints_its_result_even_when_it_cannot_write_it(tmp_path):
+    run_dir = trained_run(tmp_path)
+    (run_dir / "eval.json").mkdir()  # eval.json cannot be written (even by root): a folder is in the way
+    result = anil("eval", str(run_dir), "--tasks", "4", "--checkpoint", "last")
+    assert result.returncode == 1 and "test accuracy" in result.stdout
+    assert result.stderr.strip().startswith("anil eval: cannot write") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_second_ctrl_c_is_one_line(tmp_path):
+    log = tmp_path / "out.txt"
+    with open(log, "w") as out:
+        process = subprocess.Popen([*anil_command(), "train", "experiment=smoke", "device=cpu", "N=200000", "B=2",
+                                    f"hydra.run.dir={tmp_path}/run"], stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.time() + 120
+    while "training convex" not in log.read_text():
+        assert process.poll() is None and time.time() < deadline
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130
+    text = log.read_text()
+    assert "Traceback" not in text and "stopped at once by a second Ctrl-C" in text

@@ -99,6 +99,9 @@ def _read_job(folder: Path, config_path: Path) -> tuple[Job | None, str]:
         return None, f"unreadable ({error})"
     if metrics.empty:
         return None, "metrics.csv has no rows yet"
+    problem = _metrics_problem(metrics)
+    if problem:
+        return None, f"metrics.csv {problem}"
     non_finite = not metrics["loss"].map(math.isfinite).all()
     schedule = config.get("alpha_schedule", "constant")
     n = int(config["N"])
@@ -119,6 +122,18 @@ def per_seed(jobs: list[Job]) -> pd.DataFrame:
             frame.assign(**dict(zip(KEYS, _key(job))), seed=job.seed, diverged=job.diverged, job=str(job.path))
         )
     return pd.concat(frames, ignore_index=True)
+
+
+def _metrics_problem(metrics: pd.DataFrame) -> str:
+    """What makes a metrics table unplottable ("" when nothing does)."""
+    missing = [c for c in ("iteration", "time", *SERIES) if c not in metrics]
+    if missing:
+        return f"has no {', '.join(missing)} column (not written by anil train?)"
+    for column in ("iteration", "time", *SERIES):
+        if not pd.api.types.is_numeric_dtype(metrics[column]):
+            bad = (pd.to_numeric(metrics[column], errors="coerce").isna() & metrics[column].notna()).to_numpy()
+            return f"has a row that is not numbers (column {column}, line {int(bad.argmax()) + 2})"
+    return ""
 
 
 def curves(jobs: list[Job]) -> pd.DataFrame:

@@ -44,6 +44,14 @@ def compose_train(overrides: list[str], with_hydra: bool = False) -> DictConfig:
         return compose(config_name=CONFIG_NAME, overrides=overrides, return_hydra_config=with_hydra)
     except (HydraException, OmegaConfBaseException) as error:
         raise ConfigError(explain_hydra(error)) from None
+    except ValueError:  # Hydra's defaults list refuses `group=null` with a bare ValueError
+        emptied = [o.split("=")[0] for o in overrides if o.endswith("=null") and o.split("=")[0] in config_groups()]
+        if not emptied:
+            raise
+        group = emptied[0]
+        raise ConfigError(
+            f"{group}=null: a run needs a {group}; choose one of: {', '.join(config_groups()[group])}"
+        ) from None
 
 
 def hydra_context() -> Any:

@@ -35,16 +35,24 @@ def main(args: list[str]) -> int:
         cli.error("--tasks must be at least 2 for a confidence interval")
     try:
         result = evaluate_run(
-            options.run_dir, options.checkpoint, options.tasks, options.seed, options.device, options.N, options.alpha
-        )
+            options.run_dir, options.checkpoint, options.tasks, options.seed, options.device, options.N, options.alpha,
+            progress=sys.stderr.isatty(),
+        )  # fmt: skip
     except (CheckpointError, ConfigError, DatasetError) as error:
         print(f"anil eval: {error}", file=sys.stderr)
         return 1
-    write_json_atomic(options.run_dir / EVAL_JSON, result)
+    except KeyboardInterrupt:
+        print("anil eval: interrupted; nothing was written", file=sys.stderr)
+        return 130
     print(
         f"test accuracy {100 * result['accuracy']:.2f}% ± {100 * result['accuracy_ci95']:.2f}% (95% CI, "
         f"{result['tasks']} tasks, {result['ways']}-way {result['shots']}-shot), loss {result['loss']:.4f}; "
         f"{result['checkpoint']} at iteration {result['checkpoint_iteration']}, "
         f"N={result['N']}, alpha={result['alpha']:g}"
     )
+    try:  # the result is printed first: a run folder that cannot be written does not lose it
+        write_json_atomic(options.run_dir / EVAL_JSON, result)
+    except OSError as error:
+        print(f"anil eval: cannot write {options.run_dir / EVAL_JSON}: {error.strerror or error}", file=sys.stderr)
+        return 1
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from anil.analysis.plot import BANDS, curves, draw, find_jobs
@@ -41,10 +42,16 @@ def main(args: list[str]) -> int:
         log.error("anil plot: no job with metrics under %s", ", ".join(map(str, options.sweeps)))
         return 1
     out_dir = options.out or options.sweeps[0]
-    out_dir.mkdir(parents=True, exist_ok=True)
     table = curves(jobs)
-    table.to_csv(out_dir / "curves.csv", index=False)
-    for path in draw(table, out_dir, options.smooth, options.band):
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out_dir / "curves.csv", index=False)
+        written = draw(table, out_dir, options.smooth, options.band)
+    except OSError as error:
+        print(f"anil plot: cannot write {error.filename or out_dir}: {error.strerror or error}; "
+              "give --out a writable folder", file=sys.stderr)  # fmt: skip
+        return 1
+    for path in written:
         log.info("wrote %s", path)
     diverged = [str(job.path) for job in jobs if job.diverged]
     if diverged:

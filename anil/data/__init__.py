@@ -23,4 +23,7 @@ __all__ = ["DatasetError", "LOADERS", "Split", "Splits", "load_splits"]
 
 
 def load_splits(config: DatasetConfig) -> Splits:
-    return LOADERS[config.name](config)
+    try:
+        return LOADERS[config.name](config)
+    except PermissionError as error:  # a source file or folder this user may not read
+        raise DatasetError(f"cannot read {error.filename}: permission denied; make it readable (chmod +r)") from None

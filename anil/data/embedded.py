@@ -20,8 +20,8 @@ import numpy as np
 
 from anil.config import DatasetConfig
 from anil.data.cache import cached, fingerprint, tag
-from anil.data.split import Split, Splits
-from anil.data.strokes import CANVAS, parse_svg_strokes, render
+from anil.data.split import DatasetError, Split, Splits
+from anil.data.strokes import CANVAS, StrokeParseError, parse_svg_strokes, render
 
 SPLIT_SEED = 20200  # fixes which characters go to which split, independently of the run seed
 RENDER_VERSION = 1  # bump when rendering changes, so old caches are not reused
@@ -81,11 +81,11 @@ def kanji_folder() -> Path:
     try:
         folder = Path(str(importlib.metadata.distribution("kanjivg").locate_file("kanji")))
     except importlib.metadata.PackageNotFoundError:
-        raise FileNotFoundError(
+        raise DatasetError(
             "the embedded dataset needs the kanjivg package: pip install kanjivg (or use dataset=procedural)"
         ) from None
     if not folder.is_dir():
-        raise FileNotFoundError(
+        raise DatasetError(
             f"kanjivg is installed but {folder} is missing: reinstall it (pip install --force-reinstall kanjivg)"
         )
     return folder
@@ -97,11 +97,22 @@ def _kanji_glyphs(config: DatasetConfig) -> tuple[list[list[np.ndarray]], list[s
     codes = sorted(int(m.group(1), 16) for p in folder.iterdir() if (m := re.fullmatch(r"([0-9a-f]{5})\.svg", p.name)))
     codes = [c for c in codes if c in CJK]
     if len(codes) < _needed(config):
-        raise ValueError(f"dataset asks for {_needed(config)} classes but kanjivg has {len(codes)} CJK characters")
+        raise DatasetError(
+            f"dataset=embedded asks for {_needed(config)} classes but kanjivg has {len(codes)} CJK characters; "
+            "lower dataset.train_classes, val_classes or test_classes"
+        )
     order = np.random.default_rng(SPLIT_SEED).permutation(len(codes))[: _needed(config)]
     chosen = [codes[i] for i in order]
-    glyphs = [parse_svg_strokes((folder / f"{c:05x}.svg").read_text(encoding="utf-8")) for c in chosen]
-    return glyphs, [chr(c) for c in chosen]
+    return [_strokes(folder / f"{c:05x}.svg") for c in chosen], [chr(c) for c in chosen]
+
+
+def _strokes(path: Path) -> list[np.ndarray]:
+    try:
+        return parse_svg_strokes(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, StrokeParseError) as error:
+        raise DatasetError(
+            f"cannot render {path}: {error}; reinstall kanjivg (pip install --force-reinstall kanjivg)"
+        ) from None
 
 
 # --- procedural glyphs -------------------------------------------------------------------------

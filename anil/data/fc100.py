@@ -16,7 +16,7 @@ import numpy as np
 from anil.config import DatasetConfig
 from anil.data.cache import cached, fingerprint, tag
 from anil.data.locate import Marker, find_format
-from anil.data.readers import group_by_label, read_pickle, require, resize_hwc
+from anil.data.readers import group_by_label, image_array, label_array, read_pickle, require, resize_hwc
 from anil.data.split import SPLITS, DatasetError, Splits
 
 # Superclass ids per split: the split of Oreshkin et al. (TADAM, NeurIPS 2018), docs/datasets.md.
@@ -61,15 +61,13 @@ def _from_cifar(folder: Path, size: int) -> Splits:
         path = folder / part
         data = read_pickle(path)
         require(data, ("data", "fine_labels", "coarse_labels"), path)
-        pixels = np.asarray(data["data"])
-        if pixels.dtype != np.uint8 or pixels.ndim != 2 or pixels.shape[1] != 3 * 32 * 32:
+        pixels = image_array(data, "data", path, "(N, 3072)")
+        if pixels.ndim != 2 or pixels.shape[1] != 3 * 32 * 32:
             raise DatasetError(f"{path}: 'data' is {pixels.dtype} {pixels.shape}, expected uint8 (N, 3072)")
-        if not len(pixels) == len(data["fine_labels"]) == len(data["coarse_labels"]):
-            raise DatasetError(f"{path}: 'data', 'fine_labels' and 'coarse_labels' differ in length")
         # Each row: 1024 R, 1024 G, 1024 B, row-major 32x32: already [3, 32, 32] once reshaped.
         images.append(pixels.reshape(-1, 3, 32, 32))
-        fine.append(np.asarray(data["fine_labels"], dtype=np.int64))
-        coarse.append(np.asarray(data["coarse_labels"], dtype=np.int64))
+        fine.append(label_array(data, "fine_labels", len(pixels), path))
+        coarse.append(label_array(data, "coarse_labels", len(pixels), path))
     images_all, fine_all, coarse_all = np.concatenate(images), np.concatenate(fine), np.concatenate(coarse)
     if size != 32:
         images_all = resize_hwc(images_all.transpose(0, 2, 3, 1), size)
@@ -83,12 +81,18 @@ def _from_cifar(folder: Path, size: int) -> Splits:
 
 
 def _fine_names(folder: Path) -> dict[int, str]:
+    """The 100 class names from the archive's `meta` (CIFAR-100's own list when it is absent)."""
     meta_path = folder / "meta"
-    if meta_path.exists():
-        meta = read_pickle(meta_path)
-        if "fine_label_names" in meta:
-            return {i: n.decode() if isinstance(n, bytes) else str(n) for i, n in enumerate(meta["fine_label_names"])}
-    return dict(enumerate(FINE_NAMES))
+    if not meta_path.exists():
+        return dict(enumerate(FINE_NAMES))
+    meta = read_pickle(meta_path)
+    names = meta.get("fine_label_names")
+    if not isinstance(names, (list, tuple)) or len(names) != 100 or not all(isinstance(n, (str, bytes)) for n in names):
+        raise DatasetError(
+            f"{meta_path}: 'fine_label_names' is not a list of the 100 class names; "
+            "restore meta from the CIFAR-100 archive (or delete it: anil knows the names)"
+        )
+    return {i: n.decode() if isinstance(n, bytes) else n for i, n in enumerate(names)}
 
 
 def _from_pickles(folder: Path, size: int) -> Splits:
@@ -97,11 +101,9 @@ def _from_pickles(folder: Path, size: int) -> Splits:
         path = folder / name
         data = read_pickle(path)
         require(data, ("data", "labels"), path)
-        pixels = np.asarray(data["data"])
-        if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[3] != 3:
+        pixels = image_array(data, "data", path, "(N, 32, 32, 3)")
+        if pixels.ndim != 4 or pixels.shape[3] != 3:
             raise DatasetError(f"{path}: 'data' is {pixels.dtype} {pixels.shape}, expected uint8 (N, 32, 32, 3)")
-        labels = np.asarray(data["labels"], dtype=np.int64)
-        if len(labels) != len(pixels):
-            raise DatasetError(f"{path}: {len(pixels)} images but {len(labels)} labels")
+        labels = label_array(data, "labels", len(pixels), path)
         splits.append(group_by_label(resize_hwc(pixels, size), labels, dict(enumerate(FINE_NAMES)), str(path)))
     return Splits(*splits)

@@ -21,7 +21,7 @@ import numpy as np
 from anil.config import DatasetConfig
 from anil.data.cache import cached, fingerprint, tag
 from anil.data.locate import Marker, find_format
-from anil.data.readers import decode_image, group_by_label, read_pickle, require, resize_hwc
+from anil.data.readers import decode_image, group_by_label, image_array, read_pickle, require, resize_hwc
 from anil.data.split import SPLITS, DatasetError, Split, Splits
 
 PICKLE_NAMES = {
@@ -75,8 +75,16 @@ def _decode_all(paths: list[Path], size: int) -> np.ndarray:
 
 
 def _read_csv(path: Path) -> list[tuple[str, str]]:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.reader(f))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as error:
+        raise DatasetError(
+            f"{path} is not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start}); "
+            "use the original split file or save it as UTF-8"
+        ) from None
+    except PermissionError:
+        raise DatasetError(f"cannot read {path}: permission denied; make it readable (chmod +r)") from None
     if not rows or [c.strip() for c in rows[0]] != ["filename", "label"]:
         raise DatasetError(f"{path}: the first line must be 'filename,label'")
     for number, row in enumerate(rows[1:], start=2):
@@ -112,6 +120,21 @@ def _from_folders(folder: Path, size: int) -> Splits:
     return Splits(*splits)
 
 
+def _class_rows(class_dict: object, path: Path) -> dict[str, np.ndarray]:
+    """'class_dict' -> {wnid: int64 row indices}; a DatasetError unless it is a dict of index lists."""
+    if not isinstance(class_dict, dict):
+        raise DatasetError(
+            f"{path}: 'class_dict' is a {type(class_dict).__name__}, expected a dict of wnid -> row indices"
+        )
+    classes = {}
+    for key, rows in class_dict.items():
+        indices = np.asarray(rows)
+        if indices.ndim != 1 or indices.dtype.kind not in "iu":
+            raise DatasetError(f"{path}: 'class_dict'[{key!r}] is not a list of row indices; use the original file")
+        classes[key.decode() if isinstance(key, bytes) else str(key)] = indices.astype(np.int64)
+    return classes
+
+
 def _pickle_path(folder: Path, split: str) -> Path:
     return next(folder / n for n in PICKLE_NAMES[split] if (folder / n).is_file())
 
@@ -122,13 +145,10 @@ def _from_pickles(folder: Path, size: int) -> Splits:
         path = _pickle_path(folder, split)
         data = read_pickle(path)
         require(data, ("image_data", "class_dict"), path)
-        pixels = np.asarray(data["image_data"])
-        if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[3] != 3:
+        pixels = image_array(data, "image_data", path, "(N, 84, 84, 3)")
+        if pixels.ndim != 4 or pixels.shape[3] != 3:
             raise DatasetError(f"{path}: 'image_data' is {pixels.dtype} {pixels.shape}, expected uint8 (N, 84, 84, 3)")
-        classes = {
-            (k.decode() if isinstance(k, bytes) else str(k)): np.asarray(v, dtype=np.int64)
-            for k, v in data["class_dict"].items()
-        }
+        classes = _class_rows(data["class_dict"], path)
         names = sorted(classes)
         rows = np.concatenate([classes[n] for n in names])
         if len(rows) and (rows.min() < 0 or rows.max() >= len(pixels)):

@@ -81,6 +81,37 @@ def require(data: dict[str, Any], keys: tuple[str, ...], path: Path) -> None:
         )
 
 
+def image_array(data: dict[str, Any], key: str, path: Path, shape: str) -> np.ndarray:
+    """data[key] as one uint8 array of images, or a DatasetError naming the key and what it holds."""
+    try:
+        pixels = np.asarray(data[key])
+    except ValueError:  # a list of arrays of different shapes
+        raise DatasetError(
+            f"{path}: '{key}' is not one array of images (its items differ in shape); expected {shape}"
+        ) from None
+    if pixels.dtype != np.uint8:
+        raise DatasetError(f"{path}: '{key}' is {pixels.dtype} {pixels.shape}, expected uint8 {shape}")
+    return pixels
+
+
+def label_array(data: dict[str, Any], key: str, count: int, path: Path) -> np.ndarray:
+    """data[key] as int64 [count] class labels: a list, a vector or a column of whole numbers."""
+    try:
+        labels = np.asarray(data[key])
+    except ValueError:
+        raise DatasetError(f"{path}: '{key}' is not a flat list of class labels") from None
+    if labels.ndim == 2 and 1 in labels.shape:  # a column (or row) vector: the same labels
+        labels = labels.reshape(-1)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise DatasetError(
+            f"{path}: '{key}' holds {labels.dtype} values of shape {labels.shape}, expected {count} whole-number "
+            "class labels; use the original dataset file"
+        )
+    if len(labels) != count:
+        raise DatasetError(f"{path}: {count} images but {len(labels)} labels in '{key}'")
+    return labels.astype(np.int64)
+
+
 def decode_image(path: Path, size: int) -> np.ndarray:
     """An image file -> uint8 [3, size, size] RGB, resized (bilinear, no crop) when it is not square `size`."""
     try:
@@ -91,6 +122,12 @@ def decode_image(path: Path, size: int) -> np.ndarray:
             return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
     except FileNotFoundError:
         raise DatasetError(f"missing image {path}") from None
+    except Image.DecompressionBombError:  # a header claiming far more pixels than any dataset image has
+        raise DatasetError(
+            f"cannot decode image {path}: its header claims an implausibly large image; replace the file"
+        ) from None
+    except PermissionError:
+        raise DatasetError(f"cannot read image {path}: permission denied; make it readable (chmod +r)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise DatasetError(f"cannot decode image {path}: {error}; the file is truncated or not an image") from None
 

@@ -8,6 +8,7 @@ old checkpoint or the new one, never half of one.
 
 from __future__ import annotations
 
+import errno
 import pickle
 import random
 import zipfile
@@ -55,21 +56,37 @@ def _tuples(value: Any) -> Any:
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
-    with atomic_file(path) as f:
-        torch.save({"format": FORMAT, **state}, f)
+    """Write atomically: a failed write (a full disk) leaves the previous checkpoint as it was."""
+    try:
+        with atomic_file(path) as f:
+            torch.save({"format": FORMAT, **state}, f)
+    except RuntimeError as error:  # torch reports a failed write as RuntimeError ("file write failed")
+        raise OSError(
+            errno.EIO, f"writing the checkpoint failed ({_first_line(error)}); is the disk full?", str(path)
+        ) from None
 
 
 def load(path: Path) -> dict[str, Any]:
+    if not path.parent.is_dir():
+        raise CheckpointError(f"no run folder at {path.parent}; give the folder of a run (outputs/runs/<stamp>)")
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}: the run has not reached its first checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"checkpoint {path} is corrupt ({reason}); delete it to start over") from None
+    except pickle.UnpicklingError:  # torch's message would suggest weights_only=False: never do that here
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or not anil's (it holds objects a checkpoint never contains); "
+            "delete it to start over"
+        ) from None
+    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError) as error:
+        raise CheckpointError(f"checkpoint {path} is corrupt ({_first_line(error)}); delete it to start over") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an anil checkpoint (format {FORMAT}); delete it to start over")
     return state
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def saved_config(state: dict[str, Any]) -> TrainConfig:

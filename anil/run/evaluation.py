@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
-from anil.config import validate
+from anil.config import check_device, validate
 from anil.data import load_splits
 from anil.run import checkpoint
 from anil.run.checkpoint import BEST, CHECKPOINT
@@ -39,8 +40,16 @@ def checkpoint_path(run_dir: Path, which: str) -> Path:
 
 
 def evaluate_run(
-    run_dir: Path, which: str, tasks: int, seed: int, device_name: str, N: int | None, alpha: float | None
+    run_dir: Path,
+    which: str,
+    tasks: int,
+    seed: int,
+    device_name: str,
+    N: int | None,
+    alpha: float | None,
+    progress: bool = False,
 ) -> dict[str, Any]:
+    check_device(device_name, "--device")
     path = checkpoint_path(run_dir, which)
     state = checkpoint.load(path)
     config = checkpoint.saved_config(state)
@@ -52,7 +61,8 @@ def evaluate_run(
     model = make_model(config, test, device)
     model.load_state_dict(state["model"])
     batches = task_set(config, test, "test", tasks, device, seed)
-    losses, accuracies = make_learner(config, image_side(test), device).score(model, batches)
+    shown = tqdm(batches, total=len(batches), disable=not progress, desc="test tasks", unit="batch")
+    losses, accuracies = make_learner(config, image_side(test), device).score(model, shown)
     return {
         "accuracy": accuracies.double().mean().item(),
         "accuracy_ci95": confidence_interval(accuracies),
