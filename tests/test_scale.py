@@ -10,7 +10,7 @@ from hydra import compose
 from anil.cli.compose import hydra_context
 from anil.config import ConfigError
 from anil.run import distributed
-from helpers import MEASURED, anil
+from helpers import MEASURED, anil, formats
 
 RUN = ["experiment=smoke", "B=4", "iterations=4", "eval_every=2", "eval_tasks=4", "dtype=float64", "device=cpu"]
 COMPARED = MEASURED
@@ -73,3 +73,20 @@ def test_cluster_launcher_config_composes():
     assert "SlurmLauncher" in launcher._target_
     assert (launcher.gpus_per_node, launcher.tasks_per_node, launcher.partition) == (1, 1, "gpu")
     assert launcher.timeout_min > 0
+
+
+@pytest.mark.slow
+def test_four_torchrun_ranks_on_a_fresh_cache(tmp_path):
+    """Every rank loads the dataset; with a fresh cache one of them decodes and the others wait and read."""
+    root = formats.write_cifar(tmp_path / "data")
+    for attempt in range(3):
+        cache, run_dir = tmp_path / f"cache{attempt}", tmp_path / f"run{attempt}"
+        result = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=4", "-m", "anil", "train",
+             "dataset=fc100", f"dataset.root={root}", f"dataset.cache_dir={cache}", "B=4", "iterations=1",
+             "shots=1", "query=1", "eval_tasks=4", "device=cpu", f"hydra.run.dir={run_dir}"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert len(pd.read_csv(run_dir / "metrics.csv")) == 1
+        assert len([p for p in (cache / "decoded").iterdir() if p.is_dir()]) == 1
