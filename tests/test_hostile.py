@@ -460,3 +460,22 @@ def test_a_second_ctrl_c_is_one_line(tmp_path):
     assert process.wait(timeout=60) == 130
     text = log.read_text()
     assert "Traceback" not in text and "stopped at once by a second Ctrl-C" in text
+
+
+def test_anil_plot_on_broken_sweeps_is_one_line(tmp_path):
+    run_dir = trained_run(tmp_path)
+    metrics = run_dir / "metrics.csv"
+    text = metrics.read_text()
+    metrics.write_text(text + "garbage,,x\n")
+    garbage = anil("plot", str(run_dir))
+    assert garbage.returncode == 1 and "has a row that is not numbers (column iteration, line 4)" in garbage.stderr
+    header, *rows = text.splitlines()
+    keep = [i for i, name in enumerate(header.split(",")) if name != "loss"]
+    metrics.write_text("\n".join(",".join(r.split(",")[i] for i in keep) for r in [header, *rows]) + "\n")
+    no_loss = anil("plot", str(run_dir))
+    assert no_loss.returncode == 1 and "has no loss column" in no_loss.stderr
+    metrics.write_text(text)
+    (tmp_path / "afile").write_text("")
+    blocked = anil("plot", str(run_dir), "--out", str(tmp_path / "afile" / "figures"))
+    assert blocked.returncode == 1 and blocked.stderr.strip().endswith("give --out a writable folder")
+    assert "Traceback" not in garbage.stderr + no_loss.stderr + blocked.stderr
