@@ -78,7 +78,10 @@ def head_logits(params: list[torch.Tensor], features: torch.Tensor) -> torch.Ten
 
 
 class AnilNet(nn.Module):
-    def __init__(self, geometry: str, image_size: int, channels: int, ways: int, hidden: int):
+    """The body phi and the head w. `filters` below Conv-4's 64 only for tests that need a model
+    small enough to form its Hessian densely."""
+
+    def __init__(self, geometry: str, image_size: int, channels: int, ways: int, hidden: int, filters: int = 64):
         super().__init__()
-        self.body = Body(channels)
-        self.head = init_head(geometry, Body.feature_size(image_size), ways, hidden)
+        self.body = Body(channels, filters)
+        self.head = init_head(geometry, Body.feature_size(image_size, filters), ways, hidden)

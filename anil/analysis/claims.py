@@ -1,0 +1,199 @@
+"""The paper's claims about N, each stated where the paper states it, and a rule per claim that
+turns measured data into a verdict (agrees / disagrees / inconclusive) with the numbers it used.
+
+Inputs are per-seed measurements keyed by N: `Levels` are log10 of a convergence quantity at a
+fixed point (lower is better: a loss or the meta-gradient norm after K iterations), `Costs` the
+cost of reaching a fixed threshold (iterations, counted evaluations or seconds; a run that never
+reached it is given the cost it spent, a lower bound). Runs with the same seed see the same
+tasks at every N, so every comparison between N is paired by seed (anil/analysis/statistics.py).
+Each threshold below is a named constant with the reason for its value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from anil.analysis.statistics import MIN_SEEDS, Interval, Verdict, both, decide, paired_interval
+
+Levels = dict[int, dict[int, float]]  # N -> seed -> log10 of the quantity (lower is better)
+Costs = dict[int, dict[int, float]]  # N -> seed -> cost to reach the threshold
+
+SATURATION = 0.25  # "nearly saturates at N = 7": beyond 7, at most a quarter of the gain 1 -> 7
+SATURATION_N = 7  # where Section 4.1 places the saturation
+DIVERGING_SHARE = 0.5  # "diverges for N = 30": at least half of the seeds blow up
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    statement: str  # what the paper says, in our words
+    source: str  # where it says it
+
+
+@dataclass(frozen=True)
+class Judgement:
+    claim: Claim
+    verdict: Verdict
+    evidence: str  # the numbers the rule used, with intervals
+    reason: str  # why this verdict; for "inconclusive", what would decide it
+
+
+CONVEX_PER_ITERATION = Claim(
+    "convex-per-iteration",
+    "strongly convex inner loop: more inner steps N converge faster per meta-iteration, nearly saturating at N = 7",
+    "Section 4.1 (Figure 1, left panels); Theorem 1 (its N-dependent term decays exponentially, "
+    "then the φ term dominates)",
+)
+CONVEX_COMPLEXITY = Claim(
+    "convex-complexity",
+    "strongly convex inner loop: the cost of reaching a given accuracy first falls, then rises with N",
+    "Section 3.3 and Table 1 (complexity); Section 4.1 (Figure 1, right panels: running time)",
+)
+NONCONVEX_PER_ITERATION = Claim(
+    "nonconvex-per-iteration",
+    "nonconvex inner loop: a larger N converges more slowly",
+    "contributions list and Theorem 2; Section 4.2 notes that N = 1 is not the fastest per iteration in Figure 2",
+)
+NONCONVEX_COMPLEXITY = Claim(
+    "nonconvex-complexity",
+    "nonconvex inner loop: the cost of reaching a given accuracy rises with N",
+    "Section 3.3 and Table 1; Section 4.2 (Figure 2, right panels: N = 1 fastest in running time)",
+)
+DIVERGENCE_AT_30 = Claim(
+    "divergence-at-30",
+    "nonconvex inner loop with a constant stepsize: N = 30 diverges on FC100",
+    "Section 4.2 (Figure 2(a))",
+)
+INVERSE_N = Claim(
+    "inverse-n-stepsize",
+    "nonconvex inner loop: a stepsize α of order 1/N keeps training stable as N grows",
+    "Proposition 3 (α < O(1/N)) and the contributions list; not tested in Section 4",
+)
+
+
+def _nearest(grid: list[int], target: int) -> int:
+    return min(grid, key=lambda n: (abs(n - target), n))
+
+
+def _paired(levels: dict[int, dict[int, float]], a: int, b: int) -> Interval:
+    return paired_interval(levels[a], levels[b])
+
+
+def convex_per_iteration(levels: Levels) -> Judgement:
+    """Gain from N = 1 to 7 positive (paired), and the further gain beyond 7 below SATURATION of it."""
+    grid = sorted(levels)
+    low, middle, high = grid[0], _nearest(grid, SATURATION_N), grid[-1]
+    gain = _paired(levels, low, middle)  # log10 drop from the smallest N to N ~ 7 (> 0: faster)
+    further = _paired(levels, middle, high)
+    seeds = set(levels[low]) & set(levels[middle]) & set(levels[high])
+    slack = {
+        s: SATURATION * (levels[low][s] - levels[middle][s]) - (levels[middle][s] - levels[high][s]) for s in seeds
+    }
+    saturation = paired_interval(slack, {s: 0.0 for s in seeds})
+    verdict = both(decide(gain), decide(saturation))
+    evidence = (
+        f"log10 drop N={low}→{middle}: {gain}; further drop N={middle}→{high}: {further}; "
+        f"{SATURATION:g}× the first minus the second: {saturation} (> 0: saturated)"
+    )
+    reasons = {
+        Verdict.AGREES: f"faster from N={low} to {middle}, and little further gain beyond",
+        Verdict.DISAGREES: "no speed-up up to N = 7, or a large further gain beyond it",
+        Verdict.INCONCLUSIVE: "an interval straddles zero: more seeds or a longer run would decide it",
+    }
+    return Judgement(CONVEX_PER_ITERATION, verdict, evidence, reasons[verdict])
+
+
+def convex_complexity(costs: Costs) -> Judgement:
+    """Some interior N costs less than both ends (paired), or an end is cheapest of all (disagrees)."""
+    grid = sorted(costs)
+    ends = (grid[0], grid[-1])
+    dips = {n: (_paired(costs, ends[0], n), _paired(costs, ends[1], n)) for n in grid[1:-1]}
+    evidence = "; ".join(
+        f"N={n}: cost(N={ends[0]}) − cost {a}, cost(N={ends[1]}) − cost {b}" for n, (a, b) in dips.items()
+    )
+    for n, (falls, rises) in dips.items():
+        if decide(falls) is Verdict.AGREES and decide(rises) is Verdict.AGREES:
+            return Judgement(
+                CONVEX_COMPLEXITY, Verdict.AGREES, evidence, f"N={n} is cheaper than both N={ends[0]} and N={ends[1]}"
+            )
+    for end in ends:
+        others = [_paired(costs, n, end) for n in grid if n != end]
+        if all(decide(d) is Verdict.AGREES for d in others):
+            return Judgement(
+                CONVEX_COMPLEXITY, Verdict.DISAGREES, evidence, f"N={end}, an end of the grid, is cheapest of all"
+            )
+    return Judgement(
+        CONVEX_COMPLEXITY,
+        Verdict.INCONCLUSIVE,
+        evidence,
+        "no N is cheaper than both ends beyond the noise; more seeds would decide it",
+    )
+
+
+def nonconvex_per_iteration(levels: Levels) -> Judgement:
+    """The largest N ends higher than the smallest (paired): slower with N."""
+    grid = sorted(levels)
+    worse = _paired(levels, grid[-1], grid[0])  # > 0: the largest N is slower
+    verdict = decide(worse)
+    evidence = f"log10 level N={grid[-1]} minus N={grid[0]}: {worse} (> 0: larger N slower)"
+    reasons = {
+        Verdict.AGREES: f"N={grid[-1]} converges more slowly than N={grid[0]}",
+        Verdict.DISAGREES: f"N={grid[-1]} converges faster than N={grid[0]}",
+        Verdict.INCONCLUSIVE: "the difference straddles zero: more seeds would decide it",
+    }
+    return Judgement(NONCONVEX_PER_ITERATION, verdict, evidence, reasons[verdict])
+
+
+def nonconvex_complexity(costs: Costs) -> Judgement:
+    """The largest N costs more than the smallest to reach the threshold (paired)."""
+    grid = sorted(costs)
+    rise = _paired(costs, grid[-1], grid[0])
+    verdict = decide(rise)
+    evidence = f"cost N={grid[-1]} minus N={grid[0]}: {rise} (> 0: rises with N)"
+    reasons = {
+        Verdict.AGREES: f"reaching the threshold costs more at N={grid[-1]} than at N={grid[0]}",
+        Verdict.DISAGREES: f"reaching the threshold costs less at N={grid[-1]} than at N={grid[0]}",
+        Verdict.INCONCLUSIVE: "the difference straddles zero: more seeds would decide it",
+    }
+    return Judgement(NONCONVEX_COMPLEXITY, verdict, evidence, reasons[verdict])
+
+
+def divergence_at_30(dataset: str, diverged: int, runs: int, n: int = 30) -> Judgement:
+    """At least DIVERGING_SHARE of the constant-stepsize runs at N = 30 diverge (on FC100)."""
+    evidence = f"dataset={dataset}: {diverged} of {runs} runs at N={n} (constant α) diverged"
+    if dataset != "fc100":
+        return Judgement(
+            DIVERGENCE_AT_30, Verdict.INCONCLUSIVE, evidence, "the claim is about FC100; run fig2_fc100 to test it"
+        )
+    if runs >= MIN_SEEDS and diverged >= DIVERGING_SHARE * runs:
+        return Judgement(DIVERGENCE_AT_30, Verdict.AGREES, evidence, "most runs blew up")
+    if runs >= MIN_SEEDS and diverged == 0:
+        return Judgement(DIVERGENCE_AT_30, Verdict.DISAGREES, evidence, "no run blew up")
+    return Judgement(
+        DIVERGENCE_AT_30,
+        Verdict.INCONCLUSIVE,
+        evidence,
+        "too few runs, or only some blew up: more seeds would decide it",
+    )
+
+
+def inverse_n(constant: dict[int, tuple[int, int]], inverse: dict[int, tuple[int, int]]) -> Judgement:
+    """Where a constant α diverged, α/N did not. Inputs: N -> (diverged runs, runs) per schedule."""
+    evidence = (
+        "diverged runs, constant α: " + ", ".join(f"N={n}: {d}/{r}" for n, (d, r) in sorted(constant.items()))
+        + "; α/N: " + ", ".join(f"N={n}: {d}/{r}" for n, (d, r) in sorted(inverse.items()))
+    )  # fmt: skip
+    unstable = [n for n, (d, _) in constant.items() if d > 0 and n in inverse]
+    if not unstable:
+        return Judgement(
+            INVERSE_N, Verdict.INCONCLUSIVE, evidence, "constant α did not diverge: there was nothing to restore"
+        )
+    if all(inverse[n][0] == 0 for n in unstable):
+        return Judgement(
+            INVERSE_N, Verdict.AGREES, evidence, f"α/N stayed stable at N={unstable}, where constant α diverged"
+        )
+    if all(inverse[n][0] >= constant[n][0] for n in unstable):
+        return Judgement(INVERSE_N, Verdict.DISAGREES, evidence, "α/N diverged as often as constant α")
+    return Judgement(
+        INVERSE_N, Verdict.INCONCLUSIVE, evidence, "α/N diverged less often, but not never: more seeds would decide it"
+    )

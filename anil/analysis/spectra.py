@@ -1,0 +1,227 @@
+"""The quantities Propositions 2 and 3 bound, measured: operator norms of the meta-Hessian's blocks,
+and the curvature (μ, L) of the inner loss.
+
+Meta-objective smoothness. With L(w, φ) the meta-loss of a fixed meta-batch, the four Lipschitz
+constants of the propositions are the spectral norms of the blocks of its Hessian:
+
+    L_ww = ‖∂²L/∂w²‖,   L_wφ = ‖∂²L/∂φ∂w‖ = L_φw (the same block, transposed),   L_φφ = ‖∂²L/∂φ²‖
+
+Each is found by power iteration on Hessian-vector products (a double backward through the
+unrolled inner loop), without forming the matrix: for a symmetric block ‖A v_k‖ → ‖A‖; for the
+mixed block M, power iteration on MᵀM gives ‖M‖² (and on MMᵀ from the φ side, the same value: the
+two estimates are reported separately as a check).
+
+Inner-loop curvature. μ and L of the inner loss L_S(·, φ) in w, per task, are the smallest and
+largest eigenvalues of ∇²_w L_S: first the spectral radius ρ by power iteration, then power
+iteration on the positive semi-definite ρI + H (largest eigenvalue ρ + L) and ρI − H (largest
+eigenvalue ρ − μ). Batched over tasks: the tasks' losses are independent, so one Hessian-vector
+product of their sum applies every task's Hessian to its own vector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from anil.engine.anil import encode
+from anil.engine.learner import MetaLearner
+from anil.engine.losses import support_loss
+from anil.engine.model import AnilNet
+from anil.tasks import TaskBatch
+
+Vectors = list[torch.Tensor]  # one tensor per parameter
+Operator = Callable[[Vectors], Vectors]
+
+TOLERANCE = 1e-3  # relative change of the norm estimate between iterations at which power iteration stops
+MAX_ITERATIONS = 100
+
+
+@dataclass(frozen=True)
+class Norm:
+    value: float  # the operator norm estimate
+    iterations: int  # power iterations taken
+    converged: bool  # the last relative change was below the tolerance
+
+
+def _norm(vectors: Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.sqrt(sum((v * v).sum() for v in vectors))  # type: ignore[arg-type]
+
+
+def _random_like(shapes: Sequence[torch.Tensor], generator: torch.Generator) -> Vectors:
+    vectors = [torch.randn(t.shape, generator=generator, dtype=torch.float64).to(t) for t in shapes]
+    size = _norm(vectors)
+    return [v / size for v in vectors]
+
+
+def power_norm(
+    apply: Operator, like: Sequence[torch.Tensor], tolerance: float = TOLERANCE, max_iterations: int = MAX_ITERATIONS,
+    seed: int = 0,
+) -> Norm:  # fmt: skip
+    """‖A‖ for a symmetric operator A on vectors shaped like `like`, by power iteration."""
+    v = _random_like(like, torch.Generator().manual_seed(seed))
+    estimate = 0.0
+    for iteration in range(1, max_iterations + 1):
+        u = apply(v)
+        size = float(_norm(u))
+        if size == 0.0:
+            return Norm(0.0, iteration, True)
+        v = [x / size for x in u]
+        if iteration > 1 and abs(size - estimate) <= tolerance * size:
+            return Norm(size, iteration, True)
+        estimate = size
+    return Norm(estimate, max_iterations, False)
+
+
+class MetaHessian:
+    """Hessian-vector products of the meta-loss of one meta-batch in (w, φ), by double backward."""
+
+    def __init__(self, model: AnilNet, batch: TaskBatch, learner: MetaLearner):
+        self.head = list(model.head)
+        self.body = list(model.body.parameters())
+        loss = learner.loss(model, batch).loss
+        self.gradient = torch.autograd.grad(loss, [*self.head, *self.body], create_graph=True)
+
+    def apply(self, v_head: Vectors | None, v_body: Vectors | None) -> tuple[Vectors, Vectors]:
+        """H [v_w; v_φ] split into its w and φ parts (None: that part of the vector is zero)."""
+        head = self.gradient[: len(self.head)] if v_head is not None else []
+        body = self.gradient[len(self.head) :] if v_body is not None else []
+        along = torch.stack([(g * v).sum() for g, v in zip([*head, *body], [*(v_head or []), *(v_body or [])])]).sum()
+        parts = torch.autograd.grad(along, [*self.head, *self.body], retain_graph=True, allow_unused=True)
+        full = [torch.zeros_like(p) if d is None else d for p, d in zip([*self.head, *self.body], parts)]
+        return full[: len(self.head)], full[len(self.head) :]
+
+
+@dataclass(frozen=True)
+class BlockNorms:
+    ww: Norm  # ‖∂²L/∂w²‖
+    wphi: Norm  # ‖∂²L/∂φ∂w‖ from the w side (power iteration on MᵀM)
+    phiw: Norm  # the same block from the φ side (on MMᵀ)
+    phiphi: Norm  # ‖∂²L/∂φ²‖
+
+    def as_dict(self) -> dict[str, float | int | bool]:
+        out: dict[str, float | int | bool] = {}
+        for name in ("ww", "wphi", "phiw", "phiphi"):
+            norm: Norm = getattr(self, name)
+            out[f"L_{name}"], out[f"iterations_{name}"], out[f"converged_{name}"] = (
+                norm.value, norm.iterations, norm.converged
+            )  # fmt: skip
+        return out
+
+
+def _sqrt(norm: Norm) -> Norm:
+    return Norm(norm.value**0.5, norm.iterations, norm.converged)
+
+
+def block_norms(hessian: MetaHessian, tolerance: float = TOLERANCE, max_iterations: int = MAX_ITERATIONS) -> BlockNorms:
+    """The four operator norms of Propositions 2-3 at the model's current parameters."""
+    head, body = hessian.head, hessian.body
+
+    def ww(v: Vectors) -> Vectors:
+        return hessian.apply(v, None)[0]
+
+    def phiphi(v: Vectors) -> Vectors:
+        return hessian.apply(None, v)[1]
+
+    def mtm(v: Vectors) -> Vectors:  # Mᵀ M v_w, with M v_w the φ part of H [v_w; 0]
+        return hessian.apply(None, hessian.apply(v, None)[1])[0]
+
+    def mmt(v: Vectors) -> Vectors:  # M Mᵀ v_φ
+        return hessian.apply(hessian.apply(None, v)[0], None)[1]
+
+    # The squared norm converges twice as fast in relative terms: ask MᵀM for the squared tolerance's
+    # equivalent, so that the square root meets `tolerance`.
+    return BlockNorms(
+        ww=power_norm(ww, head, tolerance, max_iterations),
+        wphi=_sqrt(power_norm(mtm, head, 2 * tolerance, max_iterations)),
+        phiw=_sqrt(power_norm(mmt, body, 2 * tolerance, max_iterations)),
+        phiphi=power_norm(phiphi, body, tolerance, max_iterations),
+    )
+
+
+@dataclass(frozen=True)
+class InnerCurvature:
+    mu: torch.Tensor  # [B] smallest eigenvalue of ∇²_w L_S per task
+    L: torch.Tensor  # [B] largest eigenvalue per task
+    steps: int  # Lanczos steps taken (= n_w: the values are exact up to rounding)
+
+
+LANCZOS_STEPS = 200  # Krylov dimension: the extreme eigenvalues converge long before n_w steps
+
+
+def inner_curvature(
+    model: AnilNet, batch: TaskBatch, lam: float, dtype: torch.dtype, steps: int = LANCZOS_STEPS, seed: int = 0
+) -> InnerCurvature:
+    """μ and L of each task's inner loss at the current head w (the meta-initialisation), by Lanczos
+    with full reorthogonalisation on the tasks' Hessian-vector products, all tasks at once."""
+    with torch.no_grad():
+        support, _ = encode(model, batch, dtype)  # [B, ways*k, d]: the features stay fixed in w
+    labels = batch.support_labels()
+    heads = [p.detach().unsqueeze(0).expand(batch.tasks, *p.shape).clone().requires_grad_(True) for p in model.head]
+    gradient = torch.autograd.grad(support_loss(heads, support, labels, lam).sum(), heads, create_graph=True)
+    sizes = [h[0].numel() for h in heads]
+
+    def hessian(v: torch.Tensor) -> torch.Tensor:  # [B, n_w] -> [B, n_w], each task's own Hessian
+        parts = [x.view_as(h) for x, h in zip(torch.split(v, sizes, dim=1), heads)]
+        along = torch.stack([(g * u).sum() for g, u in zip(gradient, parts)]).sum()
+        return torch.cat([d.flatten(1) for d in torch.autograd.grad(along, heads, retain_graph=True)], dim=1)
+
+    n = sum(sizes)
+    eigenvalues, taken = lanczos(hessian, batch.tasks, n, min(steps, n), heads[0], seed)
+    return InnerCurvature(mu=eigenvalues.min(1).values, L=eigenvalues.max(1).values, steps=taken)
+
+
+def lanczos(
+    apply: Callable[[torch.Tensor], torch.Tensor], tasks: int, n: int, steps: int, like: torch.Tensor, seed: int
+) -> tuple[torch.Tensor, int]:
+    """Ritz values [tasks, steps] of a batch of symmetric operators on R^n (Lanczos, full
+    reorthogonalisation, so that they stay within each operator's spectrum and the extreme ones
+    converge fast; with steps = n they are the eigenvalues)."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def fresh(basis: list[torch.Tensor]) -> torch.Tensor:
+        q = torch.randn(tasks, n, generator=generator, dtype=torch.float64).to(like)
+        q = _orthogonalise(q, basis)
+        return q / q.norm(dim=1, keepdim=True)
+
+    basis: list[torch.Tensor] = []
+    alphas: list[torch.Tensor] = []
+    betas: list[torch.Tensor] = []
+    q, previous = fresh([]), torch.zeros(tasks, n, dtype=like.dtype, device=like.device)
+    beta = torch.zeros(tasks, dtype=like.dtype, device=like.device)
+    for step in range(steps):
+        basis.append(q)
+        w = apply(q)
+        alpha = (w * q).sum(1)
+        w = _orthogonalise(w - alpha[:, None] * q - beta[:, None] * previous, basis)
+        alphas.append(alpha)
+        if step == steps - 1:
+            break
+        beta = w.norm(dim=1)
+        # A task whose Krylov space closed (beta ~ 0) restarts from a fresh orthogonal vector; its
+        # tridiagonal matrix then splits into blocks, each still a projection of its operator.
+        closed = beta <= 1e-12 * alpha.abs().clamp_min(1e-300)
+        if bool(closed.all()) and len(basis) == n:
+            break
+        restart = fresh(basis)
+        next_q = torch.where(closed[:, None], restart, w / beta.clamp_min(1e-300)[:, None])
+        beta = torch.where(closed, torch.zeros_like(beta), beta)
+        betas.append(beta)
+        previous, q = q, next_q
+    k = len(alphas)
+    tridiagonal = torch.diag_embed(torch.stack(alphas, 1))
+    if k > 1:
+        off = torch.stack(betas[: k - 1], 1)
+        tridiagonal = tridiagonal + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
+    return torch.linalg.eigvalsh(tridiagonal.detach()), k
+
+
+def _orthogonalise(w: torch.Tensor, basis: list[torch.Tensor]) -> torch.Tensor:
+    """w minus its components along the (orthonormal) basis vectors, per task; twice, for rounding."""
+    if not basis:
+        return w
+    stacked = torch.stack(basis, 1)  # [tasks, k, n]
+    for _ in range(2):
+        w = w - torch.einsum("bkn,bk->bn", stacked, torch.einsum("bkn,bn->bk", stacked, w))
+    return w

@@ -1,0 +1,109 @@
+"""Statistics with intervals, and each claim's rule: synthetic data that agree, contradict and are
+ambiguous must give all three verdicts."""
+
+import numpy as np
+import pytest
+
+from anil.analysis import claims
+from anil.analysis.statistics import Verdict, both, decide, interval, log_band, paired_interval
+
+SEEDS = range(5)
+
+
+def test_interval_covers_the_mean_and_shrinks_with_more_data():
+    rng = np.random.default_rng(0)
+    small, large = rng.normal(1.0, 1.0, 5), rng.normal(1.0, 1.0, 500)
+    a, b = interval(small), interval(large)
+    assert a.low < a.estimate < a.high and b.low < 1.0 < b.high
+    assert (b.high - b.low) < (a.high - a.low)
+    assert interval([1.0, 2.0]).low == -np.inf  # fewer than MIN_SEEDS: no interval at all
+
+
+def test_pairing_removes_what_the_seeds_share():
+    task_noise = {s: 10.0 * s for s in SEEDS}  # each seed's tasks are harder or easier, at every N
+    a = {s: task_noise[s] + 1.0 + 0.01 * s for s in SEEDS}
+    b = {s: task_noise[s] for s in SEEDS}
+    assert decide(paired_interval(a, b)) is Verdict.AGREES  # paired: clearly 1 apart
+    assert decide(interval([a[s] for s in SEEDS])) is Verdict.AGREES
+    unpaired = interval([a[s] - b[(s + 1) % 5] for s in SEEDS])  # pairing the wrong seeds drowns it
+    assert decide(unpaired) is Verdict.INCONCLUSIVE
+
+
+def test_decide_and_both_give_all_three_outcomes():
+    assert decide(interval([1.0, 1.1, 0.9, 1.05])) is Verdict.AGREES
+    assert decide(interval([-1.0, -1.1, -0.9, -1.05])) is Verdict.DISAGREES
+    assert decide(interval([-1.0, 1.0, 0.5, -0.5])) is Verdict.INCONCLUSIVE
+    assert both(Verdict.AGREES, Verdict.AGREES) is Verdict.AGREES
+    assert both(Verdict.AGREES, Verdict.DISAGREES) is Verdict.DISAGREES
+    assert both(Verdict.AGREES, Verdict.INCONCLUSIVE) is Verdict.INCONCLUSIVE
+
+
+def test_log_band_stays_within_the_data():
+    values = np.array([[1e-3, 1.0], [2e-3, 2.0], [4e-3, 8.0]])
+    low, high = log_band(values)
+    assert (low >= values.min(0)).all() and (high <= values.max(0)).all() and (low > 0).all()
+
+
+def levels(shape, noise=0.01, grid=(1, 3, 7, 15)):
+    """N -> seed -> log10 level from a shape(N) plus seed noise."""
+    rng = np.random.default_rng(1)
+    return {n: {s: shape(n) + noise * rng.normal() for s in SEEDS} for n in grid}
+
+
+CONVEX_CASES = [
+    (lambda n: -0.1 * min(n, 7), Verdict.AGREES),  # faster up to 7, flat beyond
+    (lambda n: -0.1 * n, Verdict.DISAGREES),  # keeps improving past 7: no saturation
+    (lambda n: 0.1 * n, Verdict.DISAGREES),  # slower with N
+    (lambda n: 0.0, Verdict.INCONCLUSIVE),  # no effect of N beyond the noise
+]
+
+
+@pytest.mark.parametrize("shape,expected", CONVEX_CASES)
+def test_convex_per_iteration_rule(shape, expected):
+    judged = claims.convex_per_iteration(levels(shape, noise=0.05))
+    assert judged.verdict is expected, judged.evidence
+    assert judged.claim.source and "[" in judged.evidence  # says where the claim stands and shows intervals
+
+
+@pytest.mark.parametrize(
+    "shape,expected",
+    [
+        (lambda n: (n - 7) ** 2, Verdict.AGREES),
+        (lambda n: -n, Verdict.DISAGREES),
+        (lambda n: 0.0, Verdict.INCONCLUSIVE),
+    ],
+)
+def test_convex_complexity_rule(shape, expected):
+    costs = levels(lambda n: 100 + 10 * shape(n), noise=5.0)
+    assert claims.convex_complexity(costs).verdict is expected
+
+
+@pytest.mark.parametrize(
+    "shape,expected",
+    [
+        (lambda n: 0.1 * n, Verdict.AGREES),
+        (lambda n: -0.1 * n, Verdict.DISAGREES),
+        (lambda n: 0.0, Verdict.INCONCLUSIVE),
+    ],
+)
+def test_nonconvex_rules(shape, expected):
+    assert claims.nonconvex_per_iteration(levels(shape, noise=0.05)).verdict is expected
+    assert claims.nonconvex_complexity(levels(lambda n: 100 + 100 * shape(n), noise=1.0)).verdict is expected
+
+
+@pytest.mark.parametrize(
+    "dataset,diverged,runs,expected",
+    [("fc100", 4, 5, Verdict.AGREES), ("fc100", 0, 5, Verdict.DISAGREES), ("fc100", 1, 5, Verdict.INCONCLUSIVE),
+     ("embedded", 5, 5, Verdict.INCONCLUSIVE)],
+)  # fmt: skip
+def test_divergence_rule(dataset, diverged, runs, expected):
+    assert claims.divergence_at_30(dataset, diverged, runs).verdict is expected
+
+
+@pytest.mark.parametrize(
+    "constant,inverse,expected",
+    [({30: (3, 5)}, {30: (0, 5)}, Verdict.AGREES), ({30: (3, 5)}, {30: (4, 5)}, Verdict.DISAGREES),
+     ({30: (0, 5)}, {30: (0, 5)}, Verdict.INCONCLUSIVE), ({30: (3, 5)}, {30: (1, 5)}, Verdict.INCONCLUSIVE)],
+)  # fmt: skip
+def test_inverse_n_rule(constant, inverse, expected):
+    assert claims.inverse_n(constant, inverse).verdict is expected
