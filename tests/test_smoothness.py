@@ -13,7 +13,8 @@ from anil.cli.smoothness import trajectory_config
 from anil.run.setup import build, inner_loop, make_learner
 from helpers import anil_command
 
-TINY = ["--dataset", "procedural", "--B", "2", "--directions", "1", "--points", "1", "--train-iterations", "1"]
+TINY = ["--dataset", "procedural", "--B", "2", "--directions", "1", "--points", "1", "--train-iterations", "1",
+        "--max-iterations", "3", "--tolerance", "0.05", "--hidden", "8"]  # fmt: skip
 
 
 def tiny_setup(geometry):
@@ -31,8 +32,13 @@ def test_probe_restores_the_parameters_and_is_a_local_derivative():
     setup, config = tiny_setup("convex")
     batch = setup.sampler.sample(2)
     before = [p.detach().clone() for p in setup.model.parameters()]
-    rows = {radius: probe_point(setup, batch, "convex", Probe((1, 3), 1, 0, 1, radius), learner_for(config), seed=0)
-            for radius in (1e-4, 1e-5)}  # fmt: skip
+    probes = {
+        radius: Probe((1, 3), points=1, train_iterations=0, directions=1, radius=radius) for radius in (1e-4, 1e-5)
+    }
+    rows = {
+        radius: probe_point(setup, batch, "convex", probe, learner_for(config), seed=0)
+        for radius, probe in probes.items()
+    }
     for p, q in zip(setup.model.parameters(), before):
         assert torch.equal(p, q)  # every displacement was undone exactly
     # The convex meta-objective is smooth in w (the features stay fixed when only w moves), so the
@@ -63,6 +69,14 @@ def test_smoothness_command_writes_its_outputs(tmp_path):
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 2 * len(BLOCKS) * 2  # geometries x blocks x N
     assert (summary["median"] > 0).all() and (summary["samples"] == 1).all()
+    norms = pd.read_csv(out / "norms.csv")
+    assert (norms["iterations_ww"] <= 3).all() and {"converged_wphi", "seconds"} <= set(norms.columns)
+    curvature = pd.read_csv(out / "curvature.csv")
+    assert len(curvature) == 2 * 2 and (curvature["L"] >= curvature["mu"]).all()  # geometries x tasks
+    convex = curvature[curvature["geometry"] == "convex"]
+    assert convex["mu"].to_numpy() == pytest.approx(0.01, rel=1e-6)  # the few-shot head: mu is lam exactly
+    assert curvature["alpha_L"].to_numpy() == pytest.approx(0.1 * curvature["L"].to_numpy())
+    assert len(pd.read_csv(out / "quotients.csv")) == 2 * 2  # geometries x N, one direction
     assert (out / "smoothness.png").stat().st_size > 10_000 and (out / "smoothness.pdf").exists()
 
 
@@ -78,7 +92,8 @@ def test_a_diverging_trajectory_is_not_probed(monkeypatch):
     _, config = tiny_setup("convex")
     probed = []
     monkeypatch.setattr("anil.analysis.smoothness.meta_step", lambda setup, tasks, blowup=0: ({}, False))
-    monkeypatch.setattr("anil.analysis.smoothness.probe_point", lambda *args: probed.append(args) or [])
+    monkeypatch.setattr("anil.analysis.smoothness.operator_norms", lambda *args: probed.append(args) or [])
+    monkeypatch.setattr("anil.analysis.smoothness.curvature_rows", lambda *args: [])
     with pytest.raises(DivergedTrajectory, match="trajectory diverged at iteration 1"):
-        measure(config, Probe((1,), points=2, train_iterations=3, directions=1, radius=1e-3))
+        measure(config, Probe((1,), points=2, train_iterations=3))
     assert len(probed) == 1  # only the point at iteration 0, probed before any step was taken

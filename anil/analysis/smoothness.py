@@ -1,18 +1,20 @@
-"""`anil smoothness`: measure how smooth the meta-objective is, against N (Propositions 2 and 3).
+"""`anil smoothness`: the meta-objective's smoothness against N (Propositions 2 and 3), measured.
 
 For each geometry, a short training run (N = --trajectory-N) gives points of a trajectory. At each
-point, for each N of the grid, the exact meta-gradient g = (dL/dw, dL/dphi) is taken on one fixed
-meta-batch, then again after a random displacement of w alone and of phi alone (norm: --radius
-times that block's norm). Four Lipschitz estimates per displacement pair:
-
-    L_ww   = ||dL/dw(w + d, phi) - dL/dw(w, phi)|| / ||d||     (Prop. 2: ~ (1 - alpha mu)^N; Prop. 3: ~ N)
-    L_wphi = ||dL/dw(w, phi + e) - dL/dw(w, phi)|| / ||e||     (Prop. 2: ~ N (1 - alpha mu)^N; Prop. 3: ~ N)
-    L_phiw = ||dL/dphi(w + d, phi) - dL/dphi(w, phi)|| / ||d|| (Prop. 2: ~ (1 - alpha mu)^(N/2); Prop. 3: ~ N)
-    L_phiphi = ||dL/dphi(w, phi + e) - dL/dphi(w, phi)|| / ||e|| (Prop. 2: bounded; Prop. 3: ~ N)
-
-The spread comes from the directions and the points. The command (anil/cli/smoothness.py) writes
-samples.csv, summary.csv (median and quartiles per geometry, N, block), smoothness.png/.pdf and
-config.json to --out.
+point and for each N of the grid, on one fixed meta-batch:
+- the operator norms of the meta-Hessian's blocks, the Lipschitz constants the propositions bound
+  (anil/analysis/spectra.py: power iteration on Hessian-vector products, tolerance and iteration
+  counts recorded):
+      L_ww = ‖∂²L/∂w²‖        Prop. 2: ~ (1 - alpha mu)^N          Prop. 3: ~ N
+      L_wphi = L_phiw = ‖∂²L/∂φ∂w‖ (one block, measured from both sides as a check)
+                              Prop. 2: ~ N (1 - alpha mu)^N, (1 - alpha mu)^(N/2)   Prop. 3: ~ N
+      L_phiphi = ‖∂²L/∂φ²‖     Prop. 2: bounded                       Prop. 3: ~ N
+- at each point, once: the inner loss's curvature per task, mu and L (smallest and largest
+  eigenvalue of its Hessian in w), with alpha*mu and alpha*L.
+Optionally (--directions K) a second, different estimate: difference quotients
+||Δ gradient block|| / ||displacement|| along K random directions, an average curvature rather
+than the worst direction. The command (anil/cli/smoothness.py) writes norms.csv, curvature.csv,
+summary.csv, smoothness.png/.pdf, config.json and, with --directions, quotients.csv to --out.
 """
 
 from __future__ import annotations
@@ -31,15 +33,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from anil.analysis.spectra import (  # noqa: E402
+    MAX_ITERATIONS,
+    TOLERANCE,
+    MetaHessian,
+    block_norms,
+    inner_curvature,
+)
 from anil.config import TrainConfig  # noqa: E402
 from anil.engine.learner import MetaLearner  # noqa: E402
-from anil.run.setup import Setup, build, inner_loop, make_learner, resolve_device  # noqa: E402
+from anil.run.setup import Setup, build, dtype_of, inner_loop, make_learner, resolve_device  # noqa: E402
 from anil.run.trainer import meta_step  # noqa: E402
 from anil.tasks import TaskBatch  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 BLOCKS = ("L_ww", "L_wphi", "L_phiw", "L_phiphi")
+AGREEMENT = 0.02  # the two estimates of the mixed block (from w and from phi) should agree this closely
 
 
 class DivergedTrajectory(RuntimeError):
@@ -53,8 +63,19 @@ class Probe:
     grid: tuple[int, ...]  # the N values
     points: int  # trajectory points (parameters after 0, T/(points-1), ..., T meta-iterations)
     train_iterations: int  # T
-    directions: int  # random displacements per point, N and block
-    radius: float  # displacement norm relative to the displaced block's norm
+    tolerance: float = TOLERANCE  # power iteration stops when the norm estimate changes less than this
+    max_iterations: int = MAX_ITERATIONS
+    directions: int = 0  # difference quotients: random displacements per point, N and block (0: none)
+    radius: float = 1e-3  # their norm relative to the displaced block's norm
+
+
+@dataclasses.dataclass
+class Measured:
+    """Everything measured along one trajectory."""
+
+    norms: list[dict[str, Any]]  # one row per (point, N): the four operator norms
+    curvature: list[dict[str, Any]]  # one row per (point, task): mu, L
+    quotients: list[dict[str, Any]]  # one row per (point, N, direction), when asked for
 
 
 def flat(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
@@ -91,8 +112,8 @@ def _displace(
 def probe_point(
     setup: Setup, batch: TaskBatch, geometry: str, probe: Probe, learner_for: Callable[[int], MetaLearner], seed: int
 ) -> list[dict[str, Any]]:
-    """Every (N, direction) sample at the model's current parameters; `learner_for(N)` gives the
-    exact (second-order) meta-learner with N inner steps."""
+    """Difference quotients: every (N, direction) sample at the model's current parameters;
+    `learner_for(N)` gives the exact (second-order) meta-learner with N inner steps."""
     rows = []
     blocks = {"w": list(setup.model.head), "phi": list(setup.model.body.parameters())}
     for n in probe.grid:
@@ -114,7 +135,35 @@ def probe_point(
     return rows
 
 
-def measure(config: TrainConfig, probe: Probe) -> list[dict[str, Any]]:
+def operator_norms(
+    setup: Setup, batch: TaskBatch, probe: Probe, learner_for: Callable[[int], MetaLearner]
+) -> list[dict[str, Any]]:
+    """The four block norms for every N of the grid at the model's current parameters."""
+    rows = []
+    for n in probe.grid:
+        started = time.perf_counter()
+        norms = block_norms(MetaHessian(setup.model, batch, learner_for(n)), probe.tolerance, probe.max_iterations)
+        rows.append({"N": n, **norms.as_dict(), "seconds": time.perf_counter() - started})
+    return rows
+
+
+def curvature_rows(setup: Setup, batch: TaskBatch, config: TrainConfig, alpha: float) -> list[dict[str, Any]]:
+    """mu and L of each task's inner loss at the current head, with alpha*mu and alpha*L."""
+    curvature = inner_curvature(setup.model, batch, config.lam, dtype_of(config))
+    return [
+        {
+            "task": t,
+            "mu": mu,
+            "L": big,
+            "alpha_mu": alpha * mu,
+            "alpha_L": alpha * big,
+            "lanczos_steps": curvature.steps,
+        }
+        for t, (mu, big) in enumerate(zip(curvature.mu.tolist(), curvature.L.tolist()))
+    ]
+
+
+def measure(config: TrainConfig, probe: Probe) -> Measured:
     """Train the trajectory `config` describes and probe it at `probe.points` evenly spaced iterations."""
     device = resolve_device(config.device)
     setup = build(config, device)
@@ -126,28 +175,32 @@ def measure(config: TrainConfig, probe: Probe) -> list[dict[str, Any]]:
         return make_learner(exact, side, device, inner_loop(exact, steps=n))
 
     marks = sorted({round(i * probe.train_iterations / max(probe.points - 1, 1)) for i in range(probe.points)})
-    rows, done = [], 0
+    measured, done = Measured([], [], []), 0
+    geometry = config.geometry.name
     for mark in marks:
         for iteration in range(done + 1, mark + 1):
             _, healthy = meta_step(setup, config.B, config.blowup_loss)
             if not healthy:  # probing a blown-up model would measure nothing meaningful
                 raise DivergedTrajectory(
-                    f"the {config.geometry.name} trajectory diverged at iteration {iteration} "
+                    f"the {geometry} trajectory diverged at iteration {iteration} "
                     f"(alpha={config.alpha:g}); lower --alpha or --train-iterations"
                 )
         done = mark
         started = time.perf_counter()
-        for row in probe_point(setup, batch, config.geometry.name, probe, learner_for, config.seed):
-            rows.append({**row, "iteration": mark})
-        log.info(
-            "%s: point at iteration %d probed in %.1f s", config.geometry.name, mark, time.perf_counter() - started
-        )
-    return rows
+        point = {"geometry": geometry, "iteration": mark}
+        measured.norms += [{**point, **row} for row in operator_norms(setup, batch, probe, learner_for)]
+        measured.curvature += [{**point, **row} for row in curvature_rows(setup, batch, config, config.alpha)]
+        if probe.directions:
+            rows = probe_point(setup, batch, geometry, probe, learner_for, config.seed)
+            measured.quotients += [{**row, "iteration": mark} for row in rows]
+        log.info("%s: point at iteration %d probed in %.1f s", geometry, mark, time.perf_counter() - started)
+    return measured
 
 
 def summarise(samples: pd.DataFrame) -> pd.DataFrame:
-    """Median and quartiles of each block per (geometry, N) over points and directions."""
-    long = samples.melt(id_vars=["geometry", "N", "iteration", "direction"], value_vars=list(BLOCKS), var_name="block")
+    """Median and quartiles of each block per (geometry, N) over the points (and directions)."""
+    ids = [c for c in ("geometry", "N", "iteration", "direction") if c in samples]
+    long = samples.melt(id_vars=ids, value_vars=list(BLOCKS), var_name="block")
     grouped = long.groupby(["geometry", "block", "N"])["value"]
     return pd.DataFrame(
         {
@@ -193,7 +246,7 @@ def draw(summary: pd.DataFrame, out: Path, alpha: float, lam: float) -> list[Pat
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xlabel("inner steps N")
-        axis.set_ylabel("Lipschitz estimate of the meta-gradient")
+        axis.set_ylabel("operator norm of the meta-Hessian block")
         axis.set_title(f"{geometry} inner loop (dotted: predicted shape)")
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize="small")

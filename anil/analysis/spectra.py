@@ -190,23 +190,25 @@ def lanczos(
     betas: list[torch.Tensor] = []
     q, previous = fresh([]), torch.zeros(tasks, n, dtype=like.dtype, device=like.device)
     beta = torch.zeros(tasks, dtype=like.dtype, device=like.device)
+    scale = torch.zeros(tasks, dtype=like.dtype, device=like.device)  # the largest |entry| of T so far
     for step in range(steps):
         basis.append(q)
         w = apply(q)
         alpha = (w * q).sum(1)
         w = _orthogonalise(w - alpha[:, None] * q - beta[:, None] * previous, basis)
         alphas.append(alpha)
-        if step == steps - 1:
+        if step == steps - 1 or len(basis) == n:  # the Krylov space is the whole space
             break
         beta = w.norm(dim=1)
-        # A task whose Krylov space closed (beta ~ 0) restarts from a fresh orthogonal vector; its
-        # tridiagonal matrix then splits into blocks, each still a projection of its operator.
-        closed = beta <= 1e-12 * alpha.abs().clamp_min(1e-300)
-        if bool(closed.all()) and len(basis) == n:
-            break
-        restart = fresh(basis)
-        next_q = torch.where(closed[:, None], restart, w / beta.clamp_min(1e-300)[:, None])
-        beta = torch.where(closed, torch.zeros_like(beta), beta)
+        scale = torch.maximum(scale, torch.maximum(alpha.abs(), beta))
+        # A task whose Krylov space closed (beta ~ 0 against the operator's scale) restarts from a
+        # fresh orthogonal vector; its tridiagonal matrix then splits into blocks, each still a
+        # projection of its operator.
+        closed = beta <= 1e-10 * scale
+        next_q = w / beta.clamp_min(1e-300)[:, None]
+        if bool(closed.any()):
+            next_q = torch.where(closed[:, None], fresh(basis), next_q)
+            beta = torch.where(closed, torch.zeros_like(beta), beta)
         betas.append(beta)
         previous, q = q, next_q
     k = len(alphas)
@@ -214,6 +216,8 @@ def lanczos(
     if k > 1:
         off = torch.stack(betas[: k - 1], 1)
         tridiagonal = tridiagonal + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
+    if not bool(torch.isfinite(tridiagonal).all()):
+        raise FloatingPointError("the inner loss's Hessian has non-finite entries: the model has blown up")
     return torch.linalg.eigvalsh(tridiagonal.detach()), k
 
 

@@ -1,4 +1,5 @@
-"""`anil smoothness`: measure the meta-gradient's Lipschitz constants against N (Propositions 2-3).
+"""`anil smoothness`: the meta-Hessian's block norms and the inner loss's curvature against N
+(Propositions 2-3).
 
 The trajectory's config is composed by Hydra from conf/ exactly as `anil train` composes it, with
 the overrides this command derives from its options (float64, the trajectory's N, alpha, B, ...).
@@ -14,8 +15,10 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from anil.analysis.smoothness import BLOCKS, DivergedTrajectory, Probe, draw, measure, summarise
+from anil.analysis.spectra import MAX_ITERATIONS, TOLERANCE
 from anil.atomic import write_json_atomic
 from anil.cli.compose import compose_typed
 from anil.config import ConfigError, TrainConfig
@@ -32,15 +35,30 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset-root", default=None, help="dataset.root for fc100 / miniimagenet")
     parser.add_argument("--geometry", nargs="+", default=["convex", "nonconvex"], choices=["convex", "nonconvex"])
     parser.add_argument("--N", nargs="+", type=int, default=[1, 2, 5, 10, 20], help="the grid of inner steps")
-    parser.add_argument("--points", type=int, default=3, help="trajectory points probed (default 3)")
+    parser.add_argument("--points", type=int, default=2, help="trajectory points probed (default 2: start and end)")
     parser.add_argument("--train-iterations", type=int, default=100, help="trajectory length (default 100)")
     parser.add_argument("--trajectory-N", type=int, default=5, help="N of the trajectory's training (default 5)")
-    parser.add_argument("--directions", type=int, default=6, help="random displacements per point and N (default 6)")
-    parser.add_argument("--radius", type=float, default=1e-3, help="displacement norm / block norm (default 1e-3)")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=TOLERANCE,
+        help=f"power iteration stops at this relative change of its estimate (default {TOLERANCE:g})",
+    )
+    parser.add_argument("--max-iterations", type=int, default=MAX_ITERATIONS,
+                        help=f"power iterations at most per block (default {MAX_ITERATIONS})")  # fmt: skip
+    parser.add_argument(
+        "--directions",
+        type=int,
+        default=0,
+        help="also difference quotients along this many random directions (default 0: none)",
+    )
+    parser.add_argument(
+        "--radius", type=float, default=1e-3, help="their displacement norm / block norm (default 1e-3)"
+    )
     parser.add_argument("--alpha", type=float, default=0.1)
     parser.add_argument("--lam", type=float, default=0.01, help="convex geometry's lam (default 0.01)")
     parser.add_argument("--hidden", type=int, default=64, help="nonconvex head's hidden width (default 64)")
-    parser.add_argument("--B", type=int, default=8, help="tasks in the probed meta-batch (default 8)")
+    parser.add_argument("--B", type=int, default=4, help="tasks in the probed meta-batch (default 4)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default outputs/smoothness/<stamp>)")
@@ -48,9 +66,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _check(cli: argparse.ArgumentParser, options: argparse.Namespace) -> None:
-    for name in ("points", "directions", "B", "trajectory_N"):
+    for name in ("points", "B", "trajectory_N", "max_iterations"):
         if getattr(options, name) < 1:
             cli.error(f"--{name.replace('_', '-')} must be >= 1")
+    if options.directions < 0 or not 0 < options.tolerance < 1:
+        cli.error("--directions must be >= 0 and --tolerance in (0, 1)")
     if options.train_iterations < 0 or min(options.N) < 1:
         cli.error("--train-iterations must be >= 0 and every --N >= 1")
     if not 0 < options.radius < 1:
@@ -82,23 +102,29 @@ def main(args: list[str]) -> int:
     _check(cli, options)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = options.out or Path("outputs/smoothness") / time.strftime("%Y-%m-%d_%H-%M-%S")
-    probe = Probe(
-        tuple(sorted(set(options.N))), options.points, options.train_iterations, options.directions, options.radius
-    )
+    grid = tuple(sorted(set(options.N)))
+    probe = Probe(grid, options.points, options.train_iterations, options.tolerance, options.max_iterations,
+                  options.directions, options.radius)  # fmt: skip
+    started = time.perf_counter()
     try:
-        rows = [row for geometry in options.geometry for row in measure(trajectory_config(geometry, options), probe)]
+        measured = [measure(trajectory_config(geometry, options), probe) for geometry in options.geometry]
     except (ConfigError, DatasetError, DivergedTrajectory) as error:
         print(f"anil smoothness: {error}", file=sys.stderr)
         return 1
-    samples = pd.DataFrame(rows)
+    norms = pd.DataFrame([row for m in measured for row in m.norms])
     out.mkdir(parents=True, exist_ok=True)
-    samples.to_csv(out / "samples.csv", index=False)
-    summary = summarise(samples)
+    norms.to_csv(out / "norms.csv", index=False)
+    pd.DataFrame([row for m in measured for row in m.curvature]).to_csv(out / "curvature.csv", index=False)
+    summary = summarise(norms)
     summary.to_csv(out / "summary.csv", index=False)
-    write_json_atomic(out / "config.json", {**vars(options), "out": str(out), "dataset_root": options.dataset_root})
+    if options.directions:
+        pd.DataFrame([row for m in measured for row in m.quotients]).to_csv(out / "quotients.csv", index=False)
+    config = {**vars(options), "out": str(out), "wall_s": time.perf_counter() - started, "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+    write_json_atomic(out / "config.json", config)
     for path in draw(summary, out, options.alpha, options.lam):
         log.info("wrote %s", path)
-    log.info("wrote %s and %s", out / "samples.csv", out / "summary.csv")
-    if any(not math.isfinite(v) for v in samples[list(BLOCKS)].to_numpy().ravel()):
-        log.warning("some estimates are not finite: the meta-gradient blew up at some N (see samples.csv)")
+    log.info("wrote %s, %s and %s", out / "norms.csv", out / "curvature.csv", out / "summary.csv")
+    if any(not math.isfinite(v) for v in norms[list(BLOCKS)].to_numpy().ravel()):
+        log.warning("some norms are not finite: the meta-gradient blew up at some N (see norms.csv)")
     return 0
