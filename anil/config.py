@@ -77,6 +77,8 @@ class TrainConfig:
     iterations: int = 1000  # meta-iterations (the authors: 1000 on FC100, 2000 on miniImageNet)
     eval_every: int = 100  # validation every this many iterations (0: only at the end)
     eval_tasks: int = 100  # validation tasks per evaluation (the same tasks every time)
+    grad_eval_every: int = 0  # every this many iterations, ||dL/dw||^2 and ||dL/dphi||^2 of the full objective (0: off)
+    grad_eval_tasks: int = 256  # training tasks that estimate the full objective (the same for every N and seed)
     checkpoint_every: int = 100  # write checkpoint.pt every this many iterations and at exit (0: only at exit)
     resume: bool = False  # continue the run in this run directory from its checkpoint (or: anil resume RUN_DIR)
     blowup_loss: float = 1e4  # a training loss above this (or a non-finite loss or gradient) stops the run as diverged
@@ -120,6 +122,8 @@ RESUMABLE_CHANGES = frozenset(
         "device",
         "eval_every",
         "eval_tasks",
+        "grad_eval_every",
+        "grad_eval_tasks",
         "checkpoint_every",
         "resume",
         "blowup_loss",
@@ -173,6 +177,8 @@ BOUNDS: dict[str, tuple[float, bool, str]] = {
     "iterations": (1, False, "meta-iterations"),
     "eval_every": (0, False, "validation interval"),
     "eval_tasks": (1, False, "validation tasks"),
+    "grad_eval_every": (0, False, "meta-gradient evaluation interval"),
+    "grad_eval_tasks": (1, False, "tasks of the meta-gradient evaluation"),
     "checkpoint_every": (0, False, "checkpoint interval"),
     "blowup_loss": (0, True, "blow-up threshold"),
     "dataset.image_size": (16, False, "image side in pixels (Conv-4 halves it four times)"),

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from anil.analysis import claims
 from anil.analysis.reports import complexity, performance, reproduction, theory
+from anil.analysis.statistics import Verdict
 from helpers import REPO, anil_command
 
 # --- reproduction ------------------------------------------------------------------------------
@@ -57,8 +59,12 @@ def saturating(n, iteration):
 
 def render_verdicts(fig1, fig2):
     text = reproduction.render(fig1, fig2, ["fig1-seeds.csv"])
-    rows = [line for line in text.splitlines() if line.startswith("| (")]
-    return {row.split("|")[1].strip()[:3]: row.split("|")[2].strip() for row in rows}, text
+    found = {}
+    for claim in (claims.CONVEX_PER_ITERATION, claims.CONVEX_COMPLEXITY, claims.NONCONVEX_PER_ITERATION,
+                  claims.NONCONVEX_COMPLEXITY, claims.DIVERGENCE_AT_30, claims.INVERSE_N):  # fmt: skip
+        row = next(line for line in text.splitlines() if line.startswith(f"| {claim.statement} |"))
+        found[claim.key] = row.split("**")[1]
+    return found, text
 
 
 def test_reproduction_claims_can_agree_and_disagree():
@@ -69,21 +75,22 @@ def test_reproduction_claims_can_agree_and_disagree():
         "nonconvex", both, NONCONVEX_GRID, slower_with_n, lambda n: 0.1 + 0.05 * n, {(30, "constant")}, "fc100"
     )
     verdicts, text = render_verdicts(fig1, fig2)
-    assert verdicts["(a)"] == "agrees" and verdicts["(b)"] == "agrees" and verdicts["(c)"] == "agrees"
-    assert verdicts["(d)"] == "agrees" and verdicts["(e)"] == "agrees"
+    assert set(verdicts.values()) == {"agrees"}, verdicts
     assert "dataset=embedded" in text and "2.13.0" in text  # settings and environment come from the data
 
-    # Per iteration slower with N (convex), the largest N cheapest per second; nothing diverges.
+    # Per iteration slower with N (convex); faster with N (nonconvex); alpha/N diverges as often.
     fig1 = synthetic_sweep("convex", ["authors"], CONVEX_GRID, slower_with_n, cost=lambda n: 0.1)
     everything = {(30, "inverse_n"), (30, "constant")}
     fig2 = synthetic_sweep("nonconvex", both, NONCONVEX_GRID, faster_with_n, lambda n: 0.1, everything, "fc100")
     verdicts, _ = render_verdicts(fig1, fig2)
-    assert verdicts["(a)"] == "disagrees" and verdicts["(b)"] == "disagrees" and verdicts["(c)"] == "disagrees"
-    assert verdicts["(e)"] == "disagrees"
-    # Not the paper's dataset, nothing diverged: (d) is not testable, (e) cannot be confirmed.
-    fig2 = synthetic_sweep("nonconvex", both, NONCONVEX_GRID, saturating, cost=lambda n: 0.1)
-    verdicts, _ = render_verdicts(fig1, fig2)
-    assert verdicts["(d)"].startswith("not testable") and verdicts["(e)"].startswith("cannot be confirmed")
+    assert verdicts["convex-per-iteration"] == verdicts["convex-complexity"] == "disagrees"
+    assert verdicts["nonconvex-per-iteration"] == verdicts["nonconvex-complexity"] == "disagrees"
+    assert verdicts["inverse-n-stepsize"] == "disagrees" and verdicts["divergence-at-30"] == "agrees"
+    # Not the paper's dataset, nothing diverged, N makes no difference: inconclusive.
+    flat = synthetic_sweep("nonconvex", both, NONCONVEX_GRID, lambda n, i: 1.0 + 0.0 * i, cost=lambda n: 0.1)
+    verdicts, _ = render_verdicts(fig1, flat)
+    assert verdicts["divergence-at-30"] == verdicts["inverse-n-stepsize"] == "inconclusive"
+    assert verdicts["nonconvex-per-iteration"] == "inconclusive"
 
 
 def test_collect_reads_a_real_sweep(tmp_path):
@@ -105,25 +112,51 @@ def test_collect_reads_a_real_sweep(tmp_path):
 # --- theory ------------------------------------------------------------------------------------
 
 
+def norms_table(block, shape_by_point, grid=(1, 2, 5, 10)):
+    """One row per (point, N) with `block` = shape(N) at that point."""
+    return pd.DataFrame(
+        [{"iteration": it, "N": n, block: shape(n)} for it, shape in shape_by_point.items() for n in grid]
+    )
+
+
+LINEAR, QUADRATIC, SHRINKING, FLAT = (
+    (lambda n: float(n)),
+    (lambda n: float(n) ** 2),
+    (lambda n: 1.0 / n),
+    (lambda n: 1.0),
+)
+
+
 @pytest.mark.parametrize(
-    "geometry,block,medians,expected",
+    "geometry,block,shapes,expected",
     [
-        ("nonconvex", "L_ww", [1.0, 4.0], "agrees"),
-        ("nonconvex", "L_ww", [1.0, 40.0], "disagrees"),
-        ("nonconvex", "L_ww", [1.0, 1.1], "consistent, bound loose"),
-        ("convex", "L_phiphi", [1.0, 2.0], "agrees"),
-        ("convex", "L_phiphi", [1.0, 5.0], "disagrees"),
-        ("convex", "L_ww", [1.0, 0.1], "agrees"),
-        ("convex", "L_ww", [1.0, 2.0], "disagrees"),
+        ("nonconvex", "L_ww", (LINEAR, LINEAR), Verdict.AGREES),
+        ("nonconvex", "L_ww", (QUADRATIC, QUADRATIC), Verdict.DISAGREES),  # faster than Prop. 3's c·N
+        ("nonconvex", "L_phiphi", (SHRINKING, SHRINKING), Verdict.DISAGREES),  # does not grow
+        ("nonconvex", "L_ww", (LINEAR, SHRINKING), Verdict.INCONCLUSIVE),  # the points disagree
+        ("convex", "L_ww", (SHRINKING, SHRINKING), Verdict.AGREES),
+        ("convex", "L_wphi", (LINEAR, LINEAR), Verdict.DISAGREES),
+        ("convex", "L_phiphi", (FLAT, FLAT), Verdict.AGREES),
+        ("convex", "L_phiphi", (QUADRATIC, QUADRATIC), Verdict.DISAGREES),  # not bounded in N
     ],
 )
-def test_smoothness_verdicts_can_go_either_way(geometry, block, medians, expected):
-    said = theory.verdict(geometry, block, [1, 10], medians, alpha=0.5, lam=0.5)
-    assert said.rsplit("**", 2)[-2] == expected
+def test_smoothness_verdicts_can_go_either_way(geometry, block, shapes, expected):
+    verdict, said = theory.block_verdict(geometry, block, norms_table(block, dict(zip((0, 100), shapes))))
+    assert verdict is expected and "it. 0" in said and "it. 100" in said
 
 
 def theory_data(gaps):
     grid = [1, 4, 16, 64]
+    norms = [
+        {"geometry": "nonconvex", "iteration": it, "N": n, "L_ww": n, "L_wphi": 2.0 * n, "L_phiw": 2.0 * n,
+         "L_phiphi": 3.0 * n, "converged_ww": True, "iterations_ww": 5}
+        for it in (0, 10) for n in (1, 10)
+    ]  # fmt: skip
+    curvature = [
+        {"geometry": "convex", "iteration": it, "task": t, "mu": 0.01, "L": 20.0 + t, "alpha_mu": 0.001,
+         "alpha_L": 1.9 + 0.1 * t, "lanczos_steps": 200}
+        for it in (0, 10) for t in range(4)
+    ]  # fmt: skip
     return {
         "checks": {
             "proposition_1": {"alpha": 0.3, "lam": 0.05, "rows": [
@@ -133,10 +166,11 @@ def theory_data(gaps):
             "date": "2026-01-01", "torch": "2.13.0", "wall_s": 1.0,
         },
         "smoothness": {
-            "config": {"dataset": "procedural", "N": [1, 10], "points": 1, "train_iterations": 0, "directions": 1,
-                       "radius": 0.001, "B": 2, "alpha": 0.1, "lam": 0.01, "out": "x", "trajectory_N": 2},
-            "summary": [{"geometry": "nonconvex", "block": "L_ww", "N": n, "median": m, "q25": m, "q75": m}
-                        for n, m in ((1, 1.0), (10, 3.0))],
+            "config": {"dataset": "procedural", "N": [1, 10], "points": 2, "train_iterations": 10, "tolerance": 0.001,
+                       "max_iterations": 100, "B": 4, "alpha": 0.1, "lam": 0.01, "out": "x", "trajectory_N": 2,
+                       "wall_s": 60.0, "torch": "2.13.0", "threads": 2, "date": "2026-01-01"},
+            "norms": norms,
+            "curvature": curvature,
         },
     }  # fmt: skip
 
@@ -144,6 +178,9 @@ def theory_data(gaps):
 def test_theory_report_reads_its_numbers_and_judges_the_limit():
     text = theory.render(theory_data([0.9**n for n in (1, 4, 16, 64)]), "theory.json")
     assert "3.0e-15" in text and "below the 1e-10" in text and "geometric" in text
+    assert "0.01 [0.01, 0.01]" in text  # mu, as measured
+    assert "| convex | 0 | 0.01 [0.01, 0.01] | 21.5 [20, 23] |" in text and "some tasks" in text  # alpha*L straddles 2
+    assert "differ by at most 0.00%" in text and "**agrees**" in text
     slow = theory.render(theory_data([0.99**n for n in (1, 4, 16, 64)]), "theory.json")
     assert "slower than the rate strong convexity guarantees: **disagrees**" in slow
 

@@ -144,3 +144,38 @@ def test_plot_marks_diverged_skips_missing_and_reads_running_jobs(tmp_path):
 def test_plot_of_an_empty_folder_fails_clearly(tmp_path):
     result = subprocess.run([*anil_command(), "plot", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 1 and "no job with metrics" in result.stderr
+
+
+def test_the_full_objectives_gradient_is_measured_without_changing_training(tmp_path):
+    plain = tmp_path / "plain"
+    train(tmp_path, "iterations=4", f"hydra.run.dir={plain}")
+    measured = tmp_path / "measured"
+    train(tmp_path, "iterations=4", "grad_eval_every=2", "grad_eval_tasks=6", f"hydra.run.dir={measured}")
+    a, b = (pd.read_csv(run / "metrics.csv") for run in (plain, measured))
+    pd.testing.assert_frame_equal(a[["loss", "sq_grad_norm_w", "val_loss"]], b[["loss", "sq_grad_norm_w", "val_loss"]])
+    assert b["meta_sq_grad_norm_w"].notna().tolist() == [True, True, False, True]  # iterations 1, 2 and 4
+    assert (b["meta_sq_grad_norm_phi"].dropna() > 0).all() and a["meta_sq_grad_norm_w"].isna().all()
+    plotted = subprocess.run([*anil_command(), "plot", str(measured)], capture_output=True, text=True)
+    assert plotted.returncode == 0, plotted.stderr
+    assert pd.read_csv(measured / "curves.csv")["meta_sq_grad_norm_w"].notna().sum() == 3
+
+
+def test_the_full_objective_is_the_mean_over_all_its_tasks():
+    """Accumulated batch by batch, the gradient equals that of one batch holding every task."""
+    import torch
+
+    from anil.tasks import TaskBatch
+
+    from anil.run.setup import build
+    from anil.run.trainer import objective_gradient, squared_norm
+    from helpers import small_config
+
+    config = small_config(dtype="float64", grad_eval_every=1, grad_eval_tasks=6, B=4)
+    setup = build(config, torch.device("cpu"))
+    w, phi = objective_gradient(setup, setup.objective_tasks)  # batches of 4 and 2
+    parts = list(setup.objective_tasks)
+    batch = TaskBatch(torch.cat([p.images for p in parts]), parts[0].shots)  # the same 6 tasks in one batch
+    setup.optimizer.zero_grad()
+    setup.learner.loss(setup.model, batch).loss.backward()
+    assert w == pytest.approx(squared_norm(setup.model.head.parameters()).item(), rel=1e-10)
+    assert phi == pytest.approx(squared_norm(setup.model.body.parameters()).item(), rel=1e-10)

@@ -90,17 +90,25 @@ def convex_per_iteration(levels: Levels) -> Judgement:
         s: SATURATION * (levels[low][s] - levels[middle][s]) - (levels[middle][s] - levels[high][s]) for s in seeds
     }
     saturation = paired_interval(slack, {s: 0.0 for s in seeds})
-    verdict = both(decide(gain), decide(saturation))
+    faster, saturated = decide(gain), decide(saturation)
+    verdict = both(faster, saturated)
     evidence = (
         f"log10 drop N={low}→{middle}: {gain}; further drop N={middle}→{high}: {further}; "
         f"{SATURATION:g}× the first minus the second: {saturation} (> 0: saturated)"
     )
-    reasons = {
-        Verdict.AGREES: f"faster from N={low} to {middle}, and little further gain beyond",
-        Verdict.DISAGREES: "no speed-up up to N = 7, or a large further gain beyond it",
-        Verdict.INCONCLUSIVE: "an interval straddles zero: more seeds or a longer run would decide it",
+    parts = {
+        (Verdict.AGREES, Verdict.AGREES): f"faster from N={low} to {middle}, and little further gain beyond",
+        (Verdict.DISAGREES, None): f"not faster from N={low} to {middle}",
+        (None, Verdict.DISAGREES): f"faster up to N={middle}, but no saturation: N={high} gains more than "
+        f"{SATURATION:g}× that again",
     }
-    return Judgement(CONVEX_PER_ITERATION, verdict, evidence, reasons[verdict])
+    reason = parts.get((faster, saturated)) or parts.get((faster, None)) or parts.get((None, saturated))
+    return Judgement(
+        CONVEX_PER_ITERATION,
+        verdict,
+        evidence,
+        reason or "an interval straddles its decision: more seeds would decide it",
+    )
 
 
 def convex_complexity(costs: Costs) -> Judgement:

@@ -22,13 +22,16 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
+from anil.analysis.theory import dot
 from anil.analysis.timing import QUERY, SHOTS, WAYS, interleaved, make_batch, make_model, peak_bytes
-from anil.engine.anil import BodyPass, anil_meta_loss, anil_reference_meta_loss
+from anil.engine.anil import BodyPass, anil_meta_loss, anil_reference_meta_loss, encode, task_minor_images
+from anil.engine.losses import support_loss
 from anil.engine.maml import maml_meta_loss
-from anil.engine.model import AnilNet
+from anil.engine.model import AnilNet, head_logits
 from anil.engine.opcount import OpCounts
-from anil.tasks import InnerLoop, TaskBatch
+from anil.tasks import InnerLoop, TaskBatch, class_labels
 
 SIDE = 32  # FC100
 
@@ -85,6 +88,58 @@ def measure(
     return row
 
 
+UNIT_OPERATIONS = {
+    "grad_w": "gradient in w at the features (one inner step's ∇_w L_S)",
+    "hvp_w": "Hessian-vector product in w at the features (∇²_w L_S v)",
+    "mixed_at_features": "mixed product at the features (ANIL's ∇_φ∇_w L_S v, before the body)",
+    "grad_through_body": "gradient through the body (∇_φ of a loss on the task's images)",
+    "hvp_through_body": "Hessian-vector product through the body and head (MAML's second-order product)",
+}
+
+
+def unit_costs(geometry: str, tasks: int, repeats: int, lam: float, device: torch.device) -> dict[str, float]:
+    """Median seconds per task of each operation the counters count, measured in isolation on the
+    same inputs: what a counted evaluation costs where ANIL takes it (the head, the features) and
+    where MAML takes it (through the body)."""
+    model = make_model(geometry, SIDE, device)
+    batch = make_batch(SIDE, tasks, device)
+    labels = batch.support_labels()
+    images = task_minor_images(batch, torch.float32)
+    head = [p.detach().unsqueeze(0).expand(tasks, *p.shape).clone().requires_grad_(True) for p in model.head]
+    features = encode(model, batch, torch.float32)[0].detach().requires_grad_(True)  # [B, ways*k, d]
+    v = [torch.randn_like(h) for h in head]
+
+    def grad_w() -> None:
+        torch.autograd.grad(support_loss(head, features, labels, lam).sum(), head)
+
+    def second_order(wrt: list[torch.Tensor]) -> Callable[[], None]:
+        def step() -> None:
+            g = torch.autograd.grad(support_loss(head, features, labels, lam).sum(), head, create_graph=True)
+            torch.autograd.grad(dot(g, v), wrt)
+
+        return step
+
+    every_image = class_labels(WAYS, (SHOTS + QUERY) * tasks, device)  # task-minor: [ways, k+q, B] flattened
+
+    def through_body(order: int) -> Callable[[], None]:
+        params = [*model.body.parameters(), *model.head]
+
+        def step() -> None:
+            loss = F.cross_entropy(head_logits(list(model.head), model.body(images, tasks=tasks)), every_image)
+            if order == 1:
+                torch.autograd.grad(loss, params)
+            else:
+                g = torch.autograd.grad(loss, params, create_graph=True)
+                torch.autograd.grad(dot(g, [torch.ones_like(a) for a in g]), params)
+
+        return step
+
+    steps = {"grad_w": grad_w, "hvp_w": second_order(head), "mixed_at_features": second_order([features]),
+             "grad_through_body": through_body(1), "hvp_through_body": through_body(2)}  # fmt: skip
+    seconds = interleaved(steps, repeats, device)
+    return {name: value / tasks for name, value in seconds.items()}
+
+
 def measure_all(
     grid: list[int], tasks: int, repeats: int, alpha: float, lam: float, device: torch.device, command: str
 ) -> dict[str, Any]:
@@ -101,6 +156,9 @@ def measure_all(
                 f"Table 2 gradient factor {r['table2_grad_factor']:.4f}",
                 flush=True,
             )
+    units = {
+        geometry: unit_costs(geometry, tasks, max(repeats, 5), lam, device) for geometry in ("convex", "nonconvex")
+    }
     meta = {
         "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__,
@@ -118,4 +176,4 @@ def measure_all(
         "query": QUERY,
         "command": command,
     }
-    return {"meta": meta, "rows": rows}
+    return {"meta": meta, "rows": rows, "unit_costs": units}

@@ -31,16 +31,16 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from anil.config import inner_stepsize  # noqa: E402
-from anil.run.metrics import RENAMED  # noqa: E402
+from anil.run.metrics import OBJECTIVE_METRICS, RENAMED  # noqa: E402
 from anil.run.outcome import Status, read_summary  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-BANDS = ("std", "minmax", "none")
+BANDS = ("quartiles", "minmax", "none")
 FORMATS = ("png", "pdf")
 KEYS = ["dataset", "geometry", "alpha_schedule", "N", "alpha"]  # one curve per KEYS (alpha: the step used)
 SERIES = ("loss", "sq_grad_norm_w", "sq_grad_norm_phi")  # the per-iteration numbers that are plotted
-KEPT = ("val_loss", "val_accuracy")  # kept beside them in per_seed's table when a job logged them
+KEPT = ("val_loss", "val_accuracy", *OBJECTIVE_METRICS)  # kept beside them in per_seed's table when logged
 
 
 @dataclass(frozen=True)
@@ -151,10 +151,17 @@ def summarise_seeds(table: pd.DataFrame) -> pd.DataFrame:
         loss_std=("loss", "std"),
         loss_min=("loss", "min"),
         loss_max=("loss", "max"),
+        loss_q25=("loss", lambda x: x.quantile(0.25)),
+        loss_q75=("loss", lambda x: x.quantile(0.75)),
         sq_grad_norm_w=("sq_grad_norm_w", "mean"),
         sq_grad_norm_phi=("sq_grad_norm_phi", "mean"),
         seeds=("seed", "nunique"),  # seeds that reached this iteration
     )
+    for column in OBJECTIVE_METRICS:  # evaluated every grad_eval_every iterations: empty elsewhere
+        if column in table:
+            grouped = grouped.merge(
+                table.groupby([*KEYS, "iteration"], as_index=False)[column].mean(), on=[*KEYS, "iteration"]
+            )
     grouped["loss_std"] = grouped["loss_std"].fillna(0.0)  # one seed: no spread
     return grouped.merge(per_curve, on=KEYS).sort_values([*KEYS, "iteration"], ignore_index=True)
 
@@ -184,20 +191,26 @@ def _loss_figure(panel: pd.DataFrame, smooth: int, band: str, title: str) -> Fig
             if low is not None:
                 axis.fill_between(x, low, high, color=style["color"], alpha=0.15, linewidth=0)
     _label(axes, ("meta-iteration", "training time (s, evaluation excluded)"), "training loss", title)
-    spread = {"std": "±1 std over seeds", "minmax": "min–max over seeds", "none": "no band"}[band]
+    spread = {"quartiles": "quartiles over seeds", "minmax": "min–max over seeds", "none": "no band"}[band]
     axes[0].legend(title=f"mean, {spread}", fontsize="small")
     return figure
 
 
 def _grad_norm_figure(panel: pd.DataFrame, smooth: int, title: str) -> Figure:
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    full = False
     for curve, style in _curves(panel):
-        for axis, column in zip(axes, ("sq_grad_norm_w", "sq_grad_norm_phi")):
-            axis.plot(curve["iteration"], _smoothed(curve[column], smooth), **style)
+        for axis, column, objective in zip(axes, ("sq_grad_norm_w", "sq_grad_norm_phi"), OBJECTIVE_METRICS):
+            axis.plot(curve["iteration"], _smoothed(curve[column], smooth), alpha=0.5, **style)
+            if objective in curve and curve[objective].notna().any():  # the theorems' quantity, where measured
+                points = curve.dropna(subset=[objective])
+                axis.plot(points["iteration"], points[objective], "o", markersize=4, color=style["color"])
+                full = True
     _label(axes, ("meta-iteration", "meta-iteration"), None, title)
-    axes[0].set_ylabel("‖∂L/∂w‖² of the mini-batch (head)")
-    axes[1].set_ylabel("‖∂L/∂φ‖² of the mini-batch (body)")
-    axes[0].legend(title="mean over seeds", fontsize="small")
+    axes[0].set_ylabel("‖∂L/∂w‖² (head)")
+    axes[1].set_ylabel("‖∂L/∂φ‖² (body)")
+    legend = "lines: the iteration's mini-batch; dots: the full objective" if full else "the iteration's mini-batch"
+    axes[0].legend(title=f"mean over seeds; {legend}", fontsize="small", title_fontsize="small")
     return figure
 
 
@@ -221,12 +234,9 @@ def _smoothed(series: pd.Series, window: int) -> pd.Series:
 def _band(curve: pd.DataFrame, band: str, smooth: int, mean: pd.Series) -> tuple[pd.Series | None, pd.Series | None]:
     if band == "none":
         return None, None
-    if band == "std":
-        std = _smoothed(curve["loss_std"], smooth)
-        low, high = mean - std, mean + std
-    else:
-        low, high = _smoothed(curve["loss_min"], smooth), _smoothed(curve["loss_max"], smooth)
-    return low.where(low > 0, mean / 10), high  # a log axis cannot show a band below zero
+    if band == "quartiles":  # quantiles over seeds: on a log axis a band can never leave the data
+        return _smoothed(curve["loss_q25"], smooth), _smoothed(curve["loss_q75"], smooth)
+    return _smoothed(curve["loss_min"], smooth), _smoothed(curve["loss_max"], smooth)
 
 
 def _label(axes: Sequence[Axes], xlabels: Sequence[str], ylabel: str | None, title: str) -> None:

@@ -20,8 +20,8 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=None, help="where figures go (default: the first sweep folder)")
     parser.add_argument("--smooth", type=int, default=1, help="rolling-mean window over iterations (default 1: none)")
     parser.add_argument(
-        "--band", choices=BANDS, default="std",
-        help="shaded band around the mean over seeds: std (±1 std, default), minmax or none",
+        "--band", choices=BANDS, default="quartiles",
+        help="shaded band around the mean over seeds: quartiles over seeds (default), minmax or none",
     )  # fmt: skip
     return parser
 

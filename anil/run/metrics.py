@@ -21,11 +21,15 @@ STEP_METRICS = (  # measured in every meta-iteration, before the update
     "support_loss_after",  # inner loss at w_N
 )
 VALIDATION_METRICS = ("val_loss", "val_accuracy")  # held-out classes, every eval_every iterations
+# The theorems' quantity, E||grad L_meta||^2 (Definition 1): the squared norms of the meta-gradient of
+# the full objective, estimated on a fixed set of grad_eval_tasks training tasks (the same for every
+# N and seed), every grad_eval_every iterations (empty otherwise). Not a mini-batch estimate.
+OBJECTIVE_METRICS = ("meta_sq_grad_norm_w", "meta_sq_grad_norm_phi")
 
 # iteration: meta-iterations done, 1-based (the row's numbers are measured in that iteration);
 # time: training wall-clock seconds so far (evaluation excluded); then what the meta-iteration
 # actually computed, per task (anil/engine/opcount.py).
-COLUMNS = ("iteration", "time", *STEP_METRICS, *VALIDATION_METRICS, *count_names())
+COLUMNS = ("iteration", "time", *STEP_METRICS, *VALIDATION_METRICS, *count_names(), *OBJECTIVE_METRICS)
 
 # Columns renamed since older runs were written (old -> new): readers and resumed runs map them.
 RENAMED = {"grad_norm_w": "sq_grad_norm_w", "grad_norm_phi": "sq_grad_norm_phi"}

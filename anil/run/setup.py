@@ -24,6 +24,7 @@ from anil.run.distributed import World
 from anil.tasks import InnerLoop, TaskBatch
 
 EVAL_SEED_OFFSET = 1_000_003  # the validation tasks come from their own stream, fixed per seed
+OBJECTIVE_SEED = 20_201_229  # the tasks that estimate the full objective: one set for every N and seed
 
 
 def resolve_device(name: str) -> torch.device:
@@ -131,6 +132,7 @@ class Setup:
     sampler: TaskSampler
     val_tasks: TaskSet
     learner: MetaLearner
+    objective_tasks: TaskSet | None = None  # when config.grad_eval_every > 0
     world: World = field(default_factory=World)
 
 
@@ -141,6 +143,9 @@ def build(config: TrainConfig, device: torch.device, world: World | None = None)
         splits.train, config.ways, config.shots, config.query, generator(device, config.seed), "train"
     )
     val_tasks = task_set(config, splits.val, "val", config.eval_tasks, device, config.seed + EVAL_SEED_OFFSET)
+    objective = None
+    if config.grad_eval_every:
+        objective = task_set(config, splits.train, "train", config.grad_eval_tasks, device, OBJECTIVE_SEED)
     check_fits(config, image_side(splits.train), int(splits.train.images.shape[1]), device)
     model = make_model(config, splits.train, device)
     if config.compile_body:
@@ -152,4 +157,5 @@ def build(config: TrainConfig, device: torch.device, world: World | None = None)
         val_tasks=val_tasks,
         learner=make_learner(config, image_side(splits.train), device),
         world=world or World(),
+        objective_tasks=objective,
     )

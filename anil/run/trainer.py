@@ -31,7 +31,7 @@ from anil.run.distributed import local_device
 from anil.run.folder import RunLock, RunRefused, refuse_if_taken
 from anil.run.metrics import STEP_METRICS, MetricsWriter
 from anil.run.outcome import Progress, RunSummary, Status, write_summary
-from anil.run.setup import Setup, build, resolve_device
+from anil.run.setup import Setup, TaskSet, build, resolve_device
 from anil.tasks import TaskBatch
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,19 @@ def mean_score(setup: Setup, batches: Iterable[TaskBatch]) -> tuple[float, float
     """Mean query loss and accuracy over the tasks of `batches`, after adapting on each."""
     losses, accuracies = setup.learner.score(setup.model, batches)
     return losses.double().mean().item(), accuracies.double().mean().item()
+
+
+def objective_gradient(setup: Setup, tasks: TaskSet) -> tuple[float, float]:
+    """||dL/dw||^2 and ||dL/dphi||^2 of the meta-objective averaged over all of `tasks` (gradients
+    accumulated batch by batch, weighted by batch size). Leaves the model's parameters, and every
+    random state, as they were: the training run is the same with or without it."""
+    model = setup.model
+    setup.optimizer.zero_grad(set_to_none=True)
+    for batch in tasks:
+        (setup.learner.loss(model, batch).loss * (batch.tasks / tasks.tasks)).backward()
+    norms = torch.stack([squared_norm(model.head.parameters()), squared_norm(model.body.parameters())]).tolist()
+    setup.optimizer.zero_grad(set_to_none=True)
+    return norms[0], norms[1]
 
 
 def training_state(setup: Setup, config: TrainConfig, progress: Progress) -> dict[str, Any]:
@@ -225,6 +238,13 @@ class Loop:
             progress.best_val_accuracy = row["val_accuracy"]
             self.save(BEST, progress)
 
+    def evaluate_objective(self, row: dict[str, Any]) -> None:
+        """The full objective's squared meta-gradient norms into `row` (its own time, not training's)."""
+        tasks = self.setup.objective_tasks
+        assert tasks is not None
+        with self.stop.preemptible():
+            row["meta_sq_grad_norm_w"], row["meta_sq_grad_norm_phi"] = objective_gradient(self.setup, tasks)
+
     def step(self, progress: Progress) -> dict[str, Any] | None:
         """One meta-iteration, its time counted into `progress`; None when a stop request abandoned it
         (the random states are then put back, so a resume draws this iteration's tasks again)."""
@@ -261,11 +281,13 @@ class Loop:
                 break
             iteration, last = progress.iteration, progress.iteration == config.iterations
             abandoned = False
-            if (config.eval_every and iteration % config.eval_every == 0) or last:
-                try:
+            try:
+                if (config.eval_every and iteration % config.eval_every == 0) or last:
                     self.validate(row, progress)
-                except StopNow:  # the step is taken; only this validation is lost
-                    abandoned = True
+                if config.grad_eval_every and (iteration % config.grad_eval_every == 0 or iteration == 1):
+                    self.evaluate_objective(row)
+            except StopNow:  # the step is taken; only this evaluation is lost
+                abandoned = True
             self.writer.write(row)
             bar.update()
             bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.2f}", refresh=False)
