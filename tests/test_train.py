@@ -5,9 +5,13 @@ import subprocess
 
 import pandas as pd
 import pytest
+import torch
 
 from anil.run.metrics import COLUMNS
-from helpers import SMOKE, anil_command
+from anil.run.setup import build
+from anil.run.trainer import objective_gradient, squared_norm
+from anil.tasks import TaskBatch
+from helpers import SMOKE, anil_command, small_config
 
 
 def train(cwd, *args):
@@ -162,14 +166,6 @@ def test_the_full_objectives_gradient_is_measured_without_changing_training(tmp_
 
 def test_the_full_objective_is_the_mean_over_all_its_tasks():
     """Accumulated batch by batch, the gradient equals that of one batch holding every task."""
-    import torch
-
-    from anil.tasks import TaskBatch
-
-    from anil.run.setup import build
-    from anil.run.trainer import objective_gradient, squared_norm
-    from helpers import small_config
-
     config = small_config(dtype="float64", grad_eval_every=1, grad_eval_tasks=6, B=4)
     setup = build(config, torch.device("cpu"))
     w, phi = objective_gradient(setup, setup.objective_tasks)  # batches of 4 and 2
