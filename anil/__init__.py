@@ -1,3 +1,8 @@
 """anil: ANIL meta-learning (Ji, Lee, Liang, Poor, NeurIPS 2020), batched and exact."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("anil")  # the one place it is set: pyproject.toml
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"

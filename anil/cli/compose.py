@@ -9,6 +9,7 @@ type-checked against them during composition.
 from __future__ import annotations
 
 import re
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,20 @@ from omegaconf.errors import OmegaConfBaseException
 import anil
 from anil.config import ConfigError, TrainConfig, explain, from_dict
 
-CONF_DIR = Path(anil.__file__).resolve().parent.parent / "conf"  # conf/ beside the package
+
+def find_conf() -> Path:
+    """The Hydra config tree: the package anil.conf (an installed wheel carries it; an editable
+    install maps it to conf/ at the top of the repository), else conf/ beside the package."""
+    try:
+        location = Path(str(resources.files("anil.conf")))
+        if (location / "train.yaml").is_file():
+            return location
+    except ModuleNotFoundError:
+        pass
+    return Path(anil.__file__).resolve().parent.parent / "conf"
+
+
+CONF_DIR = find_conf()
 CONFIG_NAME = "train"
 SCHEMA = "anil_schema"
 
@@ -33,7 +47,7 @@ def register_schema() -> None:
 
 def config_groups() -> dict[str, list[str]]:
     """Each config group of conf/ with its options, as `anil train --help` lists them."""
-    groups = sorted(p for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
+    groups = sorted(p for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra" and not p.name.startswith("_"))
     return {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in groups}
 
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-USAGE = """usage: anil <command> [args]
+USAGE = """usage: anil <command> [args]      anil --version
 
 commands:
   train [-m] [key=value ...]   meta-train ANIL (a Hydra app: `anil train --help` lists groups and keys)
@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from anil import __version__
+
+        print(f"anil {__version__}")
         return 0
     command, args = argv[0], argv[1:]
     if command not in COMMANDS:
