@@ -58,6 +58,34 @@ class OptimConfig:
 
 
 @dataclass
+class TensorboardConfig:
+    log_dir: Optional[str] = None  # None: <run dir>/tensorboard (tensorboard --logdir outputs shows every run)
+
+
+@dataclass
+class MlflowConfig:
+    tracking_uri: Optional[str] = None  # None: a local file store, outputs/mlruns under the launch folder
+    experiment: str = "anil"  # the MLflow experiment every run of a sweep goes into
+
+
+@dataclass
+class WandbConfig:
+    project: str = "anil"
+    mode: str = "offline"  # offline (no account or network needed; `wandb sync` later) | online | disabled
+    dir: Optional[str] = None  # None: the run dir (its offline run lands in <run dir>/wandb)
+
+
+@dataclass
+class LoggerConfig:
+    """Experiment trackers beside metrics.csv, which is always written and stays the record. A
+    tracker is on when its section is set: `logger=tensorboard`, `logger=[tensorboard,mlflow]`."""
+
+    tensorboard: Optional[TensorboardConfig] = None
+    mlflow: Optional[MlflowConfig] = None
+    wandb: Optional[WandbConfig] = None
+
+
+@dataclass
 class TrainConfig:
     seed: int = 0  # seeds model init, task sampling and the validation tasks
     device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:K
@@ -86,6 +114,7 @@ class TrainConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
 
     @property
     def inner_stepsize(self) -> float:
@@ -104,7 +133,7 @@ class TrainConfig:
         """The values that decide what is trained: a checkpoint resumes only under the same ones.
         Run length, device, evaluation and checkpoint cadence may change between sessions."""
         values = flatten(self.to_dict())
-        return {k: v for k, v in values.items() if k not in RESUMABLE_CHANGES}
+        return {k: v for k, v in values.items() if k not in RESUMABLE_CHANGES and not k.startswith("logger")}
 
 
 def inner_stepsize(alpha: float, schedule: str, steps: int) -> float:
@@ -161,6 +190,7 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "miniimagenet": ("auto", "csv", "folders", "pickles"),
 }
 
+WANDB_MODES = ("offline", "online", "disabled")
 FILE_DATASETS = ("fc100", "miniimagenet")  # read from the user's files; the others are rendered
 RENDERED_ONLY = ("train_classes", "val_classes", "test_classes", "instances", "jitter")
 
@@ -263,6 +293,8 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(
             "bf16 and compile_body apply to algorithm=anil only (MAML runs each task's body on its own); drop them"
         )
+    if config.logger.wandb is not None and config.logger.wandb.mode not in WANDB_MODES:
+        raise ConfigError(f"logger.wandb.mode={config.logger.wandb.mode!r} is not one of: {', '.join(WANDB_MODES)}")
     if config.optim.name == "adam" and config.optim.momentum != 0:
         raise ConfigError("optim.momentum applies to optim=sgd only; drop it or use optim=sgd")
 

@@ -20,7 +20,8 @@ from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 
 from anil.cli.compose import compose_train, first_line, hydra_context, typed
-from anil.config import ConfigError
+from anil.config import ConfigError, TrainConfig
+from anil.run.trackers import missing_packages
 
 
 def parse_args(args: list[str]) -> argparse.Namespace:
@@ -80,13 +81,21 @@ def check_overrides(args: list[str]) -> LaunchPlan | None:
         folder = Path(base.hydra.sweep.dir if options.multirun else base.hydra.run.dir)
         _check_writable(folder)
         if not options.multirun:
-            typed(compose_train(options.overrides))
+            _check_job(typed(compose_train(options.overrides)))
         else:
             params = {str(k): str(v) for k, v in (base.hydra.sweeper.get("params") or {}).items()}
             for job in job_overrides(options.overrides, params):
-                typed(compose_train(job))
+                _check_job(typed(compose_train(job)))
     given = any(o.get_key_element() == key for o in parsed)
     return LaunchPlan(key, None if given else folder)
+
+
+def _check_job(config: TrainConfig) -> None:
+    """What the environment must provide for this job: the trackers' packages."""
+    missing = missing_packages(config.logger)
+    if missing:
+        name = missing[0]
+        raise ConfigError(f"logger={name} needs the {name} package: pip install 'anil[{name}]'")
 
 
 def _check_writable(folder: Path) -> None:

@@ -29,6 +29,7 @@ from anil.run.checkpoint import CheckpointError
 from anil.run.distributed import launched_ranks
 from anil.run.folder import RunRefused, holds_run
 from anil.run.outcome import RunSummary, Status, write_summary
+from anil.run.trackers import make_trackers
 from anil.run.trainer import run
 
 
@@ -50,8 +51,16 @@ def hydra_app(cfg: DictConfig) -> None:
     show_progress = not multirun and sys.stderr.isatty()
     run_dir = Path(hydra_config.runtime.output_dir)
     record = JobRecord(cfg)
+    trackers = make_trackers(config)
+
+    def claim(folder: Path) -> None:
+        record.claim(folder)
+        trackers.start(folder, config)
+
     try:
-        summary = run(config, run_dir, progress=show_progress, on_claim=record.claim)
+        summary = run(config, run_dir, progress=show_progress, on_claim=claim, trackers=trackers)
+        if summary.status is not Status.INTERRUPTED and trackers.active:
+            trackers.figures(run_figures(run_dir))
     except RunRefused as error:  # somebody else's run: nothing in it is touched
         _failed(str(error), run_dir, multirun)
         return
@@ -67,6 +76,7 @@ def hydra_app(cfg: DictConfig) -> None:
         print(f"anil train: stopped at once by a second Ctrl-C; {resume}", file=sys.stderr)
         raise SystemExit(130) from None
     finally:
+        trackers.close()
         record.close()
     if summary.status is Status.INTERRUPTED:
         print(
@@ -80,6 +90,14 @@ def hydra_app(cfg: DictConfig) -> None:
         )
         if config.fail_on_divergence:
             raise SystemExit(1)
+
+
+def run_figures(run_dir: Path) -> list[Path]:
+    """The run's own loss and gradient-norm figures (PNG, in the run folder), for the trackers."""
+    from anil.analysis.plot import curves, draw, find_jobs
+
+    jobs, _ = find_jobs([run_dir])
+    return draw(curves(jobs), run_dir, smooth=1, band="none", formats=("png",)) if jobs else []
 
 
 def _failed(reason: str, run_dir: Path, multirun: bool) -> None:

@@ -32,6 +32,7 @@ from anil.run.folder import RunLock, RunRefused, refuse_if_taken
 from anil.run.metrics import STEP_METRICS, MetricsWriter
 from anil.run.outcome import Progress, RunSummary, Status, write_summary
 from anil.run.setup import Setup, TaskSet, build, resolve_device
+from anil.run.trackers import Trackers
 from anil.tasks import TaskBatch
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,17 @@ class RowWriter(Protocol):
     def write(self, row: dict[str, Any]) -> None: ...
 
 
+class Fanout:
+    """metrics.csv first (the record), then the trackers."""
+
+    def __init__(self, record: RowWriter, trackers: Trackers):
+        self.record, self.trackers = record, trackers
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.record.write(row)
+        self.trackers.write(row)
+
+
 class NullWriter:
     """What processes other than rank 0 write metrics to: nothing."""
 
@@ -314,12 +326,19 @@ class Loop:
 OnClaim = Callable[[Path], None]
 
 
-def run(config: TrainConfig, out_dir: Path, progress: bool = False, on_claim: OnClaim | None = None) -> RunSummary:
+def run(
+    config: TrainConfig,
+    out_dir: Path,
+    progress: bool = False,
+    on_claim: OnClaim | None = None,
+    trackers: Trackers | None = None,
+) -> RunSummary:
     """Meta-train as `config` says, in `out_dir` (continuing its checkpoint when config.resume).
 
     The folder is claimed first: locked, and refused (RunRefused, nothing changed) when it holds a
     run and config.resume is false, or when its checkpoint cannot be resumed under `config`. Then
-    `on_claim(out_dir)` runs (the command line records the config there) and training starts."""
+    `on_claim(out_dir)` runs (the command line records the config there) and training starts.
+    Every metrics row goes to metrics.csv, then to `trackers` (which the caller starts and closes)."""
     started = time.perf_counter()
     device = local_device(resolve_device(config.device))
     world = distributed.init(device, config.B)
@@ -328,7 +347,7 @@ def run(config: TrainConfig, out_dir: Path, progress: bool = False, on_claim: On
         if world.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
         with RunLock(out_dir) if world.is_main else contextlib.nullcontext():
-            summary = _run_locked(config, out_dir, device, world, progress and world.is_main, on_claim)
+            summary = _run_locked(config, out_dir, device, world, progress and world.is_main, on_claim, trackers)
     finally:
         distributed.shutdown()
     summary = _with_environment(summary, config, device, time.perf_counter() - started)
@@ -345,6 +364,7 @@ def _run_locked(
     world: distributed.World,
     show_progress: bool,
     on_claim: OnClaim | None,
+    trackers: Trackers | None,
 ) -> RunSummary:
     if world.is_main and not config.resume:
         refuse_if_taken(out_dir)
@@ -360,8 +380,9 @@ def _run_locked(
     )  # fmt: skip
     keep_until = progress.iteration if config.resume else None
     writer = MetricsWriter(out_dir / "metrics.csv", keep_until) if world.is_main else NullWriter()
+    rows = Fanout(writer, trackers) if trackers is not None and world.is_main else writer
     with writer, StopRequests(can_preempt=world.size == 1) as stop:  # preempting one rank would hang the others
-        return Loop(config, setup, out_dir, writer, stop, show_progress).run(progress)
+        return Loop(config, setup, out_dir, rows, stop, show_progress).run(progress)
 
 
 def _with_environment(summary: RunSummary, config: TrainConfig, device: torch.device, wall: float) -> RunSummary:
