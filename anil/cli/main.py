@@ -14,7 +14,8 @@ commands:
   resume RUN_DIR               continue a stopped or killed run from its checkpoint
   eval RUN_DIR [--tasks 600]   meta-test accuracy with a 95% confidence interval (writes eval.json)
   plot SWEEP_DIR [...]         draw loss vs meta-iteration and vs time, one curve per N, per geometry
-  smoothness [--N 1 2 5 ...]   measure the meta-gradient's Lipschitz constants against N (Props. 2-3)
+  table SWEEP_DIR [...]        a results table per configuration: mean over seeds, 95% interval (md, csv, tex)
+  smoothness [--N 1 2 5 ...]   the meta-Hessian's block norms and the inner curvature against N (Props. 2-3)
   report DOC [...]             regenerate a document of docs/ from its measured data
 
 examples:
@@ -32,6 +33,7 @@ COMMANDS = {
     "eval": "anil.cli.evaluate:main",
     "plot": "anil.cli.plot:main",
     "smoothness": "anil.cli.smoothness:main",
+    "table": "anil.cli.table:main",
     "report": "anil.cli.report:main",
 }
 

@@ -15,7 +15,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from anil.config import LoggerConfig, MlflowConfig, TensorboardConfig, TrainConfig, WandbConfig, flatten
 
@@ -125,7 +125,7 @@ class WandbTracker:
         import wandb
 
         self.run = wandb.init(
-            project=self.settings.project, mode=self.settings.mode, dir=self.settings.dir or str(run_dir),
+            project=self.settings.project, mode=cast(Any, self.settings.mode), dir=self.settings.dir or str(run_dir),
             name=run_dir.name, config=config, reinit="finish_previous",
         )  # fmt: skip
 
