@@ -1,5 +1,6 @@
 """Config composition for every group option, and one clear line for each bad value."""
 
+import os
 import subprocess
 
 import pytest
@@ -128,3 +129,14 @@ def test_sweep_expansion_is_hydras_own(tmp_path):
         params = compose_train(["experiment=demo"], with_hydra=True).hydra.sweeper.params
     checked = sorted(tuple(sorted(job)) for job in job_overrides(args, {k: str(v) for k, v in params.items()}))
     assert len(launched) == 4 and checked == launched
+
+
+def test_shell_completion_completes_anil_train(tmp_path):
+    env = {**os.environ, "COMP_LINE": "anil train geometry=", "COMP_POINT": "20"}
+    result = subprocess.run(
+        [*anil_command(), "-sc", "query=bash"], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert result.returncode == 0 and result.stdout.split() == ["geometry=convex", "geometry=nonconvex"]
+    script = subprocess.run([*anil_command(), "train", "-sc", "install=bash"], capture_output=True, text=True).stdout
+    assert "complete -o nospace -o default -F hydra_bash_completion anil" in script
+    assert list(tmp_path.iterdir()) == []

@@ -128,3 +128,14 @@ def test_sampler_rejects_impossible_tasks():
         TaskSampler(split_with_ids([4, 4, 4]), ways=5, shots=1, query=1, generator=torch.Generator())
     with pytest.raises(DatasetError, match="class c1 in split val of ids has 3 images, fewer than shots \\+ query = 5"):
         TaskSampler(split_with_ids([6, 3, 6]), ways=2, shots=3, query=2, generator=torch.Generator(), name="val")
+
+
+def test_rendering_shows_progress_on_a_terminal_only(monkeypatch, capsys):
+    from anil.data import progress
+
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    load_splits(small("procedural", train_classes=7))
+    assert "rendering dataset=procedural train" in capsys.readouterr().err
+    monkeypatch.setattr(progress, "enabled", False)  # what a multirun sweep sets
+    load_splits(small("procedural", train_classes=8))
+    assert "rendering" not in capsys.readouterr().err

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0
+    if argv[0] in ("-sc", "--shell-completion"):
+        return complete(argv)
     if argv[0] in ("-V", "--version"):
         from anil import __version__
 
@@ -55,6 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     module, function = COMMANDS[command].split(":")
     handler: Callable[[list[str]], int] = getattr(importlib.import_module(module), function)
     return handler(args)
+
+
+def complete(args: list[str]) -> int:
+    """Hydra's completion script asks `anil -sc query=bash` with the line typed so far in COMP_LINE;
+    Hydra strips only the program's name from it, so the `train` subcommand is taken out here."""
+    from anil.cli.train import launch
+
+    line = os.environ.get("COMP_LINE", "")
+    os.environ["COMP_LINE"] = re.sub(r"^(\s*\S+)\s+train\b", r"\1", line)
+    return launch(args)
 
 
 def resume(args: list[str]) -> int:

@@ -25,6 +25,7 @@ from anil.cli.compose import CONF_DIR, CONFIG_NAME, register_schema, typed
 from anil.cli.record import JobRecord
 from anil.config import ConfigError, TrainConfig
 from anil.data import DatasetError
+from anil.data import progress as data_progress
 from anil.run.checkpoint import CheckpointError
 from anil.run.distributed import launched_ranks
 from anil.run.folder import RunRefused, holds_run
@@ -49,6 +50,7 @@ def hydra_app(cfg: DictConfig) -> None:
     hydra_config = HydraConfig.get()
     multirun = hydra_config.mode == RunMode.MULTIRUN
     show_progress = not multirun and sys.stderr.isatty()
+    data_progress.enabled = not multirun
     run_dir = Path(hydra_config.runtime.output_dir)
     record = JobRecord(cfg)
     trackers = make_trackers(config)
@@ -135,7 +137,7 @@ def launch(args: list[str]) -> int:
         args = [*args, f"hydra.run.dir={scratch}", "hydra/job_logging=disabled"]
     elif plan is not None and plan.default_folder is not None:
         args = [*args, f"{plan.folder_key}={_quoted(claim_new_folder(plan.default_folder))}"]
-    sys.argv = ["anil-train", *args]  # the Hydra app reads its command line from sys.argv
+    sys.argv = ["anil", *args]  # the Hydra app reads its command line from sys.argv (and names completion by it)
     try:
         hydra_app()
     finally:

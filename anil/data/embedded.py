@@ -20,6 +20,7 @@ import numpy as np
 
 from anil.config import DatasetConfig
 from anil.data.cache import cached, fingerprint, tag
+from anil.data.progress import bar
 from anil.data.split import DatasetError, Split, Splits
 from anil.data.strokes import CANVAS, StrokeParseError, parse_svg_strokes, render
 
@@ -55,9 +56,9 @@ def _render_splits(glyphs: list[list[np.ndarray]], names: list[str], config: Dat
     counts = {"train": config.train_classes, "val": config.val_classes, "test": config.test_classes}
     rng = np.random.default_rng([SPLIT_SEED, config.image_size, config.instances])
     splits, start = [], 0
-    for count in counts.values():
+    for name, count in counts.items():
         block = []
-        for glyph in glyphs[start : start + count]:
+        for glyph in bar(glyphs[start : start + count], count, f"rendering {source} {name}", "class"):
             block.append([render(glyph, config.image_size, rng, config.jitter) for _ in range(config.instances)])
         grouped = np.asarray(block, dtype=np.uint8)[:, :, None]  # [C, I, 1, S, S]
         splits.append(Split.from_grouped(grouped, names[start : start + count], source))

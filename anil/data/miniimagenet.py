@@ -21,6 +21,7 @@ import numpy as np
 from anil.config import DatasetConfig
 from anil.data.cache import cached, fingerprint, tag
 from anil.data.locate import Marker, find_format
+from anil.data.progress import bar
 from anil.data.readers import decode_image, group_by_label, image_array, read_pickle, require, resize_hwc
 from anil.data.split import SPLITS, DatasetError, Split, Splits
 
@@ -68,10 +69,12 @@ def _image_files(folder: Path) -> list[Path]:
 
 def _decode_all(paths: list[Path], size: int) -> np.ndarray:
     """uint8 [M, 3, size, size]; in worker processes for a real-sized split."""
+    description = f"decoding {paths[0].parent.name if paths else 'images'}"
     if len(paths) < PARALLEL_FROM:
-        return np.stack([decode_image(p, size) for p in paths])
+        return np.stack(list(bar((decode_image(p, size) for p in paths), len(paths), description, "image")))
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        return np.stack(list(pool.map(partial(decode_image, size=size), paths, chunksize=256)))
+        decoded = pool.map(partial(decode_image, size=size), paths, chunksize=256)
+        return np.stack(list(bar(decoded, len(paths), description, "image")))
 
 
 def _read_csv(path: Path) -> list[tuple[str, str]]:

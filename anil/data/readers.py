@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from anil.data.progress import bar
 from anil.data.split import DatasetError, Split
 
 # What the dataset pickles (CIFAR-100, FC100, miniImageNet caches) are made of: numpy arrays, their
@@ -135,9 +136,9 @@ def decode_image(path: Path, size: int) -> np.ndarray:
 def resize_hwc(images: np.ndarray, size: int) -> np.ndarray:
     """uint8 [M, H, W, 3] -> uint8 [M, 3, size, size]; a copy-free transpose when no resize is needed."""
     if images.shape[1:3] != (size, size):
-        images = np.stack(
-            [np.asarray(Image.fromarray(i).resize((size, size), Image.Resampling.BILINEAR)) for i in images]
-        )
+        bilinear = Image.Resampling.BILINEAR
+        resized = (np.asarray(Image.fromarray(i).resize((size, size), bilinear)) for i in images)
+        images = np.stack(list(bar(resized, len(images), f"resizing to {size}x{size}", "image")))
     return images.transpose(0, 3, 1, 2)
 
 
