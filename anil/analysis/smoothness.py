@@ -144,6 +144,10 @@ def operator_norms(
         started = time.perf_counter()
         norms = block_norms(MetaHessian(setup.model, batch, learner_for(n)), probe.tolerance, probe.max_iterations)
         rows.append({"N": n, **norms.as_dict(), "seconds": time.perf_counter() - started})
+        log.info(
+            "N=%d: L_ww %.4g, L_wphi %.4g, L_phiw %.4g, L_phiphi %.4g (%.0f s)",
+            n, norms.ww.value, norms.wphi.value, norms.phiw.value, norms.phiphi.value, rows[-1]["seconds"],
+        )  # fmt: skip
     return rows
 
 
