@@ -93,6 +93,9 @@ class TrainConfig:
     bf16: bool = False  # autocast the body to bfloat16 (GPU tensor cores); the inner loop stays in dtype
     compile_body: bool = False  # torch.compile the body (pays off on a GPU for long runs)
     algorithm: str = "anil"  # anil: the inner loop adapts the head | maml: every parameter (Table 2's baseline)
+    engine: str = (
+        "batched"  # batched: all tasks at once | per_task: a Python loop over tasks (learn2learn's cost model)
+    )
     N: int = 5  # inner-loop gradient steps on the support set
     alpha: float = 0.1  # inner stepsize (the authors: 0.1, and 0.05 for N >= 10)
     alpha_schedule: str = "constant"  # constant: alpha | inverse_n: alpha / N | authors: alpha, alpha / 2 for N >= 10
@@ -176,6 +179,7 @@ def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "algorithm": ("anil", "maml"),
+    "engine": ("batched", "per_task"),
     "dtype": ("float32", "float64"),
     "alpha_schedule": ("constant", "inverse_n", "authors"),
     "dataset.name": ("embedded", "procedural", "fc100", "miniimagenet"),
@@ -292,6 +296,10 @@ def validate(config: TrainConfig) -> None:
     if config.algorithm == "maml" and (config.bf16 or config.compile_body):
         raise ConfigError(
             "bf16 and compile_body apply to algorithm=anil only (MAML runs each task's body on its own); drop them"
+        )
+    if config.engine == "per_task" and (config.algorithm != "anil" or config.bf16):
+        raise ConfigError(
+            "engine=per_task is ANIL's per-task loop, in dtype: use it with algorithm=anil and bf16=false"
         )
     if config.logger.wandb is not None and config.logger.wandb.mode not in WANDB_MODES:
         raise ConfigError(f"logger.wandb.mode={config.logger.wandb.mode!r} is not one of: {', '.join(WANDB_MODES)}")

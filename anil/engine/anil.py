@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from anil.engine.learner import MetaOutput
-from anil.engine.losses import query_loss, support_loss, task_accuracy, task_cross_entropy
+from anil.engine.losses import support_loss, task_accuracy, task_cross_entropy
 from anil.engine.model import AnilNet, head_logits
 from anil.engine.opcount import NoCounts, OpCounts, alias
 from anil.tasks import InnerLoop, TaskBatch
@@ -157,12 +157,16 @@ def anil_score_tasks(
     return torch.cat(losses), torch.cat(accuracies)
 
 
-def anil_reference_meta_loss(model: AnilNet, batch: TaskBatch, inner: InnerLoop, dtype: torch.dtype) -> torch.Tensor:
-    """The per-task loop (as learn2learn runs it): each task through the body on its own, its own
-    inner loop on unbatched parameters, its query loss; the mean over tasks. Ground truth for tests."""
+def anil_per_task_meta_loss(
+    model: AnilNet, batch: TaskBatch, inner: InnerLoop, dtype: torch.dtype, counts: OpCounts | None = None
+) -> MetaOutput:
+    """The per-task loop (as learn2learn and the paper's code run it): each task through the body on
+    its own, its own inner loop on unbatched parameters, its query loss; the mean over tasks. The
+    ground truth the batched engine is tested against, and `engine=per_task`'s meta-loss."""
+    counts = counts or NoCounts()
     ways, k = batch.ways, batch.shots
     labels_s, labels_q = batch.support_labels(), batch.query_labels()
-    total = torch.zeros((), dtype=dtype, device=batch.images.device)
+    losses, accuracies, befores, afters = [], [], [], []
     for task in range(batch.tasks):
         images = batch.images[task].reshape(-1, *batch.images.shape[3:]).to(dtype) / 255.0  # [ways*(k+q), ...]
         features = model.body(images, tasks=1).reshape(ways, k + batch.query, -1)
@@ -171,12 +175,46 @@ def anil_reference_meta_loss(model: AnilNet, batch: TaskBatch, inner: InnerLoop,
         if inner.first_order:
             support = support.detach()
         params = list(model.head)
-        for _ in range(inner.steps):
-            loss = support_loss(params, support, labels_s, inner.lam)  # scalar: one task, unbatched
-            grads = torch.autograd.grad(loss, params, create_graph=not inner.first_order)
+        for step in range(inner.steps):
+            w_j, at = [alias(p) for p in params], alias(support)  # private views, as in adapt()
+            loss = support_loss(w_j, at, labels_s, inner.lam)  # scalar: one task, unbatched
+            if step == 0:
+                befores.append(loss.detach())
+            grads = torch.autograd.grad(loss, w_j, create_graph=not inner.first_order)
+            counts.add("grad_evals_w", 1)
+            counts.watch(w_j[0], "second_order_w", 1)
+            counts.watch(at, "second_order_phi", 1)
             params = [p - inner.stepsize * g for p, g in zip(params, grads)]
-        total = total + query_loss(params, query, labels_q)
-    return total / batch.tasks
+        w_N, query_features = [alias(p) for p in params], alias(query)
+        counts.watch(w_N[0], "grad_evals_w", 1)
+        counts.watch(query_features, "grad_evals_phi", 1)
+        logits = head_logits(w_N, query_features)  # [ways*q, ways]
+        losses.append(task_cross_entropy(logits, labels_q))
+        with torch.no_grad():
+            accuracies.append(task_accuracy(logits, labels_q, dtype))
+            afters.append(support_loss([p.detach() for p in params], support.detach(), labels_s, inner.lam))
+    means = [torch.stack(values).mean() for values in (losses, accuracies, befores, afters)]
+    return MetaOutput(*means)
+
+
+def anil_reference_meta_loss(model: AnilNet, batch: TaskBatch, inner: InnerLoop, dtype: torch.dtype) -> torch.Tensor:
+    """The per-task loop's meta-loss alone (tests and benchmarks compare against it)."""
+    return anil_per_task_meta_loss(model, batch, inner, dtype).loss
+
+
+@dataclass(frozen=True)
+class AnilPerTask:
+    """ANIL run task by task (`engine=per_task`): the cost model of learn2learn and the paper's code,
+    for timing the figure sweeps against the batched engine. Same meta-loss, same meta-gradient."""
+
+    inner: InnerLoop
+    dtype: torch.dtype
+
+    def loss(self, model: AnilNet, batch: TaskBatch, counts: OpCounts | None = None) -> MetaOutput:
+        return anil_per_task_meta_loss(model, batch, self.inner, self.dtype, counts)
+
+    def score(self, model: AnilNet, batches: Iterable[TaskBatch]) -> tuple[torch.Tensor, torch.Tensor]:
+        return anil_score_tasks(model, batches, self.inner, self.dtype, BodyPass(chunk_tasks=1))
 
 
 @dataclass(frozen=True)

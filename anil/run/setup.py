@@ -15,7 +15,7 @@ from anil.config import ConfigError, OptimConfig, TrainConfig, inner_stepsize
 from anil.data import load_splits
 from anil.data.sampler import TaskSampler
 from anil.data.split import Split
-from anil.engine.anil import Anil, BodyPass
+from anil.engine.anil import Anil, AnilPerTask, BodyPass
 from anil.engine.learner import MetaLearner
 from anil.engine.maml import Maml
 from anil.engine.model import AnilNet
@@ -85,6 +85,8 @@ def make_learner(config: TrainConfig, side: int, device: torch.device, inner: In
     inner = inner or inner_loop(config)
     if config.algorithm == "maml":
         return Maml(inner, dtype_of(config))
+    if config.engine == "per_task":
+        return AnilPerTask(inner, dtype_of(config))
     body = BodyPass.auto(device, config.ways * (config.shots + config.query), side, config.bf16)
     return Anil(inner, dtype_of(config), body)
 
