@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 DEMO_DIR := outputs/sweeps/demo_$(STAMP)
 
-.PHONY: help install demo reproduce theory complexity bench docs lint test test-slow clean
+.PHONY: help install demo reproduce theory complexity bench gpu-wheels gpu-dry-run docs lint test test-slow clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,17 @@ complexity: install ## ANIL vs MAML per meta-iteration (about 3 min), then docs/
 bench: install ## the CPU benchmark (about 10 min on 2 cores), then docs/performance.md
 	$(BIN)/python scripts/bench.py --out docs/data/performance-cpu.json
 	$(BIN)/anil report performance
+
+# A bare CUDA machine (Python 3.12, torch present, no network) lacks these; they travel in .whl/.
+GPU_WHEELS := hydra-core==1.3.8 omegaconf==2.3.1 kanjivg==20260714
+gpu-wheels: install ## the wheels scripts/gpu_check.sh needs on a machine without network, into .whl/
+	mkdir -p .whl
+	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl $(GPU_WHEELS)
+	$(BIN)/python -m pip wheel -q --no-deps -w .whl antlr4-python3-runtime==4.9.3  # published as a source archive only
+
+gpu-dry-run: install ## rehearse scripts/gpu_check.sh on the CPU, every size shrunk (about 2 min)
+	bash scripts/gpu_check.sh --dry-run outputs/gpu_check_dry
 
 docs: install ## regenerate every document of docs/ from the measured data in docs/data/ (seconds)
 	$(BIN)/anil report all

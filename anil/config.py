@@ -92,6 +92,7 @@ class TrainConfig:
     dtype: str = "float32"  # float32 | float64
     bf16: bool = False  # autocast the body to bfloat16 (GPU tensor cores); the inner loop stays in dtype
     compile_body: bool = False  # torch.compile the body (pays off on a GPU for long runs)
+    cuda_graphs: bool = False  # replay each meta-iteration from one CUDA graph (launch overhead stops growing with N)
     algorithm: str = "anil"  # anil: the inner loop adapts the head | maml: every parameter (Table 2's baseline)
     engine: str = (
         "batched"  # batched: all tasks at once | per_task: a Python loop over tasks (learn2learn's cost model)
@@ -297,6 +298,8 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(
             "bf16 and compile_body apply to algorithm=anil only (MAML runs each task's body on its own); drop them"
         )
+    if config.cuda_graphs and config.compile_body:
+        raise ConfigError("cuda_graphs and compile_body: choose one (torch.compile captures graphs of its own)")
     if config.engine == "per_task" and (config.algorithm != "anil" or config.bf16):
         raise ConfigError(
             "engine=per_task is ANIL's per-task loop, in dtype: use it with algorithm=anil and bf16=false"

@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# One prepared check for a CUDA machine: no network needed (it uses what is installed in .venv).
-#   bash scripts/gpu_check.sh            # the gpu tests, then the benchmark on CUDA; a short table last
-# Without a CUDA device it runs the CPU-safe parts (the gpu tests skip; a quick CPU benchmark).
+# The prepared device check (scripts/gpu_check.py says what it measures and how it is time-boxed).
+#   bash scripts/gpu_check.sh OUT             # on a CUDA machine, at most about 8 minutes
+#   bash scripts/gpu_check.sh --dry-run OUT   # the CPU rehearsal, every size shrunk (about 2 minutes)
+# Python: $PYTHON, else .venv/bin/python, else python3 (a bare CUDA machine's, which has torch).
+# Packages that machine lacks (hydra-core, omegaconf, antlr4, kanjivg) travel as wheels in .whl/
+# (`make gpu-wheels` fetches them here); they are installed into a private folder, never over
+# what the machine has.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-.venv/bin/python}
-mkdir -p outputs/bench
-"$PY" - <<'PYEOF'
-import torch
-print(f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}",
-      f"({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "")
-PYEOF
-"$PY" -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu.py
-if "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-    "$PY" scripts/bench.py --device cuda --mini-B 32 --repeats 20 --out outputs/bench/bench-cuda.json | tee outputs/bench/bench-cuda.txt
-    "$PY" scripts/bench.py --device cuda --mini-B 32 --repeats 20 --bf16 --out outputs/bench/bench-cuda-bf16.json | tail -n 12
-else
-    echo "no CUDA device: running the CPU-safe parts only"
-    "$PY" scripts/bench.py --quick --device cpu --out outputs/bench/bench-cpu-quick.json | tail -n 12
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+    if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
 fi
+if ! "$PY" -c 'import hydra, omegaconf, kanjivg' 2>/dev/null; then
+    if ! ls .whl/*.whl >/dev/null 2>&1; then
+        echo "gpu_check: hydra-core, omegaconf or kanjivg is missing and .whl/ holds no wheels: run 'make gpu-wheels' first" >&2
+        exit 2
+    fi
+    SITE=$(mktemp -d /tmp/anil_site.XXXX)
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .whl/*.whl
+    export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the package from this tree, installed or not
+exec "$PY" scripts/gpu_check.py "$@"

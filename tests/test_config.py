@@ -72,6 +72,7 @@ def test_figure_experiments_carry_their_grids():
         (["dataset=fc100"], "dataset.root"),
         (["dataset=miniimagenet", "dataset.root=/x", "dataset.format=cifar"], "dataset.format"),
         (["dataset=fc100", "dataset.root=/x", "dataset.train_classes=3"], "dataset.train_classes"),
+        (["cuda_graphs=true", "compile_body=true"], "cuda_graphs"),
     ],
 )
 def test_bad_values_are_named(args, key):

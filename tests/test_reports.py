@@ -232,7 +232,43 @@ def test_performance_report_tables_and_targets(tmp_path):
     assert "| fc100 | 32 | convex | 7 | second | 1.500 | 1.600 | 1.000 | 1.500 | 1.07 | 0.0 |" in text
     assert "engine/floor at N=7 (convex, FC100) <= 1.1 | 1.500 | **no**" in text  # a target can fail
     assert "memory at N=30 within 10% of N=1 (convex) | 3.000 | **no**" in text
-    assert "## GPU (CUDA)\n\nNot measured: there is no `docs/data/performance-cuda.json`" in text
+    assert "## GPU (CUDA)\n\nNot measured: there is no `docs/data/gpu-check.json`" in text
+
+
+def test_performance_report_renders_the_device_check(tmp_path):
+    """The GPU section comes from gpu_check.json: parts, benchmark, variants, launches, sweep costs."""
+    rows = [bench_row(1, 1.0, 1.1, 1.0, 100), bench_row(7, 1.5, 1.6, 1.0, 100)]
+    bench = {"machine": "NVIDIA H200", "torch": "2.11.0", "device": "cuda", "repeats": 10, "date": "2026-01-01",
+             "command": "scripts/bench.py --device cuda", "operator_calls": {"4": 100, "32": 100}, "rows": rows,
+             "breakdown_s": {"body forward": 0.5, "backward": 0.5}, "engine_s_by_B": {"4": 0.2, "32": 1.5},
+             "launches": [{"N": 7, "B": 32, "aten_calls": 900, "kernel_launches": 700}]}  # fmt: skip
+    graphs = {**bench, "rows": [bench_row(7, 0.5, 1.6, 1.0, 100)],
+              "launches": [{"N": 7, "B": 32, "aten_calls": 900, "kernel_launches": 700, "graphed_kernel_launches": 1}]}
+    jobs = [{"geometry": "nonconvex", "engine": engine, "N": 5, "status": "completed", "seconds_per_iteration": s}
+            for engine, s in (("batched", 0.01), ("per_task", 0.04))]  # fmt: skip
+    part = {"status": "ok", "returncode": 0, "wall_s": 10.0, "box_s": 60}
+    check = {
+        "environment": {"device": "NVIDIA H200", "torch": "2.11.0", "cuda": "13.0", "date": "2026-12-01",
+                        "python": "3.12.3", "machine": "x86_64, 16 CPUs", "dry_run": False},
+        "parts": {"gpu_tests": {**part, "result": {"tests": 9, "failures": 1, "errors": 0, "skipped": 0,
+                                                   "failed": ["tests.test_gpu::test_x"]}},
+                  "bench": {**part, "result": bench}, "bench_graphs": {**part, "result": graphs},
+                  "bench_bf16": {**part, "status": "timed out", "result": None},
+                  "sweeps": {**part, "result": jobs}},
+    }  # fmt: skip
+    data = tmp_path / "docs" / "data"
+    data.mkdir(parents=True)
+    (data / "gpu-check.json").write_text(json.dumps(check))
+    text = performance.write(data, tmp_path / "docs" / "performance.md").read_text()
+    assert "## GPU (CUDA)\n" in text and "rehearsal" not in text
+    assert "| bench_bf16 | timed out | 10 | 60 |" in text
+    assert "gpu_tests: 9 tests, 1 failed (`tests.test_gpu::test_x`)" in text
+    assert "| CUDA graphs | fc100 | convex | 7 | second | 1.5000 | 0.5000 | 3.00 | 0.0 |" in text
+    assert "| 7 | 32 | 900 | 700 | 1 |" in text
+    assert "| nonconvex | 5 | 0.0100 | 0.0400 | 4.00 |" in text
+    check["environment"]["dry_run"] = True
+    (data / "gpu-check.json").write_text(json.dumps(check))
+    assert "rehearsal only" in performance.write(data, tmp_path / "docs" / "performance.md").read_text()
 
 
 # --- the committed documents -------------------------------------------------------------------

@@ -39,6 +39,7 @@ from anil.analysis.timing import (
     SHOTS,
     WAYS,
     interleaved,
+    kernel_launches,
     make_batch,
     make_model,
     median_seconds,
@@ -50,6 +51,8 @@ from anil.data.split import Split
 from anil.engine.anil import BodyPass, adapt, anil_meta_loss, anil_reference_meta_loss, encode
 from anil.engine.losses import query_loss
 from anil.engine.model import AnilNet
+from anil.engine.opcount import OpCounts
+from anil.run.graphs import WARMUP_CALLS, GraphedGradients
 from anil.tasks import InnerLoop, TaskBatch, class_labels
 
 SHAPES = {"fc100": 32, "miniimagenet": 84}  # 3-channel images of this side
@@ -62,6 +65,25 @@ def engine_step(model: AnilNet, batch: TaskBatch, inner: InnerLoop, body: BodyPa
         model.zero_grad(set_to_none=True)
         anil_meta_loss(model, batch, inner, torch.float32, body).loss.backward()
 
+    return step
+
+
+def graphed_engine_step(model: AnilNet, batch: TaskBatch, inner: InnerLoop, body: BodyPass) -> Step:
+    """engine_step replayed from a CUDA graph after its warm-up calls (eager on a CPU)."""
+
+    def compute(batch: TaskBatch, counts: OpCounts) -> torch.Tensor:
+        model.zero_grad(set_to_none=True)
+        loss = anil_meta_loss(model, batch, inner, torch.float32, body).loss
+        loss.backward()
+        return loss.detach()
+
+    graphed = GraphedGradients(compute, list(model.parameters()), batch.images.device)
+
+    def step() -> None:
+        graphed(batch, OpCounts())
+
+    for _ in range(WARMUP_CALLS + 1):  # warm up and capture before anything is timed
+        step()
     return step
 
 
@@ -157,7 +179,8 @@ def run_grid(options: argparse.Namespace, part: str, device: torch.device) -> li
     for first_order in (False, True) if dataset == "fc100" else (False,):
         for n in grid_n:
             inner = InnerLoop(n, 0.1, 0.01 if geometry == "convex" else 0.0, first_order)
-            steps = {"engine": engine_step(model, batch, inner, auto)}
+            make_engine = graphed_engine_step if options.cuda_graphs else engine_step
+            steps = {"engine": make_engine(model, batch, inner, auto)}
             if not first_order:
                 steps["reference"] = reference_step(model, batch, inner)
                 steps["floor"] = floor_step(floor_model, batch, best_floor)
@@ -191,18 +214,21 @@ def extras(options: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     model = make_model("convex", side, device, options.compile)
     inner = InnerLoop(7, 0.1, 0.01, False)
     calls = {
-        b: operator_calls(engine_step(model, make_batch(side, b, device), inner, BodyPass(0)), device) for b in (4, 32)
+        b: operator_calls(engine_step(model, make_batch(side, b, device), inner, BodyPass(0)), device)
+        for b in (4, 8 if options.quick else 32)
     }
     auto = BodyPass.auto(device, WAYS * (SHOTS + QUERY), side, options.bf16)
     repeats = max(2, options.repeats * 2 // 5)
     parts = breakdown(model, make_batch(side, options.B, device), inner, auto, repeats, device)
     scaling = {
         b: median_seconds(engine_step(model, make_batch(side, b, device), inner, auto), repeats, device)
-        for b in sorted({4, 8, 16} - {options.B})
+        for b in sorted(({8} if options.quick else {4, 8, 16}) - {options.B})
     }
+    launches = launch_counts(model, side, device, options)
     print(
-        f"\naten operator calls per meta-iteration (FC100 shape, convex, N=7, body in one call): "
-        f"B=4: {calls[4]}, B=32: {calls[32]} (ratio {calls[32] / calls[4]:.3f})"
+        "\naten operator calls per meta-iteration (FC100 shape, convex, N=7, body in one call): "
+        + ", ".join(f"B={b}: {n}" for b, n in calls.items())
+        + f" (ratio {max(calls.values()) / calls[4]:.3f})"
     )
     total = sum(parts.values())
     print(f"breakdown of one iteration (FC100 shape, convex, N=7, B={options.B}):")
@@ -213,7 +239,27 @@ def extras(options: argparse.Namespace, device: torch.device) -> dict[str, Any]:
         + ", ".join(f"B={b}: {s:.3f} s ({1000 * s / b:.1f} ms/task)" for b, s in scaling.items()),
         flush=True,
     )
-    return {"operator_calls": calls, "breakdown_s": parts, "engine_s_by_B": scaling}
+    return {"operator_calls": calls, "breakdown_s": parts, "engine_s_by_B": scaling, "launches": launches}
+
+
+def launch_counts(model: AnilNet, side: int, device: torch.device, options: argparse.Namespace) -> list[dict[str, Any]]:
+    """aten operator calls and CUDA kernel launches (None on a CPU) of one engine iteration
+    against N and B, eager and, with --cuda-graphs, replayed from a graph."""
+    rows = []
+    for n in options.N:
+        inner = InnerLoop(n, 0.1, 0.01, False)
+        for b in sorted({4, options.B}):
+            batch = make_batch(side, b, device)
+            eager = engine_step(model, batch, inner, BodyPass(0))
+            row: dict[str, Any] = dict(N=n, B=b, aten_calls=operator_calls(eager, device))
+            row["kernel_launches"] = kernel_launches(eager, device)
+            if options.cuda_graphs:
+                row["graphed_kernel_launches"] = kernel_launches(
+                    graphed_engine_step(model, batch, inner, BodyPass(0)), device
+                )
+            rows.append(row)
+            print(f"launches N={n} B={b}: {row}", flush=True)
+    return rows
 
 
 def _row_line(row: dict[str, Any]) -> str:
@@ -235,12 +281,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--N", type=int, nargs="+", default=[1, 7, 30])
     parser.add_argument("--bf16", action="store_true", help="autocast the body to bfloat16 (engine and floor)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the body")
-    parser.add_argument("--quick", action="store_true", help="B=4, 2 repeats, N=1 7: checks that everything runs")
+    parser.add_argument("--cuda-graphs", action="store_true", help="replay the engine's iteration from a CUDA graph")
+    parser.add_argument("--quick", action="store_true", help="B=4, 1 repeat, N=1 7: checks that everything runs")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, help="measure only these (default: all)")
     parser.add_argument("--part", choices=[*PARTS, "extras"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/bench.json"))
     options = parser.parse_args(argv)
     if options.quick:
-        options.B, options.mini_B, options.repeats, options.N = 4, 2, 2, [1, 7]
+        options.B, options.mini_B, options.repeats, options.N = 4, 2, 1, [1, 7]
     device = torch.device(
         "cuda"
         if options.device == "auto" and torch.cuda.is_available()
@@ -259,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
         f"torch {torch.__version__} on {machine}; 5-way, 5+5 per class; median of {options.repeats}"
         + ("; body in bf16" if options.bf16 else "")
         + ("; body compiled" if options.compile else "")
+        + ("; CUDA graphs" if options.cuda_graphs else "")
     )
     print(
         "| dataset | B | geometry | N | order | engine s | reference s | floor s | engine/floor "
@@ -268,15 +317,20 @@ def main(argv: list[str] | None = None) -> None:
     # Each part in a fresh process: measured in one long process, later rows ran up to 25% slower
     # (allocator state), which skews comparisons between rows.
     args = sys.argv[1:] if argv is None else argv
-    results = {part: _run_part(part, args) for part in (*PARTS, "extras")}
-    rows = [row for part in PARTS for row in results[part]]
+    parts = options.parts or list(PARTS)
+    results = {part: _run_part(part, args) for part in (*parts, "extras")}
+    rows = [row for part in parts for row in results[part]]
     engine_n7 = next(
-        r["engine_s"]
-        for r in rows
-        if r["dataset"] == "fc100" and r["geometry"] == "convex" and r["N"] == 7 and r["order"] == "second"
+        (
+            r["engine_s"]
+            for r in rows
+            if r["dataset"] == "fc100" and r["geometry"] == "convex" and r["N"] == 7 and r["order"] == "second"
+        ),
+        None,
     )
-    results["extras"]["engine_s_by_B"][str(options.B)] = engine_n7
-    print(f"engine at B={options.B}: {engine_n7:.3f} s ({1000 * engine_n7 / options.B:.1f} ms/task; the grid row)")
+    if engine_n7 is not None:
+        results["extras"]["engine_s_by_B"][str(options.B)] = engine_n7
+        print(f"engine at B={options.B}: {engine_n7:.3f} s ({1000 * engine_n7 / options.B:.1f} ms/task; the grid row)")
     calls = {int(b): n for b, n in results["extras"]["operator_calls"].items()}
     _print_targets(rows, calls)
     options.out.parent.mkdir(parents=True, exist_ok=True)
@@ -289,6 +343,7 @@ def main(argv: list[str] | None = None) -> None:
                 "repeats": options.repeats,
                 "threads": torch.get_num_threads(),
                 "date": time.strftime("%Y-%m-%d"),
+                "variant": {"bf16": options.bf16, "compile": options.compile, "cuda_graphs": options.cuda_graphs},
                 "command": _command(args),
                 "rows": rows,
                 **results["extras"],
@@ -333,7 +388,7 @@ def targets(rows: list[dict[str, Any]], calls: dict[int, int]) -> list[Target]:
             checks.append((name, row["engine_over_floor"], row["engine_over_floor"] <= limit))
     ratios = [r["reference_over_engine"] for r in rows if r["reference_over_engine"] is not None]
     checks.append(("engine never slower than the reference (min reference/engine >= 1)", min(ratios), min(ratios) >= 1))
-    if 4 in calls and 32 in calls:
+    if 4 in calls and 32 in calls:  # not in a --quick run
         checks.append(("operator calls B=32 within 10% of B=4", calls[32] / calls[4], calls[32] <= 1.1 * calls[4]))
     low = find(dataset="fc100", geometry="convex", N=1, order="second")
     high = find(dataset="fc100", geometry="convex", N=30, order="second")

@@ -85,6 +85,19 @@ def operator_calls(step: Callable[[], Any], device: torch.device) -> int:
     return sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
 
 
+def kernel_launches(step: Callable[[], Any], device: torch.device) -> int | None:
+    """CUDA kernel launches (runtime launch calls, a graph replay counted as one) of one call of
+    `step`; None on a CPU, where there are none to count."""
+    if device.type != "cuda":
+        return None
+    step()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        step()
+        sync(device)
+    launches = ("LaunchKernel", "GraphLaunch")
+    return sum(e.count for e in prof.key_averages() if any(name in e.key for name in launches))
+
+
 def make_model(geometry: str, side: int, device: torch.device, compile_body: bool = False) -> AnilNet:
     """A float32 Conv-4 for 3-channel images of `side` pixels, seeded, optionally with a compiled body."""
     torch.manual_seed(0)

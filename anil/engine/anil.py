@@ -72,7 +72,8 @@ def encode(
     parts = []
     for start in range(0, batch.tasks, step):
         chunk = batch.select(start, start + step)
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=body.bf16):
+        # No cast cache: a CUDA graph capturing this (cuda_graphs=true) must recompute the casts on replay.
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=body.bf16, cache_enabled=False):
             features = model.body(task_minor_images(chunk, dtype), tasks=chunk.tasks)
         parts.append(split_features(features.to(dtype), chunk))  # the inner loop stays in `dtype`
     if len(parts) == 1:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -21,6 +22,8 @@ from anil.engine.maml import Maml
 from anil.engine.model import AnilNet
 from anil.run.budget import check_fits
 from anil.run.distributed import World
+from anil.run.graphs import GraphedGradients
+from anil.run.step import meta_gradients
 from anil.tasks import InnerLoop, TaskBatch
 
 EVAL_SEED_OFFSET = 1_000_003  # the validation tasks come from their own stream, fixed per seed
@@ -136,6 +139,7 @@ class Setup:
     learner: MetaLearner
     objective_tasks: TaskSet | None = None  # when config.grad_eval_every > 0
     world: World = field(default_factory=World)
+    graphed: GraphedGradients | None = None  # when config.cuda_graphs: the meta-gradients from a CUDA graph
 
 
 def build(config: TrainConfig, device: torch.device, world: World | None = None) -> Setup:
@@ -152,12 +156,20 @@ def build(config: TrainConfig, device: torch.device, world: World | None = None)
     model = make_model(config, splits.train, device)
     if config.compile_body:
         model.body.compile()  # in place: parameter names and checkpoints stay the same
-    return Setup(
+    world = world or World()
+    if config.cuda_graphs and world.size > 1:
+        raise ConfigError(
+            "cuda_graphs=true runs in one process (its graph holds no all-reduce); drop it under torchrun"
+        )
+    setup = Setup(
         model=model,
         optimizer=make_optimizer(model, config.optim),
         sampler=sampler,
         val_tasks=val_tasks,
         learner=make_learner(config, image_side(splits.train), device),
-        world=world or World(),
+        world=world,
         objective_tasks=objective,
     )
+    if config.cuda_graphs:
+        setup.graphed = GraphedGradients(partial(meta_gradients, setup), list(model.parameters()), device)
+    return setup

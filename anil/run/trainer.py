@@ -32,14 +32,11 @@ from anil.run.folder import RunLock, RunRefused, refuse_if_taken
 from anil.run.metrics import STEP_METRICS, MetricsWriter
 from anil.run.outcome import Progress, RunSummary, Status, write_summary
 from anil.run.setup import Setup, TaskSet, build, resolve_device
+from anil.run.step import meta_gradients, squared_norm
 from anil.run.trackers import Trackers
 from anil.tasks import TaskBatch
 
 log = logging.getLogger(__name__)
-
-
-def squared_norm(params: Any) -> torch.Tensor:
-    return torch.stack([p.grad.pow(2).sum() for p in params if p.grad is not None]).sum()
 
 
 Section = Callable[[], contextlib.AbstractContextManager[Any]]
@@ -52,19 +49,15 @@ def meta_step(
     update, and whether it was healthy; an unhealthy step (non-finite loss or gradient, or a loss
     above `blowup_loss`) leaves the parameters as they were. Everything before the update runs
     inside `section()` (where a stop request may abandon the iteration: nothing has changed yet)."""
-    model, world = setup.model, setup.world
     with section():
-        batch = world.shard(setup.sampler.sample(tasks))  # every process draws the same B tasks, keeps its B/K
+        batch = setup.world.shard(setup.sampler.sample(tasks))  # every process draws the same B tasks, keeps its B/K
         counts = OpCounts()
-        out = setup.learner.loss(model, batch, counts)
-        setup.optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        world.average_gradients(list(model.parameters()))
-        norms = [squared_norm(model.head.parameters()), squared_norm(model.body.parameters())]
-        scalars = world.average(torch.stack([out.loss.detach(), out.accuracy, out.support_before, out.support_after]))
-        loss, accuracy, before, after = scalars
+        if setup.graphed is not None:
+            metrics_tensor = setup.graphed(batch, counts)
+        else:
+            metrics_tensor = meta_gradients(setup, batch, counts)
         # One host sync per iteration for all the scalars, not one .item() per metric.
-        values = torch.stack([loss, accuracy, *norms, before, after]).tolist()
+        values = metrics_tensor.tolist()
     metrics: dict[str, float] = {**dict(zip(STEP_METRICS, values)), **counts.as_dict()}
     healthy = all(math.isfinite(v) for v in values) and metrics["loss"] <= blowup_loss
     if healthy:

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from anil.analysis.bench import targets
+from anil.analysis.reports import gpu as gpu_report
 from anil.analysis.reports.markdown import generated_by, source_name, table
 
 COMMAND = "anil report performance"
-DEVICES = {"cpu": "CPU", "cuda": "GPU (CUDA)"}
+CPU_DATA = "performance-cpu.json"  # scripts/bench.py --out docs/data/performance-cpu.json
+GPU_DATA = "gpu-check.json"  # OUT/gpu_check.json of bash scripts/gpu_check.sh OUT, copied
 
 
 def intro() -> list[str]:
@@ -37,8 +39,9 @@ def intro() -> list[str]:
 
 
 def device_section(data: dict[str, Any], title: str, source: str) -> list[str]:
+    """One benchmark JSON as a section headed by `title` (a Markdown heading)."""
     lines = [
-        f"## {title}",
+        title,
         "",
         f"From `{source}`, measured on {data.get('date', 'an unrecorded date')} by "
         f"`{data.get('command', 'scripts/bench.py')}`: torch {data['torch']} on {data['machine']}, "
@@ -76,29 +79,36 @@ def _row(r: dict[str, Any]) -> list[Any]:
     ]  # fmt: skip
 
 
-def render(found: dict[str, tuple[dict[str, Any], str]]) -> str:
-    """found: device kind -> (the benchmark JSON, how the document names its file)."""
-    lines = ["# Performance", "", generated_by(COMMAND, [source for _, source in found.values()] or ["docs/data"]), ""]
+def render(cpu: tuple[dict[str, Any], str] | None, gpu: tuple[dict[str, Any], str] | None) -> str:
+    """Each device's (data, how the document names its file), or None where it was not measured."""
+    sources = [source for _, source in filter(None, (cpu, gpu))]
+    lines = ["# Performance", "", generated_by(COMMAND, sources or ["docs/data"]), ""]
     lines += intro()
-    for kind, title in DEVICES.items():
-        lines.append("")
-        if kind in found:
-            lines += device_section(found[kind][0], title, found[kind][1])
-        else:
-            lines += [
-                f"## {title}",
-                "",
-                f"Not measured: there is no `docs/data/performance-{kind}.json`. "
-                f"`scripts/bench.py --device {kind} --out docs/data/performance-{kind}.json` measures it.",
-            ]
+    lines.append("")
+    if cpu:
+        lines += device_section(cpu[0], "## CPU", cpu[1])
+    else:
+        lines += ["## CPU", "", f"Not measured: `scripts/bench.py --out docs/data/{CPU_DATA}` measures it."]
+    lines.append("")
+    if gpu:
+        lines += gpu_report.section(gpu[0], gpu[1], device_section)
+    else:
+        lines += [
+            "## GPU (CUDA)",
+            "",
+            f"Not measured: there is no `docs/data/{GPU_DATA}`. On a CUDA machine, `bash scripts/gpu_check.sh OUT` "
+            f"(about 8 minutes) measures everything this section shows; copy `OUT/gpu_check.json` to "
+            f"`docs/data/{GPU_DATA}` and run `{COMMAND}`.",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def write(data_dir: Path, doc_path: Path) -> Path:
-    found = {}
-    for kind in DEVICES:
-        path = data_dir / f"performance-{kind}.json"
-        if path.exists():
-            found[kind] = (json.loads(path.read_text(encoding="utf-8")), source_name(path, doc_path))
-    doc_path.write_text(render(found), encoding="utf-8")
+    found = []
+    for name in (CPU_DATA, GPU_DATA):
+        path = data_dir / name
+        found.append(
+            (json.loads(path.read_text(encoding="utf-8")), source_name(path, doc_path)) if path.exists() else None
+        )
+    doc_path.write_text(render(*found), encoding="utf-8")
     return doc_path

@@ -1,0 +1,250 @@
+"""The prepared device check: every measurement the GPU tables need, in one time-boxed command.
+
+    bash scripts/gpu_check.sh OUT            # on a CUDA machine: at most about 8 minutes
+    bash scripts/gpu_check.sh --dry-run OUT  # every part shrunk, on a CPU: about 2 minutes
+
+Parts run one after another, each in its own process under its own time limit, so that a slow or
+failing part costs only its own box and the others still report. Whatever a part printed goes to
+OUT/gpu_check.log; what it measured goes into OUT/gpu_check.json, with each part's status
+(ok | failed | timed out | skipped), exit code and wall time, the device, torch version and date.
+The JSON is rewritten after every part: a check cut short still leaves what it had measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+@dataclass
+class Part:
+    name: str
+    seconds: int  # its time box
+    command: list[str]
+    result: Path | None = None  # a JSON file the part writes, folded into gpu_check.json
+    reads: str = "json"  # json | junit | sweep
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def bench(out: Path, name: str, *options: str) -> list[str]:
+    return [PY, "scripts/bench.py", *options, "--out", str(out / f"{name}.json")]
+
+
+def plan(dry: bool, work: Path) -> list[Part]:
+    """The parts and their boxes. Full: FC100 shape B = 32 at N = 1, 7, 30 (both geometries) and
+    miniImageNet shape B = 32 at N = 7; engine, per-task reference and floor; then the engine in
+    bf16, replayed from CUDA graphs and with a compiled body. Dry: B = 4, N = 1 (and 7), 2 repeats."""
+    if dry:
+        grid = ["--quick", "--device", "cpu", "--parts", "fc100-convex"]
+        variant_grid = grid
+    else:
+        grid = ["--device", "cuda", "--B", "32", "--mini-B", "32", "--repeats", "10", "--N", "1", "7", "30"]
+        variant_grid = ["--device", "cuda", "--B", "32", "--repeats", "6", "--N", "1", "7", "30"]
+        variant_grid += ["--parts", "fc100-convex", "fc100-nonconvex"]
+    gpu_tests = ["tests/test_gpu.py", "tests/test_graphs.py"]
+    parts = [
+        Part("gpu_tests", 60, [PY, "-m", "pytest", "-m", "gpu or not gpu", "-q", "-p", "no:cacheprovider", *gpu_tests]),
+        Part("bench", 110, bench(work, "bench", *grid), work / "bench.json"),
+        Part("bench_bf16", 40, bench(work, "bench_bf16", *variant_grid, "--bf16"), work / "bench_bf16.json"),
+        Part(
+            "bench_graphs", 40, bench(work, "bench_graphs", *variant_grid, "--cuda-graphs"), work / "bench_graphs.json"
+        ),
+    ]
+    if not dry:  # compiling on a CPU takes longer than the whole dry run
+        parts.append(
+            Part(
+                "bench_compile",
+                40,
+                bench(work, "bench_compile", *variant_grid, "--compile"),
+                work / "bench_compile.json",
+            )
+        )
+    parts.append(sweep_part(dry, work))
+    if not dry:  # `make test` on the device: determinism tests that hold on a CPU only are marked so
+        junit = work / "tests.xml"
+        xdist = ["-n", "8"] if _has("xdist") else []
+        suite = [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", *xdist, f"--junitxml={junit}"]
+        parts.append(Part("test_suite", 110, suite, junit, reads="junit"))
+    parts[0].result, parts[0].reads = work / "gpu_tests.xml", "junit"
+    parts[0].command.append(f"--junitxml={work / 'gpu_tests.xml'}")
+    return parts
+
+
+def sweep_part(dry: bool, work: Path) -> Part:
+    """Short figure sweeps on the embedded data, timed with the batched engine and the per-task
+    loop (the paper's cost model): seconds per iteration against N for each, and the loss curves."""
+    folder = work / "sweep"
+    grid = ["N=1,5", "iterations=2", "B=2"] if dry else ["N=1,5,10,20,30", "iterations=30", "B=8"]
+    command = [
+        PY, "-m", "anil", "train", "-m", "experiment=fig2_embedded", "alpha_schedule=constant", "seed=0",
+        "engine=batched,per_task", "eval_every=0", "eval_tasks=8", *grid,
+        f"device={'cpu' if dry else 'cuda'}", f"hydra.sweep.dir={folder}",
+    ]  # fmt: skip
+    return Part("sweeps", 60 if dry else 80, command, folder, reads="sweep")
+
+
+def _has(module: str) -> bool:
+    return subprocess.run([PY, "-c", f"import {module}"], capture_output=True).returncode == 0
+
+
+def read_result(part: Part) -> Any:
+    if part.result is None or not part.result.exists():
+        return None
+    if part.reads == "junit":
+        suite = ElementTree.parse(part.result).getroot()
+        suite = suite.find("testsuite") if suite.tag == "testsuites" else suite
+        assert suite is not None
+        failed = [
+            f"{case.get('classname')}::{case.get('name')}"
+            for case in suite.iter("testcase")
+            if case.find("failure") is not None or case.find("error") is not None
+        ]
+        counts = {key: int(suite.get(key, 0)) for key in ("tests", "failures", "errors", "skipped")}
+        return {**counts, "failed": failed}
+    if part.reads == "sweep":
+        return read_sweep(part.result)
+    return json.loads(part.result.read_text())
+
+
+def read_sweep(folder: Path) -> list[dict[str, Any]]:
+    """One row per finished job: its config's N, engine, schedule, the measured seconds per
+    iteration, and its loss curve (iteration, loss, cumulative training seconds)."""
+    import csv
+
+    import yaml
+
+    rows = []
+    for summary_path in sorted(folder.glob("*/summary.json")):
+        summary = json.loads(summary_path.read_text())
+        config = yaml.safe_load((summary_path.parent / ".hydra" / "config.yaml").read_text())
+        with (summary_path.parent / "metrics.csv").open() as handle:
+            curve = [(int(r["iteration"]), float(r["loss"]), float(r["time"])) for r in csv.DictReader(handle)]
+        rows.append(
+            {
+                "job": summary_path.parent.name,
+                "geometry": config.get("geometry", {}).get("name"),
+                "engine": config.get("engine"),
+                "N": config.get("N"),
+                "alpha_schedule": config.get("alpha_schedule"),
+                "status": summary.get("status"),
+                "seconds_per_iteration": summary.get("seconds_per_iteration"),
+                "curve": curve,
+            }
+        )
+    return rows
+
+
+def environment(dry: bool) -> dict[str, Any]:
+    probe = (
+        "import json, torch; cuda = torch.cuda.is_available();"
+        "print(json.dumps({'torch': torch.__version__, 'cuda': torch.version.cuda, 'cuda_available': cuda,"
+        "'device': torch.cuda.get_device_name(0) if cuda else 'cpu'}))"
+    )
+    found = subprocess.run([PY, "-c", probe], capture_output=True, text=True, timeout=60)
+    info = json.loads(found.stdout) if found.returncode == 0 else {"probe_error": found.stderr.strip()[-500:]}
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        query = [smi, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"]
+        info["nvidia_smi"] = subprocess.run(query, capture_output=True, text=True, timeout=30).stdout.strip()
+    return {
+        **info,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "dry_run": dry,
+    }
+
+
+def run_part(part: Part, log: Any) -> dict[str, Any]:
+    """Run one part under its box; its output goes to the log as it comes."""
+    log.write(f"\n===== {part.name} (box {part.seconds} s): {' '.join(part.command)}\n")
+    log.flush()
+    tick = time.monotonic()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **part.env}
+    # Its own process group: at the limit the part's children (the benchmark's per-part processes,
+    # a sweep's jobs) stop with it instead of running on into the next part's time.
+    process = subprocess.Popen(
+        part.command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
+    try:
+        code: int | None = process.wait(timeout=part.seconds)
+        status = "ok" if code == 0 else "failed"
+    except subprocess.TimeoutExpired:
+        stop_group(process)
+        status, code = "timed out", None
+    wall = time.monotonic() - tick
+    log.write(f"===== {part.name}: {status} after {wall:.1f} s\n")
+    log.flush()
+    try:
+        result = read_result(part)
+    except (OSError, ValueError, KeyError, ElementTree.ParseError) as error:  # a part cut short mid-write
+        result, status = None, f"{status}; its result unreadable: {error}"
+    return {"status": status, "returncode": code, "wall_s": round(wall, 1), "box_s": part.seconds, "result": result}
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the part's whole process group, SIGKILL to what is left after 10 s."""
+    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/gpu_check.sh", description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, nargs="?", default=Path("outputs/gpu_check"))
+    parser.add_argument("--dry-run", action="store_true", help="shrink every size and run on the CPU")
+    parser.add_argument("--only", nargs="+", help="run only these parts (by name)")
+    options = parser.parse_args(argv)
+    options.out.mkdir(parents=True, exist_ok=True)
+    report_path = options.out / "gpu_check.json"
+    report: dict[str, Any] = {"environment": environment(options.dry_run), "parts": {}}
+    if not options.dry_run and not report["environment"].get("cuda_available"):
+        print("gpu_check: no CUDA device here; run with --dry-run for the CPU rehearsal", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp, (options.out / "gpu_check.log").open("w") as log:
+        for part in plan(options.dry_run, Path(tmp)):
+            if options.only and part.name not in options.only:
+                continue
+            outcome = run_part(part, log)
+            report["parts"][part.name] = outcome
+            report["wall_s"] = round(time.monotonic() - started, 1)
+            write_json(report_path, report)
+            print(
+                f"{part.name:<14} {outcome['status']:<10} {outcome['wall_s']:>6.1f} s (box {part.seconds} s)",
+                flush=True,
+            )
+    print(f"wrote {report_path} and {options.out / 'gpu_check.log'} ({report['wall_s']:.0f} s in all)")
+    return 0 if all(p["status"] == "ok" for p in report["parts"].values()) else 1
+
+
+def write_json(path: Path, report: dict[str, Any]) -> None:
+    staging = path.with_suffix(".json.tmp")
+    staging.write_text(json.dumps(report, indent=1))
+    staging.replace(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

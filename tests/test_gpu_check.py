@@ -1,0 +1,84 @@
+"""scripts/gpu_check.py's plumbing: a part that runs past its limit stops with all its children,
+and a part's results are read back (JUnit XML, sweep folders) into the report."""
+
+import importlib.util
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("gpu_check", REPO / "scripts" / "gpu_check.py")
+assert spec is not None and spec.loader is not None
+gpu_check = importlib.util.module_from_spec(spec)
+sys.modules["gpu_check"] = gpu_check  # dataclasses look their module up while the script loads
+spec.loader.exec_module(gpu_check)
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_part_past_its_limit_stops_with_its_children(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    spawner = (
+        "import subprocess, sys, time, pathlib;"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']);"
+        f"pathlib.Path({str(pid_file)!r}).write_text(str(child.pid)); time.sleep(120)"
+    )
+    part = gpu_check.Part("slow", 3, [sys.executable, "-c", spawner])
+    with (tmp_path / "log").open("w") as log:
+        outcome = gpu_check.run_part(part, log)
+    assert outcome["status"] == "timed out" and outcome["returncode"] is None
+    assert outcome["wall_s"] < 30
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(child), "the part's child outlived its limit"
+
+
+def test_failed_part_and_junit_counts(tmp_path):
+    junit = tmp_path / "t.xml"
+    junit.write_text(
+        '<testsuites><testsuite tests="3" failures="1" errors="0" skipped="1">'
+        '<testcase classname="tests.test_a" name="test_ok"/>'
+        '<testcase classname="tests.test_a" name="test_bad"><failure message="x"/></testcase>'
+        '<testcase classname="tests.test_a" name="test_skip"><skipped/></testcase>'
+        "</testsuite></testsuites>"
+    )
+    part = gpu_check.Part("tests", 30, [sys.executable, "-c", "raise SystemExit(3)"], junit, reads="junit")
+    with (tmp_path / "log").open("w") as log:
+        outcome = gpu_check.run_part(part, log)
+    assert outcome["status"] == "failed" and outcome["returncode"] == 3
+    assert outcome["result"] == {"tests": 3, "failures": 1, "errors": 0, "skipped": 1, "failed": ["tests.test_a::test_bad"]}
+
+
+def test_sweep_jobs_are_read_with_their_config_and_curve(tmp_path):
+    job = tmp_path / "geometry=nonconvex,N=5,engine=per_task"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "config.yaml").write_text(
+        "geometry:\n  name: nonconvex\nengine: per_task\nN: 5\nalpha_schedule: constant\n"
+    )
+    (job / "summary.json").write_text(json.dumps({"status": "completed", "seconds_per_iteration": 0.25}))
+    (job / "metrics.csv").write_text("iteration,loss,time\n1,1.6,0.3\n2,1.5,0.55\n")
+    (row,) = gpu_check.read_sweep(tmp_path)
+    assert (row["geometry"], row["engine"], row["N"], row["seconds_per_iteration"]) == ("nonconvex", "per_task", 5, 0.25)
+    assert row["curve"] == [(1, 1.6, 0.3), (2, 1.5, 0.55)]
+
+
+def test_without_cuda_the_full_check_refuses_and_points_to_the_dry_run(tmp_path, capsys):
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    assert gpu_check.main([str(tmp_path / "out")]) == 2
+    assert "--dry-run" in capsys.readouterr().err
