@@ -58,7 +58,13 @@ def test_failed_part_and_junit_counts(tmp_path):
     with (tmp_path / "log").open("w") as log:
         outcome = gpu_check.run_part(part, log)
     assert outcome["status"] == "failed" and outcome["returncode"] == 3
-    assert outcome["result"] == {"tests": 3, "failures": 1, "errors": 0, "skipped": 1, "failed": ["tests.test_a::test_bad"]}
+    assert outcome["result"] == {
+        "tests": 3,
+        "failures": 1,
+        "errors": 0,
+        "skipped": 1,
+        "failed": ["tests.test_a::test_bad"],
+    }
 
 
 def test_sweep_jobs_are_read_with_their_config_and_curve(tmp_path):
@@ -70,7 +76,12 @@ def test_sweep_jobs_are_read_with_their_config_and_curve(tmp_path):
     (job / "summary.json").write_text(json.dumps({"status": "completed", "seconds_per_iteration": 0.25}))
     (job / "metrics.csv").write_text("iteration,loss,time\n1,1.6,0.3\n2,1.5,0.55\n")
     (row,) = gpu_check.read_sweep(tmp_path)
-    assert (row["geometry"], row["engine"], row["N"], row["seconds_per_iteration"]) == ("nonconvex", "per_task", 5, 0.25)
+    assert (row["geometry"], row["engine"], row["N"], row["seconds_per_iteration"]) == (
+        "nonconvex",
+        "per_task",
+        5,
+        0.25,
+    )
     assert row["curve"] == [(1, 1.6, 0.3), (2, 1.5, 0.55)]
 
 

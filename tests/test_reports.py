@@ -242,8 +242,11 @@ def test_performance_report_renders_the_device_check(tmp_path):
              "command": "scripts/bench.py --device cuda", "operator_calls": {"4": 100, "32": 100}, "rows": rows,
              "breakdown_s": {"body forward": 0.5, "backward": 0.5}, "engine_s_by_B": {"4": 0.2, "32": 1.5},
              "launches": [{"N": 7, "B": 32, "aten_calls": 900, "kernel_launches": 700}]}  # fmt: skip
-    graphs = {**bench, "rows": [bench_row(7, 0.5, 1.6, 1.0, 100)],
-              "launches": [{"N": 7, "B": 32, "aten_calls": 900, "kernel_launches": 700, "graphed_kernel_launches": 1}]}
+    graphs = {
+        **bench,
+        "rows": [bench_row(7, 0.5, 1.6, 1.0, 100)],
+        "launches": [{"N": 7, "B": 32, "aten_calls": 900, "kernel_launches": 700, "graphed_kernel_launches": 1}],
+    }
     jobs = [{"geometry": "nonconvex", "engine": engine, "N": 5, "status": "completed", "seconds_per_iteration": s}
             for engine, s in (("batched", 0.01), ("per_task", 0.04))]  # fmt: skip
     part = {"status": "ok", "returncode": 0, "wall_s": 10.0, "box_s": 60}

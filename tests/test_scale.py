@@ -50,7 +50,16 @@ def test_meta_batch_must_split_evenly(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "launcher", [["hydra/launcher=submitit_local"], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]]
+    "launcher",
+    [
+        pytest.param(
+            ["hydra/launcher=submitit_local"], marks=pytest.mark.needs("hydra_plugins.hydra_submitit_launcher")
+        ),
+        pytest.param(
+            ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+            marks=pytest.mark.needs("hydra_plugins.hydra_joblib_launcher"),
+        ),
+    ],
 )
 def test_two_job_sweep_with_a_launcher_then_plot(tmp_path, launcher):
     sweep = tmp_path / "sweep"

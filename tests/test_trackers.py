@@ -21,6 +21,7 @@ def trained(tmp_path, logger):
     return run_dir, pd.read_csv(run_dir / "metrics.csv")
 
 
+@pytest.mark.needs("tensorboard")
 def test_tensorboard_event_files_hold_the_metrics(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -33,6 +34,7 @@ def test_tensorboard_event_files_hold_the_metrics(tmp_path):
     assert "procedural_convex" in events.Tags()["images"]  # the run's figures at the end
 
 
+@pytest.mark.needs("mlflow")
 def test_mlflow_local_store_holds_the_metrics_and_the_config(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
@@ -46,6 +48,7 @@ def test_mlflow_local_store_holds_the_metrics_and_the_config(tmp_path, monkeypat
     assert "procedural_convex.png" in [a.path for a in client.list_artifacts(found.info.run_id)]
 
 
+@pytest.mark.needs("wandb")
 def test_wandb_offline_run_holds_the_metrics(tmp_path):
     run_dir, metrics = trained(tmp_path, "wandb")
     (log_file,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
@@ -53,6 +56,7 @@ def test_wandb_offline_run_holds_the_metrics(tmp_path):
     assert [row["loss"] for row in rows] == pytest.approx(metrics["loss"].tolist())
 
 
+@pytest.mark.needs("tensorboard", "mlflow")
 def test_several_trackers_at_once(tmp_path):
     run_dir, _ = trained(tmp_path, "[csv,tensorboard,mlflow]")
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
