@@ -88,6 +88,7 @@ class LoggerConfig:
 @dataclass
 class TrainConfig:
     seed: int = 0  # seeds model init, task sampling and the validation tasks
+    init: str = "pytorch"  # pytorch: PyTorch's layer defaults | authors: as the paper's code (the paper's experiments)
     device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:K
     dtype: str = "float32"  # float32 | float64
     bf16: bool = False  # autocast the body to bfloat16 (GPU tensor cores); the inner loop stays in dtype
@@ -181,6 +182,7 @@ def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 CHOICES: dict[str, tuple[str, ...]] = {
     "algorithm": ("anil", "maml"),
     "engine": ("batched", "per_task"),
+    "init": ("pytorch", "authors"),  # anil.engine.model.INITS (a test keeps them equal)
     "dtype": ("float32", "float64"),
     "alpha_schedule": ("constant", "inverse_n", "authors"),
     "dataset.name": ("embedded", "procedural", "fc100", "miniimagenet"),

@@ -14,7 +14,7 @@ from anil.engine.anil import (
     task_minor_images,
 )
 from anil.engine.losses import support_loss
-from anil.engine.model import head_logits
+from anil.engine.model import AnilNet, head_logits
 from anil.tasks import InnerLoop, class_labels
 from helpers import DTYPE, make
 
@@ -150,3 +150,40 @@ def test_engine_per_task_trains_exactly_like_the_batched_engine(tmp_path):
     counters = ["grad_evals_w", "grad_evals_phi", "second_order_w", "second_order_phi"]
     pd.testing.assert_frame_equal(batched[MEASURED], per_task[MEASURED], rtol=1e-9, atol=1e-12)
     pd.testing.assert_frame_equal(batched[counters], per_task[counters])
+
+
+def test_authors_initialisation_draws_from_the_stated_distributions():
+    """init=authors: Xavier-uniform conv and head weights (bound sqrt(6 / (fan_in + fan_out))),
+    zero head biases, BatchNorm weights in U(0, 1), BatchNorm biases 0; init=pytorch keeps
+    BatchNorm weights at 1. A Kolmogorov-Smirnov distance checks the uniform shapes."""
+    from anil.config import CHOICES
+    from anil.engine.model import INITS
+
+    assert CHOICES["init"] == INITS
+
+    def ks_uniform(values, low, high):
+        ordered = torch.sort(((values.flatten() - low) / (high - low)).double()).values
+        n = ordered.numel()
+        grid = torch.arange(1, n + 1, dtype=torch.float64) / n
+        return (grid - ordered).abs().max().item()
+
+    torch.manual_seed(0)
+    authors = AnilNet("nonconvex", 32, 3, 5, 64, init="authors")
+    for conv in authors.body.convs:
+        out_ch, in_ch, k, _ = conv.weight.shape
+        bound = (6 / (in_ch * k * k + out_ch * k * k)) ** 0.5
+        assert conv.weight.abs().max() <= bound and ks_uniform(conv.weight, -bound, bound) < 0.05
+    bn = torch.cat(list(authors.body.bn_weight))
+    assert bn.min() >= 0 and bn.max() <= 1 and ks_uniform(bn, 0.0, 1.0) < 0.15  # 256 draws
+    assert all((b == 0).all() for b in authors.body.bn_bias)
+    for i, param in enumerate(authors.head):
+        if i % 2:
+            assert (param == 0).all()
+        else:
+            bound = (6 / sum(param.shape)) ** 0.5
+            assert param.abs().max() <= bound and ks_uniform(param, -bound, bound) < 0.1
+    default = AnilNet("nonconvex", 32, 3, 5, 64)
+    assert all((w == 1).all() for w in default.body.bn_weight)
+    assert not all((b == 0).all() for b in default.head[1::2])  # PyTorch's biases are not zero
+    with pytest.raises(ValueError, match="init='xavier'"):
+        AnilNet("convex", 32, 3, 5, 0, init="xavier")

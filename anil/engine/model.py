@@ -77,11 +77,50 @@ def head_logits(params: list[torch.Tensor], features: torch.Tensor) -> torch.Ten
     return x
 
 
+INITS = ("pytorch", "authors")
+
+
+def init_authors_(model: AnilNet) -> None:
+    """The initialisation of the paper's code (learn2learn's Conv-4, which its ANIL example used):
+    Xavier-uniform (gain 1) conv and head weights, zero head biases, BatchNorm weights drawn from
+    U(0, 1) and BatchNorm biases at 0. (That Conv-4 also has conv biases, zero at the start; here
+    they are left out: BatchNorm right after removes them, so their gradient is 0.) Their smaller
+    BatchNorm scales give smaller features than PyTorch's default of 1, hence a smaller inner-loss
+    curvature at the same alpha."""
+    with torch.no_grad():
+        for conv in model.body.convs:
+            assert isinstance(conv, nn.Conv2d)
+            nn.init.xavier_uniform_(conv.weight, gain=1.0)
+        for weight in model.body.bn_weight:
+            nn.init.uniform_(weight, 0.0, 1.0)
+        for bias in model.body.bn_bias:
+            nn.init.zeros_(bias)
+        for i, param in enumerate(model.head):
+            if i % 2 == 0:  # [out, in] weights
+                nn.init.xavier_uniform_(param, gain=1.0)
+            else:
+                nn.init.zeros_(param)
+
+
 class AnilNet(nn.Module):
     """The body phi and the head w. `filters` below Conv-4's 64 only for tests that need a model
-    small enough to form its Hessian densely."""
+    small enough to form its Hessian densely. `init`: "pytorch" (PyTorch's layer defaults,
+    BatchNorm weights at 1) or "authors" (init_authors_)."""
 
-    def __init__(self, geometry: str, image_size: int, channels: int, ways: int, hidden: int, filters: int = 64):
+    def __init__(
+        self,
+        geometry: str,
+        image_size: int,
+        channels: int,
+        ways: int,
+        hidden: int,
+        filters: int = 64,
+        init: str = "pytorch",
+    ):
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init={init!r} is not one of {INITS}")
         self.body = Body(channels, filters)
         self.head = init_head(geometry, Body.feature_size(image_size, filters), ways, hidden)
+        if init == "authors":
+            init_authors_(self)

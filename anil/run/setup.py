@@ -61,7 +61,7 @@ def image_side(split: Split) -> int:
 def make_model(config: TrainConfig, split: Split, device: torch.device) -> AnilNet:
     """The network for `config`, sized to the images of `split`, on `device` in config.dtype."""
     channels, image_size = split.images.shape[1:3]
-    model = AnilNet(config.geometry.name, image_size, channels, config.ways, config.geometry.hidden)
+    model = AnilNet(config.geometry.name, image_size, channels, config.ways, config.geometry.hidden, init=config.init)
     return model.to(device, dtype_of(config))
 
 

@@ -21,6 +21,7 @@ from anil.analysis import claims
 from anil.analysis.plot import KEYS, draw, find_jobs, per_seed, summarise_seeds
 from anil.analysis.reports.markdown import generated_by, source_name, table
 
+DEFAULT_INIT = "pytorch"  # TrainConfig.init's default
 COMMAND = "anil report reproduction"
 SMOOTH = 10  # rolling window (iterations) for the figures and for every number read off a curve
 FIGURES = ("fig1", "fig2")
@@ -49,6 +50,7 @@ def _job_row(job: Any) -> dict[str, Any]:
     return {
         "job": job.path.name, "dataset": job.dataset, "geometry": job.geometry, "alpha_schedule": job.alpha_schedule,
         "N": job.N, "alpha": job.alpha, "seed": job.seed, "diverged": job.diverged, "B": config["B"],
+        "init": config.get("init", DEFAULT_INIT),
         "iterations": config["iterations"], "lam": config["lam"], "optim": config["optim"]["name"],
         "beta_w": config["optim"]["beta_w"], "beta_phi": config["optim"]["beta_phi"], "ways": config["ways"],
         "shots": config["shots"], "query": config["query"], "status": summary.get("status"),
@@ -201,11 +203,17 @@ def _threads(value: Any) -> str:
     return "threads not recorded"
 
 
+def init_of(jobs: pd.DataFrame) -> str:
+    """The jobs' initialisation; jobs recorded before the option existed used PyTorch's defaults."""
+    return str(jobs["init"].iloc[0]) if "init" in jobs else DEFAULT_INIT
+
+
 def settings(jobs: pd.DataFrame) -> str:
     first = jobs.iloc[0]
     seeds = jobs["seed"].nunique()
     return (
-        f"dataset={first['dataset']}, {first['ways']}-way {first['shots']}-shot, {first['query']} query, "
+        f"dataset={first['dataset']}, init={init_of(jobs)}, "
+        f"{first['ways']}-way {first['shots']}-shot, {first['query']} query, "
         f"B = {first['B']} tasks, {first['iterations']} meta-iterations, {first['geometry']} head, λ = {first['lam']}, "
         f"{first['optim']} β_w = {first['beta_w']}, β_φ = {first['beta_phi']}, {seeds} seeds per point"
     )
@@ -272,8 +280,11 @@ def render(fig1: Sweep, fig2: Sweep, sources: list[str]) -> str:
         "## Commands",
         "",
         "```",
-        f"anil train -m experiment=fig1_{dataset} hydra.sweep.dir=outputs/sweeps/fig1_{dataset}",
-        f"anil train -m experiment=fig2_{dataset} hydra.sweep.dir=outputs/sweeps/fig2_{dataset}",
+        *(
+            f"anil train -m experiment={fig}_{dataset} init={init_of(sweep.jobs)} "
+            f"hydra.sweep.dir=outputs/sweeps/{fig}_{dataset}"
+            for fig, sweep in (("fig1", fig1), ("fig2", fig2))
+        ),
         f"anil report reproduction --fig1 outputs/sweeps/fig1_{dataset} --fig2 outputs/sweeps/fig2_{dataset}",
         "```",
         "",
