@@ -33,7 +33,12 @@ reproduce: install ## Figures 1-2 on the embedded dataset (two sweeps, about 1 h
 
 theory: install ## smoothness vs N and the Proposition 1 checks (about 25 min on 2 cores), then docs/theory.md
 	$(BIN)/anil smoothness --out outputs/smoothness/embedded_$(STAMP)
-	$(BIN)/anil report theory --smoothness outputs/smoothness/embedded_$(STAMP)
+	for init in pytorch authors; do \
+	    $(BIN)/anil smoothness --curvature-only --init $${init} --points 1 --train-iterations 0 --B 16 \
+	        --out outputs/smoothness/init_$${init}_$(STAMP) || exit 1; \
+	done
+	$(BIN)/anil report theory --smoothness outputs/smoothness/embedded_$(STAMP) \
+	    --init-curvature outputs/smoothness/init_pytorch_$(STAMP) outputs/smoothness/init_authors_$(STAMP)
 
 complexity: install ## ANIL vs MAML per meta-iteration (about 3 min), then docs/complexity.md
 	$(BIN)/python scripts/complexity.py

@@ -183,6 +183,22 @@ def test_theory_report_reads_its_numbers_and_judges_the_limit():
     assert "differ by at most 0.00%" in text and "**agrees**" in text
     slow = theory.render(theory_data([0.99**n for n in (1, 4, 16, 64)]), "theory.json")
     assert "slower than the rate strong convexity guarantees: **disagrees**" in slow
+    assert "init=pytorch and α = 0.1" in text  # a run recorded before init existed: PyTorch's defaults
+    assert "at initialisation under each" not in text
+
+
+def test_theory_report_compares_alpha_L_at_initialisation_across_inits():
+    data = theory_data([0.9**n for n in (1, 4, 16, 64)])
+    config = {**data["smoothness"]["config"], "curvature_only": True, "seed": 0}
+    data["init_curvature"] = [
+        {"config": {**config, "init": init},
+         "curvature": [{"geometry": "convex", "iteration": 0, "task": t, "mu": 0.01, "L": big + t,
+                        "alpha_L": 0.1 * (big + t)} for t in range(4)]}
+        for init, big in (("pytorch", 19.0), ("authors", 6.0))
+    ]  # fmt: skip
+    text = theory.render(data, "theory.json")
+    assert "| pytorch | convex | 4 | 0.01 | 20.5 | 2.050 [1.975, 2.125] | 25% |" in text
+    assert "| authors | convex | 4 | 0.01 | 7.5 | 0.750 [0.675, 0.825] | 100% |" in text
 
 
 # --- complexity and performance ----------------------------------------------------------------

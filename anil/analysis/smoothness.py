@@ -63,10 +63,11 @@ class Probe:
     grid: tuple[int, ...]  # the N values
     points: int  # trajectory points (parameters after 0, T/(points-1), ..., T meta-iterations)
     train_iterations: int  # T
-    tolerance: float = TOLERANCE  # power iteration stops when the norm estimate changes less than this
+    tolerance: float = TOLERANCE  # Lanczos stops when the norm estimate changes less than this
     max_iterations: int = MAX_ITERATIONS
     directions: int = 0  # difference quotients: random displacements per point, N and block (0: none)
     radius: float = 1e-3  # their norm relative to the displaced block's norm
+    blocks: bool = True  # the meta-Hessian's block norms (False: the inner curvature only, in seconds)
 
 
 @dataclasses.dataclass
@@ -192,7 +193,8 @@ def measure(config: TrainConfig, probe: Probe) -> Measured:
         done = mark
         started = time.perf_counter()
         point = {"geometry": geometry, "iteration": mark}
-        measured.norms += [{**point, **row} for row in operator_norms(setup, batch, probe, learner_for)]
+        if probe.blocks:
+            measured.norms += [{**point, **row} for row in operator_norms(setup, batch, probe, learner_for)]
         measured.curvature += [{**point, **row} for row in curvature_rows(setup, batch, config, config.alpha)]
         if probe.directions:
             rows = probe_point(setup, batch, geometry, probe, learner_for, config.seed)

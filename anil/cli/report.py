@@ -31,6 +31,12 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--smoothness", type=Path, help="theory: an `anil smoothness --out` folder; runs the formula checks"
     )
+    parser.add_argument(
+        "--init-curvature",
+        type=Path,
+        nargs="+",
+        help="theory: `anil smoothness --curvature-only` folders, one per initialisation (with --smoothness)",
+    )
     return parser
 
 
@@ -51,12 +57,15 @@ def main(args: list[str]) -> int:
     docs: Path = options.docs
     if (options.fig1 is None) != (options.fig2 is None):
         cli.error("--fig1 and --fig2 go together")
+    if options.init_curvature and options.smoothness is None:
+        cli.error("--init-curvature goes with --smoothness")
     try:
         if options.fig1 is not None:
             for name, sweep in (("fig1", options.fig1), ("fig2", options.fig2)):
                 reproduction.collect(sweep, name, docs / "data" / "reproduction", docs / "figures")
         if options.smoothness is not None:
-            write_json_atomic(docs / "data" / "theory.json", theory.collect(options.smoothness, docs / "figures"))
+            collected = theory.collect(options.smoothness, docs / "figures", options.init_curvature)
+            write_json_atomic(docs / "data" / "theory.json", collected)
         for doc in DOCUMENTS if options.doc == "all" else (options.doc,):
             print(f"wrote {render(doc, docs)}")
     except (OSError, ValueError) as error:  # missing or unreadable data, a sweep with unreadable jobs

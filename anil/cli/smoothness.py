@@ -42,10 +42,10 @@ def parser() -> argparse.ArgumentParser:
         "--tolerance",
         type=float,
         default=TOLERANCE,
-        help=f"power iteration stops at this relative change of its estimate (default {TOLERANCE:g})",
+        help=f"Lanczos stops at this relative change of its estimate (default {TOLERANCE:g})",
     )
     parser.add_argument("--max-iterations", type=int, default=MAX_ITERATIONS,
-                        help=f"power iterations at most per block (default {MAX_ITERATIONS})")  # fmt: skip
+                        help=f"Lanczos steps at most per block (default {MAX_ITERATIONS})")  # fmt: skip
     parser.add_argument(
         "--directions",
         type=int,
@@ -60,6 +60,12 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--hidden", type=int, default=64, help="nonconvex head's hidden width (default 64)")
     parser.add_argument("--B", type=int, default=4, help="tasks in the probed meta-batch (default 4)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", default="pytorch", choices=["pytorch", "authors"], help="the model's initialisation")
+    parser.add_argument(
+        "--curvature-only",
+        action="store_true",
+        help="only the inner loss's curvature (mu, L, alpha*L) at each point: seconds, not the block norms",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default outputs/smoothness/<stamp>)")
     return parser
@@ -82,6 +88,7 @@ def trajectory_overrides(geometry: str, options: argparse.Namespace) -> list[str
     overrides = [
         f"dataset={options.dataset}", f"geometry={geometry}", "dtype=float64", f"N={options.trajectory_N}",
         f"alpha={options.alpha}", f"B={options.B}", "eval_tasks=1", f"seed={options.seed}", f"device={options.device}",
+        f"init={options.init}",
     ]  # fmt: skip
     if options.dataset_root:
         overrides.append(f"dataset.root={options.dataset_root}")
@@ -104,24 +111,27 @@ def main(args: list[str]) -> int:
     out = options.out or Path("outputs/smoothness") / time.strftime("%Y-%m-%d_%H-%M-%S")
     grid = tuple(sorted(set(options.N)))
     probe = Probe(grid, options.points, options.train_iterations, options.tolerance, options.max_iterations,
-                  options.directions, options.radius)  # fmt: skip
+                  options.directions, options.radius, blocks=not options.curvature_only)  # fmt: skip
     started = time.perf_counter()
     try:
         measured = [measure(trajectory_config(geometry, options), probe) for geometry in options.geometry]
     except (ConfigError, DatasetError, DivergedTrajectory) as error:
         print(f"anil smoothness: {error}", file=sys.stderr)
         return 1
-    norms = pd.DataFrame([row for m in measured for row in m.norms])
     out.mkdir(parents=True, exist_ok=True)
-    norms.to_csv(out / "norms.csv", index=False)
     pd.DataFrame([row for m in measured for row in m.curvature]).to_csv(out / "curvature.csv", index=False)
+    config = {**vars(options), "out": str(out), "wall_s": time.perf_counter() - started, "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+    write_json_atomic(out / "config.json", config)
+    if options.curvature_only:
+        log.info("wrote %s", out / "curvature.csv")
+        return 0
+    norms = pd.DataFrame([row for m in measured for row in m.norms])
+    norms.to_csv(out / "norms.csv", index=False)
     summary = summarise(norms)
     summary.to_csv(out / "summary.csv", index=False)
     if options.directions:
         pd.DataFrame([row for m in measured for row in m.quotients]).to_csv(out / "quotients.csv", index=False)
-    config = {**vars(options), "out": str(out), "wall_s": time.perf_counter() - started, "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
-    write_json_atomic(out / "config.json", config)
     for path in draw(summary, out, options.alpha, options.lam):
         log.info("wrote %s", path)
     log.info("wrote %s, %s and %s", out / "norms.csv", out / "curvature.csv", out / "summary.csv")

@@ -30,11 +30,12 @@ CONTRACTION_SLACK = 1e-3  # a measured per-step contraction within this of 1 - a
 CONTRACTING = 2.0  # gradient descent with stepsize alpha contracts along every direction of H only if alpha*L < 2
 
 
-def collect(smoothness: Path, figures: Path) -> dict[str, Any]:
-    """Run the formula checks and read an `anil smoothness --out` folder; copy its figure into `figures`."""
+def collect(smoothness: Path, figures: Path, init_curvature: list[Path] | None = None) -> dict[str, Any]:
+    """Run the formula checks and read an `anil smoothness --out` folder; copy its figure into
+    `figures`. `init_curvature`: `anil smoothness --curvature-only` folders (one per initialisation)."""
     figures.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(smoothness / "smoothness.png", figures / "smoothness.png")
-    return {
+    data: dict[str, Any] = {
         "checks": formula_checks(),
         "smoothness": {
             "config": json.loads((smoothness / "config.json").read_text(encoding="utf-8")),
@@ -42,6 +43,49 @@ def collect(smoothness: Path, figures: Path) -> dict[str, Any]:
             "curvature": pd.read_csv(smoothness / "curvature.csv").to_dict("records"),
         },
     }
+    if init_curvature:
+        data["init_curvature"] = [
+            {
+                "config": json.loads((folder / "config.json").read_text(encoding="utf-8")),
+                "curvature": pd.read_csv(folder / "curvature.csv").to_dict("records"),
+            }
+            for folder in init_curvature
+        ]
+    return data
+
+
+def init_of(config: dict[str, Any]) -> str:
+    """A run's initialisation; runs made before the option existed used PyTorch's defaults."""
+    return str(config.get("init", "pytorch"))
+
+
+def init_section(runs: list[dict[str, Any]]) -> list[str]:
+    """alpha*L at the initialisation under each init: where the first inner steps stand."""
+    rows = []
+    for run in runs:
+        config, curvature = run["config"], pd.DataFrame(run["curvature"])
+        for geometry, part in curvature[curvature["iteration"] == 0].groupby("geometry"):
+            low, high = part["alpha_L"].quantile([0.25, 0.75])
+            rows.append([init_of(config), geometry, len(part), f"{part['mu'].median():.4g}",
+                         f"{part['L'].median():.4g}", f"{part['alpha_L'].median():.3f} [{low:.3f}, {high:.3f}]",
+                         f"{(part['alpha_L'] < CONTRACTING).mean():.0%}"])  # fmt: skip
+    first = runs[0]["config"]
+    return [
+        "## α·L at initialisation under each initialisation",
+        "",
+        f"The inner loss's curvature at the untrained model (dataset={first['dataset']}, α = {first['alpha']}, "
+        f"seed {first['seed']}, `anil smoothness --curvature-only --init INIT --points 1 --train-iterations 0 "
+        f"--B {first['B']}`), per task: median μ and L, α·L as median [quartiles], and the share of tasks on "
+        f"which gradient descent on the support loss contracts (α·L < {CONTRACTING:g}). `init=pytorch` keeps "
+        "BatchNorm weights at 1; `init=authors` (the paper's code) draws them from U(0, 1), which shrinks the "
+        "features and with them L.",
+        "",
+        *table(
+            ["init", "geometry", "tasks", "μ", "L", "α·L", f"α·L < {CONTRACTING:g}"],
+            rows,
+            [False, False, True, True, True, True, True],
+        ),
+    ]
 
 
 def slope(grid: list[int], values: list[float]) -> float:
@@ -188,7 +232,8 @@ def curvature_section(smoothness: dict[str, Any]) -> list[str]:
     lines += table([*header, "μ/L² (Prop. 2's α)"], rows, [False, True, True, True, True, True, False, True])
     lines += [
         "",
-        f"The runs use α = {alpha} at every N of the grid ({', '.join(map(str, grid))}). Proposition 2 assumes "
+        f"The runs use init={init_of(config)} and α = {alpha} at every N of the grid ({', '.join(map(str, grid))}). "
+        "Proposition 2 assumes "
         "α = μ/L² (the last column); Proposition 3 assumes α < c/N for a constant c it does not give; a gradient "
         "step contracts along every direction of the inner Hessian only where α·L < 2.",
     ]
@@ -263,6 +308,7 @@ def render(data: dict[str, Any], source: str) -> str:
         "",
         *curvature_section(data["smoothness"]),
         "",
+        *(init_section(data["init_curvature"]) + [""] if data.get("init_curvature") else []),
         *smoothness_section(data["smoothness"]),
     ]
     return "\n".join(lines) + "\n"
