@@ -140,30 +140,37 @@ def convex_complexity(costs: Costs) -> Judgement:
 
 def nonconvex_per_iteration(levels: Levels) -> Judgement:
     """The largest N ends higher than the smallest (paired): slower with N."""
-    grid = sorted(levels)
-    worse = _paired(levels, grid[-1], grid[0])  # > 0: the largest N is slower
-    verdict = decide(worse)
-    evidence = f"log10 level N={grid[-1]} minus N={grid[0]}: {worse} (> 0: larger N slower)"
-    reasons = {
-        Verdict.AGREES: f"N={grid[-1]} converges more slowly than N={grid[0]}",
-        Verdict.DISAGREES: f"N={grid[-1]} converges faster than N={grid[0]}",
-        Verdict.INCONCLUSIVE: "the difference straddles zero: more seeds would decide it",
-    }
-    return Judgement(NONCONVEX_PER_ITERATION, verdict, evidence, reasons[verdict])
+    return _largest_against_smallest(
+        NONCONVEX_PER_ITERATION, levels, "log10 level", "larger N slower",
+        "N={hi} converges more slowly than N={lo}", "N={hi} converges faster than N={lo}",
+    )  # fmt: skip
 
 
 def nonconvex_complexity(costs: Costs) -> Judgement:
     """The largest N costs more than the smallest to reach the threshold (paired)."""
-    grid = sorted(costs)
-    rise = _paired(costs, grid[-1], grid[0])
-    verdict = decide(rise)
-    evidence = f"cost N={grid[-1]} minus N={grid[0]}: {rise} (> 0: rises with N)"
+    return _largest_against_smallest(
+        NONCONVEX_COMPLEXITY, costs, "cost", "rises with N",
+        "reaching the threshold costs more at N={hi} than at N={lo}",
+        "reaching the threshold costs less at N={hi} than at N={lo}",
+    )  # fmt: skip
+
+
+def _largest_against_smallest(
+    claim: Claim, values: dict[int, dict[int, float]], quantity: str, positive: str, agrees: str, disagrees: str
+) -> Judgement:
+    """Paired difference of `quantity` between the largest and the smallest N; the claim holds when
+    it is above zero. `agrees` / `disagrees` are reasons with {hi} and {lo} for the two N."""
+    grid = sorted(values)
+    hi, lo = grid[-1], grid[0]
+    difference = _paired(values, hi, lo)
+    verdict = decide(difference)
+    evidence = f"{quantity} N={hi} minus N={lo}: {difference} (> 0: {positive})"
     reasons = {
-        Verdict.AGREES: f"reaching the threshold costs more at N={grid[-1]} than at N={grid[0]}",
-        Verdict.DISAGREES: f"reaching the threshold costs less at N={grid[-1]} than at N={grid[0]}",
+        Verdict.AGREES: agrees.format(hi=hi, lo=lo),
+        Verdict.DISAGREES: disagrees.format(hi=hi, lo=lo),
         Verdict.INCONCLUSIVE: "the difference straddles zero: more seeds would decide it",
     }
-    return Judgement(NONCONVEX_COMPLEXITY, verdict, evidence, reasons[verdict])
+    return Judgement(claim, verdict, evidence, reasons[verdict])
 
 
 def divergence_at_30(dataset: str, diverged: int, runs: int, n: int = 30) -> Judgement:
