@@ -21,8 +21,11 @@ JOB_SETTINGS = dict(B=8, lam=0.01, optim="adam", beta_w=0.001, beta_phi=0.001, w
 ENVIRONMENT = dict(status="completed", device="cpu", device_name="x86_64", torch="2.13.0", torch_threads=2)
 
 
-def synthetic_sweep(geometry, schedules, grid, loss, cost, diverged=(), dataset="embedded", seeds=3, iterations=120):
-    """Per-seed curves loss(N, iteration) with seconds per iteration cost(N), as collect() writes them."""
+def synthetic_sweep(
+    geometry, schedules, grid, loss, cost, diverged=(), dataset="embedded", seeds=3, iterations=120, units=None
+):
+    """Per-seed curves loss(N, iteration) with seconds per iteration cost(N), as collect() writes them;
+    with `units`, also ANIL's operation counters for B = 8 (priced by those unit costs)."""
     seeds_rows, jobs = [], []
     for schedule in schedules:
         for n in grid:
@@ -34,11 +37,14 @@ def synthetic_sweep(geometry, schedules, grid, loss, cost, diverged=(), dataset=
                     accuracy = 0.9 if i == iterations else np.nan
                     values = dict(iteration=i, time=cost(n) * i, loss=loss(n, i) * (1 + 0.01 * seed))
                     values.update(sq_grad_norm_w=1.0, sq_grad_norm_phi=1.0, val_accuracy=accuracy)
+                    if units:
+                        values.update(grad_evals_w=8 * (n + 1), grad_evals_phi=8, second_order_w=8 * n,
+                                      second_order_phi=8 * n)  # fmt: skip
                     seeds_rows.append({**key, **values})
                 seconds = cost(n) * iterations
                 jobs.append({**key, **JOB_SETTINGS, **ENVIRONMENT, "iterations": iterations, "wall_time_s": seconds})
                 jobs[-1]["train_time_s"] = seconds
-    return reproduction.Sweep(pd.DataFrame(seeds_rows), pd.DataFrame(jobs))
+    return reproduction.Sweep(pd.DataFrame(seeds_rows), pd.DataFrame(jobs), units)
 
 
 def slower_with_n(n, iteration):
@@ -93,6 +99,29 @@ def test_reproduction_claims_can_agree_and_disagree():
     assert verdicts["nonconvex-per-iteration"] == "inconclusive"
 
 
+def test_complexity_claims_on_the_counted_cost_and_on_wall_clock_separately():
+    """The counted cost prices each run's counters: here a head operation costs as much as the body
+    pass, so an iteration's counted cost rises with N, while the (synthetic) wall-clock per
+    iteration falls as 1/N^2: the two views of the nonconvex complexity claim must disagree."""
+    prices = {"grad_w": 0.01, "grad_through_body": 0.01, "hvp_w": 0.01, "mixed_at_features": 0.01}
+    units = {"embedded": {"convex": prices, "nonconvex": prices}}
+    fig1 = synthetic_sweep("convex", ["authors"], CONVEX_GRID, saturating, cost=lambda n: 0.1, units=units)
+    fig2 = synthetic_sweep(
+        "nonconvex", ["constant", "inverse_n"], NONCONVEX_GRID, slower_with_n, lambda n: 0.2 / n**2, units=units
+    )
+    assert fig2.counted
+    text = reproduction.render(fig1, fig2, ["x"])
+    rows = [line for line in text.splitlines() if line.startswith(f"| {claims.NONCONVEX_COMPLEXITY.statement} |")]
+    counted, wall = rows
+    assert "counted cost" in counted and "**agrees**" in counted
+    assert "wall-clock" in wall and "**disagrees**" in wall
+    assert "counted s/iteration" in text
+    fig2_plain = synthetic_sweep("nonconvex", ["constant", "inverse_n"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1)
+    assert not fig2_plain.counted  # no counters in the runs: wall-clock alone, labelled as before
+    plain = reproduction.render(fig1, fig2_plain, ["x"])
+    assert sum(line.startswith(f"| {claims.NONCONVEX_COMPLEXITY.statement} |") for line in plain.splitlines()) == 1
+
+
 def test_collect_reads_a_real_sweep(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["experiment=fig1_embedded", "dataset=procedural", "N=1,2", "seed=0", "iterations=3", "eval_every=0",
@@ -103,6 +132,7 @@ def test_collect_reads_a_real_sweep(tmp_path):
     seeds, jobs = reproduction.read(tmp_path / "data", "fig1").seeds, reproduction.read(tmp_path / "data", "fig1").jobs
     assert sorted(jobs["N"]) == [1, 2] and (jobs["status"] == "completed").all() and (jobs["device"] == "cpu").all()
     assert len(seeds) == 2 * 3 and set(seeds["iteration"]) == {1, 2, 3}
+    assert (seeds.loc[seeds["N"] == 2, "second_order_w"] == 2 * 2).all()  # the counters travel (B = 2, N = 2)
     for n in (1, 2):
         metrics = pd.read_csv(next(sweep.glob(f"*N={n},*")) / "metrics.csv")
         assert seeds.loc[seeds["N"] == n, "loss"].tolist() == pytest.approx(metrics["loss"].tolist(), rel=1e-6)

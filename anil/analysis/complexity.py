@@ -34,6 +34,9 @@ from anil.engine.opcount import OpCounts
 from anil.tasks import InnerLoop, TaskBatch, class_labels
 
 SIDE = 32  # FC100
+# The image shapes (channels, side) at which unit costs are measured: each dataset's own, so that
+# a sweep's counted operations are weighted by what they cost on its images (anil/analysis/cost.py).
+SHAPES = {"fc100": (3, 32), "embedded": (1, 28)}
 
 
 Forward = Callable[..., torch.Tensor]
@@ -97,12 +100,15 @@ UNIT_OPERATIONS = {
 }
 
 
-def unit_costs(geometry: str, tasks: int, repeats: int, lam: float, device: torch.device) -> dict[str, float]:
+def unit_costs(
+    geometry: str, tasks: int, repeats: int, lam: float, device: torch.device, shape: tuple[int, int] = (3, SIDE)
+) -> dict[str, float]:
     """Median seconds per task of each operation the counters count, measured in isolation on the
-    same inputs: what a counted evaluation costs where ANIL takes it (the head, the features) and
-    where MAML takes it (through the body)."""
-    model = make_model(geometry, SIDE, device)
-    batch = make_batch(SIDE, tasks, device)
+    same inputs of `shape` (channels, side): what a counted evaluation costs where ANIL takes it
+    (the head, the features) and where MAML takes it (through the body)."""
+    channels, side = shape
+    model = make_model(geometry, side, device, channels=channels)
+    batch = make_batch(side, tasks, device, channels=channels)
     labels = batch.support_labels()
     images = task_minor_images(batch, torch.float32)
     head = [p.detach().unsqueeze(0).expand(tasks, *p.shape).clone().requires_grad_(True) for p in model.head]
@@ -157,7 +163,11 @@ def measure_all(
                 flush=True,
             )
     units = {
-        geometry: unit_costs(geometry, tasks, max(repeats, 5), lam, device) for geometry in ("convex", "nonconvex")
+        dataset: {
+            geometry: unit_costs(geometry, tasks, max(repeats, 5), lam, device, shape)
+            for geometry in ("convex", "nonconvex")
+        }
+        for dataset, shape in SHAPES.items()
     }
     meta = {
         "machine": platform.processor() or platform.machine(),
@@ -176,4 +186,4 @@ def measure_all(
         "query": QUERY,
         "command": command,
     }
-    return {"meta": meta, "rows": rows, "unit_costs": units}
+    return {"meta": meta, "rows": rows, "unit_costs": units, "unit_cost_shapes": SHAPES}

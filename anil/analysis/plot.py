@@ -31,6 +31,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from anil.config import inner_stepsize  # noqa: E402
+from anil.engine.opcount import count_names  # noqa: E402
 from anil.run.metrics import OBJECTIVE_METRICS, RENAMED  # noqa: E402
 from anil.run.outcome import Status, read_summary  # noqa: E402
 
@@ -40,7 +41,8 @@ BANDS = ("quartiles", "minmax", "none")
 FORMATS = ("png", "pdf")
 KEYS = ["dataset", "geometry", "alpha_schedule", "N", "alpha"]  # one curve per KEYS (alpha: the step used)
 SERIES = ("loss", "sq_grad_norm_w", "sq_grad_norm_phi")  # the per-iteration numbers that are plotted
-KEPT = ("val_loss", "val_accuracy", *OBJECTIVE_METRICS)  # kept beside them in per_seed's table when logged
+# Kept beside them in per_seed's table when logged; the operation counters price the counted-cost axis.
+KEPT = ("val_loss", "val_accuracy", *OBJECTIVE_METRICS, *count_names())
 
 
 @dataclass(frozen=True)

@@ -43,10 +43,11 @@ def interleaved(steps: dict[str, Callable[[], Any]], repeats: int, device: torch
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def make_batch(side: int, tasks: int, device: torch.device, seed: int = 0) -> TaskBatch:
-    """B random tasks of 3 x side x side images, drawn on the CPU (the same on every device)."""
+def make_batch(side: int, tasks: int, device: torch.device, seed: int = 0, channels: int = 3) -> TaskBatch:
+    """B random tasks of channels x side x side images, drawn on the CPU (the same on every device)."""
     generator = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (tasks, WAYS, SHOTS + QUERY, 3, side, side), generator=generator, dtype=torch.uint8)
+    shape = (tasks, WAYS, SHOTS + QUERY, channels, side, side)
+    images = torch.randint(0, 256, shape, generator=generator, dtype=torch.uint8)
     return TaskBatch(images.to(device), SHOTS)
 
 
@@ -98,10 +99,12 @@ def kernel_launches(step: Callable[[], Any], device: torch.device) -> int | None
     return sum(e.count for e in prof.key_averages() if any(name in e.key for name in launches))
 
 
-def make_model(geometry: str, side: int, device: torch.device, compile_body: bool = False) -> AnilNet:
-    """A float32 Conv-4 for 3-channel images of `side` pixels, seeded, optionally with a compiled body."""
+def make_model(
+    geometry: str, side: int, device: torch.device, compile_body: bool = False, channels: int = 3
+) -> AnilNet:
+    """A float32 Conv-4 for `channels`-channel images of `side` pixels, seeded, optionally with a compiled body."""
     torch.manual_seed(0)
-    model = AnilNet(geometry, side, 3, WAYS, hidden=64).to(device)
+    model = AnilNet(geometry, side, channels, WAYS, hidden=64).to(device)
     if compile_body:
         model.body.compile()
     return model

@@ -67,35 +67,39 @@ def render(data: dict[str, Any], source: str) -> str:
     lines += table(header, body)
     lines += ["", "## Measurement against Table 2", "", *reading(rows)]
     if "unit_costs" in data:
-        lines += ["", *unit_cost_section(data["unit_costs"], rows[0]["B"])]
+        lines += ["", *unit_cost_section(data["unit_costs"], data["unit_cost_shapes"], rows[0]["B"])]
     return "\n".join(lines) + "\n"
 
 
-def unit_cost_section(units: dict[str, dict[str, float]], tasks: int) -> list[str]:
-    """What one counted operation costs where ANIL takes it and where MAML takes it."""
-    geometries = list(units)
+def unit_cost_section(units: dict[str, Any], shapes: dict[str, Any], tasks: int) -> list[str]:
+    """What one counted operation costs where ANIL takes it and where MAML takes it, on each
+    dataset's image shape. `units`: dataset -> geometry -> operation -> seconds per task."""
     lines = [
         "## What one counted operation costs",
         "",
         f"Median seconds per task of each operation the counters count, timed on its own on the same inputs "
-        f"(B = {tasks} tasks at once, divided by B). A counted ANIL second-order product in φ is taken at the "
-        "features, before the body; a MAML one goes through the body: the counters treat them as equal, their "
-        "costs are not.",
-        "",
+        f"(B = {tasks} tasks at once, divided by B), at each dataset's image shape. A counted ANIL second-order "
+        "product in φ is taken at the features, before the body; a MAML one goes through the body: the counters "
+        "treat them as equal, their costs are not. The figure sweeps' counted-cost axis weights each run's "
+        "counted operations by these (anil/analysis/cost.py).",
     ]
-    rows = [
-        [description, *(f"{1000 * units[g][name]:.3f}" for g in geometries)]
-        for name, description in UNIT_OPERATIONS.items()
-    ]
-    lines += table(["operation", *(f"{g} ms/task" for g in geometries)], rows, [False, *[True] * len(geometries)])
-    for geometry in geometries:
-        u = units[geometry]
-        lines += [
-            "",
-            f"- **{geometry}**: a Hessian-vector product through the body costs "
-            f"{u['hvp_through_body'] / u['mixed_at_features']:.0f}× ANIL's mixed product at the features and "
-            f"{u['hvp_through_body'] / u['hvp_w']:.0f}× its Hessian-vector product in w.",
+    for dataset, by_geometry in units.items():
+        channels, side = shapes[dataset]
+        geometries = list(by_geometry)
+        rows = [
+            [description, *(f"{1000 * by_geometry[g][name]:.3f}" for g in geometries)]
+            for name, description in UNIT_OPERATIONS.items()
         ]
+        lines += ["", f"### {dataset} ({channels}×{side}×{side} images)", ""]
+        lines += table(["operation", *(f"{g} ms/task" for g in geometries)], rows, [False, *[True] * len(geometries)])
+        for geometry in geometries:
+            u = by_geometry[geometry]
+            lines += [
+                "",
+                f"- **{geometry}**: a Hessian-vector product through the body costs "
+                f"{u['hvp_through_body'] / u['mixed_at_features']:.0f}× ANIL's mixed product at the features and "
+                f"{u['hvp_through_body'] / u['hvp_w']:.0f}× its Hessian-vector product in w.",
+            ]
     return lines
 
 

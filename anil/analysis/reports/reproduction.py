@@ -9,7 +9,9 @@ settings, device, timings and verdicts all come from the CSV files.
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from anil.analysis import claims
+from anil.analysis.cost import UnitCosts, counted_cost, has_counters, iteration_cost
 from anil.analysis.plot import KEYS, draw, find_jobs, per_seed, summarise_seeds
 from anil.analysis.reports.markdown import generated_by, source_name, table
 
@@ -64,24 +67,45 @@ def _job_row(job: Any) -> dict[str, Any]:
 class Sweep:
     seeds: pd.DataFrame  # <name>-seeds.csv
     jobs: pd.DataFrame  # <name>-jobs.csv
+    units: UnitCosts | None = None  # complexity.json's unit costs: the counted-cost axis, when the runs have counters
+
+    @property
+    def counted(self) -> bool:
+        """Whether a counted cost can be computed: counters in the runs and prices for their shape."""
+        if self.units is None or not has_counters(self.seeds):
+            return False
+        first = self.jobs.iloc[0]
+        return first["geometry"] in self.units.get(str(first["dataset"]), {})
 
     def curves(self) -> pd.DataFrame:
         """Mean over seeds per curve and iteration, with the loss smoothed over SMOOTH iterations."""
         table = summarise_seeds(self.seeds)
+        if self.counted:  # the counts of an iteration are the same for every seed: their mean is them
+            assert self.units is not None
+            first = self.jobs.iloc[0]
+            prices = self.units[str(first["dataset"])][str(first["geometry"])]
+            priced = self.seeds.assign(iteration_cost=iteration_cost(self.seeds, prices))
+            means = priced.groupby([*KEYS, "iteration"], as_index=False)["iteration_cost"].mean()
+            table = table.merge(means, on=[*KEYS, "iteration"])
         parts = []
         for _, curve in table.groupby(KEYS):
             curve = curve.sort_values("iteration").copy()
             curve["smooth_loss"] = curve["loss"].rolling(SMOOTH, min_periods=1).mean()
+            if "iteration_cost" in curve:
+                curve["cost"] = curve.pop("iteration_cost").cumsum()
             parts.append(curve)
         return pd.concat(parts, ignore_index=True)
 
 
-def read(data_dir: Path, name: str) -> Sweep:
-    return Sweep(pd.read_csv(data_dir / f"{name}-seeds.csv"), pd.read_csv(data_dir / f"{name}-jobs.csv"))
+def read(data_dir: Path, name: str, units: UnitCosts | None = None) -> Sweep:
+    return Sweep(pd.read_csv(data_dir / f"{name}-seeds.csv"), pd.read_csv(data_dir / f"{name}-jobs.csv"), units)
 
 
 def loss_at(curve: pd.DataFrame, column: str, value: float) -> float:
-    return float(curve.loc[curve[column] <= value, "smooth_loss"].iloc[-1])
+    """The smoothed loss at the last row with `column` <= value; NaN when the curve had not got
+    that far at its first row (an iteration of this run takes longer than the whole budget)."""
+    reached = curve.loc[curve[column] <= value, "smooth_loss"]
+    return float(reached.iloc[-1]) if len(reached) else math.nan
 
 
 def per_n(curves: pd.DataFrame, schedule: str, checkpoints: tuple[int, ...]) -> pd.DataFrame:
@@ -95,6 +119,8 @@ def per_n(curves: pd.DataFrame, schedule: str, checkpoints: tuple[int, ...]) -> 
             row[f"loss@{iteration}"] = loss_at(curve, "iteration", iteration)
         row["loss@time"] = loss_at(curve, "time", budget)
         row["s/iteration"] = curve["time"].max() / curve["iteration"].max()
+        if "cost" in curve:
+            row["counted s/iteration"] = curve["cost"].max() / curve["iteration"].max()
         row["diverged"] = f"{int(curve['diverged_runs'].iloc[0])}/{int(curve['runs'].iloc[0])}"
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -108,13 +134,19 @@ def markdown_table(frame: pd.DataFrame) -> list[str]:
 
 
 def seed_curves(sweep: Sweep, schedule: str) -> dict[int, dict[int, pd.DataFrame]]:
-    """N -> seed -> that run's curve (iteration, time, loss smoothed over SMOOTH iterations)."""
+    """N -> seed -> that run's curve (iteration, time, loss smoothed over SMOOTH iterations, and
+    the cumulative counted cost where the sweep has one)."""
     chosen = sweep.seeds[sweep.seeds["alpha_schedule"] == schedule]
     curves: dict[int, dict[int, pd.DataFrame]] = {}
     for (n, seed), run in chosen.groupby(["N", "seed"]):
         run = run.sort_values("iteration")
-        smooth = run["loss"].rolling(SMOOTH, min_periods=1).mean()
-        curves.setdefault(int(str(n)), {})[int(str(seed))] = run.assign(smooth_loss=smooth)
+        run = run.assign(smooth_loss=run["loss"].rolling(SMOOTH, min_periods=1).mean())
+        if sweep.counted:
+            assert sweep.units is not None
+            run = run.assign(
+                cost=counted_cost(run, sweep.units, str(run["dataset"].iloc[0]), str(run["geometry"].iloc[0]))
+            )
+        curves.setdefault(int(str(n)), {})[int(str(seed))] = run
     return curves
 
 
@@ -126,15 +158,16 @@ def levels_at(curves: dict[int, dict[int, pd.DataFrame]], iteration: int) -> cla
     }
 
 
-def seconds_to(curves: dict[int, dict[int, pd.DataFrame]]) -> tuple[claims.Costs, float]:
-    """Each run's training seconds until its smoothed loss first reaches the common target (see above)."""
+def cost_to(curves: dict[int, dict[int, pd.DataFrame]], column: str = "time") -> tuple[claims.Costs, float]:
+    """Each run's `column` (training seconds, or counted cost) when its smoothed loss first reaches
+    the common target (see above)."""
     target = max(float(np.median([run["smooth_loss"].iloc[-1] for run in runs.values()])) for runs in curves.values())
     costs: claims.Costs = {}
     for n, runs in curves.items():
         for seed, run in runs.items():
             reached = run[run["smooth_loss"] <= target]
             costs.setdefault(n, {})[seed] = float(
-                (reached if len(reached) else run)["time"].iloc[0 if len(reached) else -1]
+                (reached if len(reached) else run)[column].iloc[0 if len(reached) else -1]
             )
     return costs, target
 
@@ -146,22 +179,37 @@ def diverged_counts(sweep: Sweep, schedule: str) -> dict[int, tuple[int, int]]:
 
 
 def judgements(fig1: Sweep, fig2: Sweep) -> list[tuple[claims.Judgement, str]]:
-    """Every claim, judged on these sweeps, with the quantity it was judged on."""
+    """Every claim, judged on these sweeps, with the quantity it was judged on. The complexity
+    claims are judged on the counted cost where the sweeps have one (deterministic), and on
+    training seconds as a second, noisy view."""
     convex = seed_curves(fig1, str(fig1.jobs["alpha_schedule"].iloc[0]))
     constant = seed_curves(fig2, "constant")
     last1, last2 = _last(convex), _last(constant)
-    cost1, target1 = seconds_to(convex)
-    cost2, target2 = seconds_to(constant)
     divergence = diverged_counts(fig2, "constant")
     largest = max(divergence)
-    return [
-        (claims.convex_per_iteration(levels_at(convex, last1)), f"log10 training loss at iteration {last1}"),
-        (claims.convex_complexity(cost1), f"training seconds to a loss of {target1:.3g}"),
-        (claims.nonconvex_per_iteration(levels_at(constant, last2)), f"log10 training loss at iteration {last2}"),
-        (claims.nonconvex_complexity(cost2), f"training seconds to a loss of {target2:.3g}"),
+    judged = [(claims.convex_per_iteration(levels_at(convex, last1)), f"log10 training loss at iteration {last1}")]
+    judged += _complexity(claims.convex_complexity, convex, fig1.counted)
+    judged += [
+        (claims.nonconvex_per_iteration(levels_at(constant, last2)), f"log10 training loss at iteration {last2}")
+    ]
+    judged += _complexity(claims.nonconvex_complexity, constant, fig2.counted)
+    return judged + [
         (claims.divergence_at_30(str(fig2.jobs["dataset"].iloc[0]), *divergence[largest], n=largest), "diverged runs"),
         (claims.inverse_n(divergence, diverged_counts(fig2, "inverse_n")), "diverged runs, constant α and α/N"),
     ]
+
+
+def _complexity(
+    rule: Callable[[claims.Costs], claims.Judgement], curves: dict[int, dict[int, pd.DataFrame]], counted: bool
+) -> list[tuple[claims.Judgement, str]]:
+    """A complexity claim on the counted cost (when there is one) and on wall-clock seconds."""
+    seconds, target = cost_to(curves, "time")
+    views = []
+    if counted:
+        cost, _ = cost_to(curves, "cost")
+        views.append((rule(cost), f"counted cost (seconds at the unit costs) to a loss of {target:.3g}"))
+    label = "training seconds (wall-clock, noisy)" if counted else "training seconds"
+    return views + [(rule(seconds), f"{label} to a loss of {target:.3g}")]
 
 
 def _last(curves: dict[int, dict[int, pd.DataFrame]]) -> int:
@@ -344,7 +392,12 @@ def _figure_stems(*sweeps: Sweep) -> list[str]:
 
 
 def write(data_dir: Path, doc_path: Path) -> Path:
-    fig1, fig2 = (read(data_dir, name) for name in FIGURES)
+    """`data_dir`: docs/data/reproduction; the unit costs come from complexity.json beside it."""
+    units_path = data_dir.parent / "complexity.json"
+    units = json.loads(units_path.read_text(encoding="utf-8")).get("unit_costs") if units_path.exists() else None
+    fig1, fig2 = (read(data_dir, name, units) for name in FIGURES)
     sources = [source_name(data_dir / f"{name}-{kind}.csv", doc_path) for name in FIGURES for kind in ("seeds", "jobs")]
+    if fig1.counted or fig2.counted:
+        sources.append(source_name(units_path, doc_path))
     doc_path.write_text(render(fig1, fig2, sources), encoding="utf-8")
     return doc_path

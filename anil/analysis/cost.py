@@ -1,0 +1,52 @@
+"""A deterministic cost axis for meta-training: each iteration's counted operations weighted by
+what one such operation costs, measured once (scripts/complexity.py, docs/data/complexity.json).
+
+Wall-clock time on a shared machine is noisy (identical job sets measured 0.27 and 0.32 s per
+iteration here), so the complexity claims ("the cost first falls then rises with N", "rises with
+N") are judged on this axis, with wall-clock as a second view. The counters come from the runs
+themselves (metrics.csv: what backward actually computed, anil/engine/opcount.py); only their
+prices come from the unit-cost measurement, taken on the same image shape.
+
+For ANIL (the only algorithm the figure sweeps run) the counters price as:
+    grad_evals_w      x  grad_w             an inner-loop (or outer) gradient in the head
+    grad_evals_phi    x  grad_through_body  the body's forward and backward for one task
+    second_order_w    x  hvp_w              a Hessian-vector product in the head
+    second_order_phi  x  mixed_at_features  a mixed product taken at the features
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+ANIL_PRICES = {
+    "grad_evals_w": "grad_w",
+    "grad_evals_phi": "grad_through_body",
+    "second_order_w": "hvp_w",
+    "second_order_phi": "mixed_at_features",
+}
+COUNTERS = tuple(ANIL_PRICES)
+UnitCosts = dict[str, dict[str, dict[str, float]]]  # dataset -> geometry -> operation -> seconds per task
+
+
+def has_counters(frame: pd.DataFrame) -> bool:
+    return all(c in frame for c in COUNTERS)
+
+
+def iteration_cost(counts: pd.DataFrame, prices: dict[str, float]) -> pd.Series:
+    """Seconds each row's counted operations cost at `prices` (one geometry's unit costs)."""
+    parts = [counts[counter].astype(float) * prices[operation] for counter, operation in ANIL_PRICES.items()]
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+def counted_cost(run: pd.DataFrame, units: UnitCosts, dataset: str, geometry: str) -> pd.Series:
+    """Cumulative counted cost (seconds at the unit costs) of one run's rows, in iteration order.
+    Raises KeyError naming what is missing when the run has no counters or no prices exist."""
+    if not has_counters(run):
+        raise KeyError(f"the run has no operation counters ({', '.join(COUNTERS)})")
+    if dataset not in units or geometry not in units[dataset]:
+        raise KeyError(f"no unit costs measured for dataset={dataset}, geometry={geometry}")
+    ordered = run.sort_values("iteration")
+    return iteration_cost(ordered, units[dataset][geometry]).cumsum()
