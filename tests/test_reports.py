@@ -279,6 +279,26 @@ def test_performance_report_tables_and_targets(tmp_path):
     assert "engine/floor at N=7 (convex, FC100) <= 1.1 | 1.500 | **no**" in text  # a target can fail
     assert "memory at N=30 within 10% of N=1 (convex) | 3.000 | **no**" in text
     assert "## GPU (CUDA)\n\nNot measured: there is no `docs/data/gpu-check.json`" in text
+    assert "FLOP-limit" not in text  # an old benchmark without the limit and the baseline
+
+
+def test_performance_report_against_the_compute_limit_and_the_external_baseline(tmp_path):
+    rows = [bench_row(1, 1.0, 1.1, 1.0, 100), bench_row(7, 1.5, 1.6, 1.0, 100)]
+    for row, l2l in zip(rows, (1.4, 1.6)):
+        row.update(flop_limit_s=0.5, engine_over_flop_limit=row["engine_s"] / 0.5, l2l_style_s=l2l,
+                   l2l_style_over_engine=l2l / row["engine_s"])  # fmt: skip
+    data = {"machine": "x86_64 CPU, 2 threads", "torch": "2.13.0", "device": "cpu", "repeats": 10, "date": "2026-01-01",
+            "command": "scripts/bench.py", "operator_calls": {"4": 100, "32": 100}, "rows": rows,
+            "gemm_peak_flops": 2.5e11, "breakdown_s": {"body forward": 0.5, "backward": 0.5},
+            "engine_s_by_B": {"4": 0.2, "32": 1.5}}  # fmt: skip
+    (tmp_path / "docs" / "data").mkdir(parents=True)
+    (tmp_path / "docs" / "data" / "performance-cpu.json").write_text(json.dumps(data))
+    text = performance.write(tmp_path / "docs" / "data", tmp_path / "docs" / "performance.md").read_text()
+    assert "ran at 250 GFLOP/s" in text
+    assert "| fc100 | convex | 7 | 1.500 | 0.500 | 3.00 | 1.600 | 1.07 |" in text
+    assert "learn2learn-style / engine at N=1 (convex, FC100) >= 1.3 | 1.400 | yes" in text
+    assert "learn2learn-style / engine at N=7 (convex, FC100) >= 1.3 | 1.067 | **no**" in text
+    assert "engine / FLOP limit at N=7 (convex, FC100) <= 2.0 | 3.000 | **no**" in text
 
 
 def test_performance_report_renders_the_device_check(tmp_path):

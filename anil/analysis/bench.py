@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from anil.analysis.baseline import ConventionalNet, body_flops, conventional_step, gemm_peak
 from anil.analysis.timing import (
     QUERY,
     SHOTS,
@@ -176,6 +177,8 @@ def run_grid(options: argparse.Namespace, part: str, device: torch.device) -> li
     floor_at: dict[int, float] = {}
     grid_n = options.N if dataset == "fc100" else [7]
     model = make_model(geometry, side, device, options.compile)
+    conventional = ConventionalNet(3, side, WAYS).to(device)
+    limit = body_flops(tasks * WAYS * (SHOTS + QUERY), 3, side) / options.gemm_peak  # seconds at the GEMM peak
     for first_order in (False, True) if dataset == "fc100" else (False,):
         for n in grid_n:
             inner = InnerLoop(n, 0.1, 0.01 if geometry == "convex" else 0.0, first_order)
@@ -184,6 +187,8 @@ def run_grid(options: argparse.Namespace, part: str, device: torch.device) -> li
             if not first_order:
                 steps["reference"] = reference_step(model, batch, inner)
                 steps["floor"] = floor_step(floor_model, batch, best_floor)
+                if dataset == "fc100" and geometry == "convex":  # the external baseline, where its target is
+                    steps["l2l_style"] = conventional_step(conventional, batch, inner)
             timed = interleaved(steps, options.repeats if not first_order else max(2, options.repeats * 2 // 5), device)
             floor = timed.get("floor") or floor_at[n]
             floor_at.setdefault(n, floor)
@@ -202,6 +207,10 @@ def run_grid(options: argparse.Namespace, part: str, device: torch.device) -> li
                 engine_over_floor=timed["engine"] / floor,
                 reference_over_engine=timed["reference"] / timed["engine"] if "reference" in timed else None,
                 memory_bytes=memory,
+                flop_limit_s=limit,
+                engine_over_flop_limit=timed["engine"] / limit,
+                l2l_style_s=timed.get("l2l_style"),
+                l2l_style_over_engine=timed["l2l_style"] / timed["engine"] if "l2l_style" in timed else None,
             )
             rows.append(row)
             print(_row_line(row), flush=True)
@@ -284,6 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cuda-graphs", action="store_true", help="replay the engine's iteration from a CUDA graph")
     parser.add_argument("--quick", action="store_true", help="B=4, 1 repeat, N=1 7: checks that everything runs")
     parser.add_argument("--parts", nargs="+", choices=PARTS, help="measure only these (default: all)")
+    parser.add_argument("--gemm-peak", type=float, help=argparse.SUPPRESS)  # FLOP/s, measured once by the parent
     parser.add_argument("--part", choices=[*PARTS, "extras"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/bench.json"))
     options = parser.parse_args(argv)
@@ -294,6 +304,8 @@ def main(argv: list[str] | None = None) -> None:
         if options.device == "auto" and torch.cuda.is_available()
         else ("cpu" if options.device == "auto" else options.device)
     )
+    if options.gemm_peak is None:
+        options.gemm_peak = gemm_peak(device)
     if options.part:  # one part, in its own process: memory of one part never weighs on the next
         result = run_grid(options, options.part, device) if options.part != "extras" else extras(options, device)
         options.out.write_text(json.dumps(result))
@@ -316,7 +328,9 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     # Each part in a fresh process: measured in one long process, later rows ran up to 25% slower
     # (allocator state), which skews comparisons between rows.
-    args = sys.argv[1:] if argv is None else argv
+    given = sys.argv[1:] if argv is None else argv
+    args = [*given, "--gemm-peak", repr(options.gemm_peak)]  # every part uses this one measurement
+    print(f"fp32 GEMM peak: {options.gemm_peak / 1e9:.0f} GFLOP/s (2048^3, median of 5)", flush=True)
     parts = options.parts or list(PARTS)
     results = {part: _run_part(part, args) for part in (*parts, "extras")}
     rows = [row for part in parts for row in results[part]]
@@ -342,9 +356,10 @@ def main(argv: list[str] | None = None) -> None:
                 "device": str(device),
                 "repeats": options.repeats,
                 "threads": torch.get_num_threads(),
+                "gemm_peak_flops": options.gemm_peak,
                 "date": time.strftime("%Y-%m-%d"),
                 "variant": {"bf16": options.bf16, "compile": options.compile, "cuda_graphs": options.cuda_graphs},
-                "command": _command(args),
+                "command": _command(given),
                 "rows": rows,
                 **results["extras"],
             },
@@ -390,6 +405,15 @@ def targets(rows: list[dict[str, Any]], calls: dict[int, int]) -> list[Target]:
     checks.append(("engine never slower than the reference (min reference/engine >= 1)", min(ratios), min(ratios) >= 1))
     if 4 in calls and 32 in calls:  # not in a --quick run
         checks.append(("operator calls B=32 within 10% of B=4", calls[32] / calls[4], calls[32] <= 1.1 * calls[4]))
+    for n in (1, 7):
+        row = find(dataset="fc100", geometry="convex", N=n, order="second")
+        if row and row.get("l2l_style_over_engine") is not None:
+            name = f"learn2learn-style / engine at N={n} (convex, FC100) >= 1.3"
+            checks.append((name, row["l2l_style_over_engine"], row["l2l_style_over_engine"] >= 1.3))
+    row = find(dataset="fc100", geometry="convex", N=7, order="second")
+    if row and row.get("engine_over_flop_limit") is not None:
+        name = "engine / FLOP limit at N=7 (convex, FC100) <= 2.0"
+        checks.append((name, row["engine_over_flop_limit"], row["engine_over_flop_limit"] <= 2.0))
     low = find(dataset="fc100", geometry="convex", N=1, order="second")
     high = find(dataset="fc100", geometry="convex", N=30, order="second")
     if low and high:

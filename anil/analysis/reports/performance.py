@@ -52,6 +52,7 @@ def device_section(data: dict[str, Any], title: str, source: str) -> list[str]:
               "reference/engine", "graph MiB"]  # fmt: skip
     rows = [_row(r) for r in data["rows"]]
     lines += table(header, rows, [False, True, False, True, False, *[True] * 6])
+    lines += limit_lines(data)
     calls = {int(b): n for b, n in data["operator_calls"].items()}
     lines += ["", "aten operator calls per meta-iteration (FC100 shape, convex, N = 7, body in one call): "
               + ", ".join(f"B = {b}: {n}" for b, n in sorted(calls.items())) + "."]  # fmt: skip
@@ -68,6 +69,48 @@ def device_section(data: dict[str, Any], title: str, source: str) -> list[str]:
         [[n, f"{v:.3f}", "yes" if ok else "**no**"] for n, v, ok in targets(data["rows"], calls)],
     )
     return lines
+
+
+def limit_lines(data: dict[str, Any]) -> list[str]:
+    """The machine's compute limit and the learn2learn-style baseline (benchmarks from before they
+    were measured have neither)."""
+    if "gemm_peak_flops" not in data:
+        return []
+    peak = data["gemm_peak_flops"]
+    rows = [
+        [r["dataset"], r["geometry"], r["N"], f"{r['engine_s']:.3f}", f"{r['flop_limit_s']:.3f}",
+         f"{r['engine_over_flop_limit']:.2f}", _or_dash(r.get("l2l_style_s"), "{:.3f}"),
+         _or_dash(r.get("l2l_style_over_engine"), "{:.2f}")]
+        for r in data["rows"] if r["order"] == "second" and r["dataset"] == "fc100"
+    ]  # fmt: skip
+    return [
+        "",
+        f"Against the machine's limit: fp32 matrix products ran at {peak / 1e9:.0f} GFLOP/s in this run; the body's "
+        "convolutions forward and backward over the meta-batch's images, at that rate, take the FLOP-limit time "
+        "(anil/analysis/baseline.py counts the FLOPs from the layer shapes). The learn2learn-style row is ANIL "
+        "as usually written (conv with bias → BatchNorm2d → ReLU → max-pool, a Python loop over tasks, the "
+        "head adapted with create_graph=True): the external baseline, computing the same meta-gradient "
+        "(tests/test_baseline.py).",
+        "",
+        *table(
+            [
+                "dataset",
+                "geometry",
+                "N",
+                "engine s",
+                "FLOP-limit s",
+                "engine/limit",
+                "learn2learn-style s",
+                "learn2learn-style/engine",
+            ],
+            rows,
+            [False, False, True, True, True, True, True, True],
+        ),  # fmt: skip
+    ]
+
+
+def _or_dash(value: float | None, form: str) -> str:
+    return "—" if value is None else form.format(value)
 
 
 def _row(r: dict[str, Any]) -> list[Any]:
