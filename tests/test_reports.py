@@ -290,11 +290,13 @@ def test_performance_report_against_the_compute_limit_and_the_external_baseline(
     data = {"machine": "x86_64 CPU, 2 threads", "torch": "2.13.0", "device": "cpu", "repeats": 10, "date": "2026-01-01",
             "command": "scripts/bench.py", "operator_calls": {"4": 100, "32": 100}, "rows": rows,
             "gemm_peak_flops": 2.5e11, "breakdown_s": {"body forward": 0.5, "backward": 0.5},
+            "operator_time_s": {"convolution": 1.0, "max-pool": 0.5, "other": 0.5}, "conv_flops": 1e11,
             "engine_s_by_B": {"4": 0.2, "32": 1.5}}  # fmt: skip
     (tmp_path / "docs" / "data").mkdir(parents=True)
     (tmp_path / "docs" / "data" / "performance-cpu.json").write_text(json.dumps(data))
     text = performance.write(tmp_path / "docs" / "data", tmp_path / "docs" / "performance.md").read_text()
     assert "ran at 250 GFLOP/s" in text
+    assert "| max-pool | 0.500 | 25% |" in text and "convolutions ran at 100 GFLOP/s, 40% of the GEMM peak" in text
     assert "| fc100 | convex | 7 | 1.500 | 0.500 | 3.00 | 1.600 | 1.07 |" in text
     assert "learn2learn-style / engine at N=1 (convex, FC100) >= 1.3 | 1.400 | yes" in text
     assert "learn2learn-style / engine at N=7 (convex, FC100) >= 1.3 | 1.067 | **no**" in text

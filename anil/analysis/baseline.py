@@ -26,6 +26,18 @@ from anil.analysis.timing import sync
 from anil.tasks import InnerLoop, TaskBatch, class_labels
 
 FILTERS, BLOCKS = 64, 4
+# Where an iteration's operator time goes, by the aten operators' own (self) time. The first
+# matching category wins; what matches none is "other".
+CATEGORIES = {
+    "convolution": ("conv", "mkldnn_convolution"),
+    "batch norm": ("batch_norm",),
+    "max-pool": ("max_pool",),
+    "relu": ("relu", "threshold_backward"),
+    "matmul (inner loop, head)": ("bmm", "addmm", "mm", "matmul", "baddbmm", "linear"),
+    "copies and layout": ("copy_", "contiguous", "clone", "to_dense", "reorder", "_to_copy", "cat", "stack"),
+    "element-wise and reductions": ("add", "mul", "sub", "div", "sum", "mean", "pow", "exp", "log", "softmax",
+                                    "nll", "where", "fill_", "zero_", "repeat"),
+}  # fmt: skip
 
 
 def gemm_peak(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
@@ -40,6 +52,27 @@ def gemm_peak(device: torch.device, size: int = 2048, repeats: int = 5) -> float
         sync(device)
         times.append(time.perf_counter() - tick)
     return 2 * size**3 / statistics.median(times)
+
+
+def operator_time(step: Callable[[], None], device: torch.device) -> dict[str, float]:
+    """Seconds of one call of `step` by operator category (CATEGORIES; self time of aten
+    operators, so nested calls are not counted twice), from the PyTorch profiler."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        step()
+        sync(device)
+    seconds: dict[str, float] = {name: 0.0 for name in [*CATEGORIES, "other"]}
+    for event in prof.key_averages():
+        if not event.key.startswith("aten::"):
+            continue
+        name = event.key.removeprefix("aten::")
+        found = next((c for c, keys in CATEGORIES.items() if any(k in name for k in keys)), "other")
+        own = event.self_device_time_total if device.type == "cuda" else event.self_cpu_time_total
+        seconds[found] += own / 1e6
+    return seconds
 
 
 def body_flops(images: int, channels: int, side: int) -> float:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from anil.analysis.baseline import ConventionalNet, body_flops, conventional_step, gemm_peak
+from anil.analysis.baseline import ConventionalNet, body_flops, conventional_step, gemm_peak, operator_time
 from anil.analysis.timing import (
     QUERY,
     SHOTS,
@@ -234,6 +234,12 @@ def extras(options: argparse.Namespace, device: torch.device) -> dict[str, Any]:
         for b in sorted(({8} if options.quick else {4, 8, 16}) - {options.B})
     }
     launches = launch_counts(model, side, device, options)
+    profiled = operator_time(engine_step(model, make_batch(side, options.B, device), inner, auto), device)
+    conv_flops = body_flops(options.B * WAYS * (SHOTS + QUERY), 3, side)
+    print(
+        "operator time of one iteration (profiler, self time): "
+        + ", ".join(f"{k} {v:.3f} s" for k, v in profiled.items())
+    )
     print(
         "\naten operator calls per meta-iteration (FC100 shape, convex, N=7, body in one call): "
         + ", ".join(f"B={b}: {n}" for b, n in calls.items())
@@ -248,7 +254,14 @@ def extras(options: argparse.Namespace, device: torch.device) -> dict[str, Any]:
         + ", ".join(f"B={b}: {s:.3f} s ({1000 * s / b:.1f} ms/task)" for b, s in scaling.items()),
         flush=True,
     )
-    return {"operator_calls": calls, "breakdown_s": parts, "engine_s_by_B": scaling, "launches": launches}
+    return {
+        "operator_calls": calls,
+        "breakdown_s": parts,
+        "engine_s_by_B": scaling,
+        "launches": launches,
+        "operator_time_s": profiled,
+        "conv_flops": conv_flops,
+    }
 
 
 def launch_counts(model: AnilNet, side: int, device: torch.device, options: argparse.Namespace) -> list[dict[str, Any]]:

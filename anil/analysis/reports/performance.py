@@ -60,6 +60,7 @@ def device_section(data: dict[str, Any], title: str, source: str) -> list[str]:
     total = sum(parts.values())
     lines += ["", "Breakdown of one iteration (FC100 shape, convex, N = 7):", ""]
     lines += table(["part", "seconds", "share"], [[k, f"{v:.3f}", f"{100 * v / total:.0f}%"] for k, v in parts.items()])
+    lines += profile_lines(data)
     scaling = sorted((int(b), s) for b, s in data["engine_s_by_B"].items())
     lines += ["", "Engine time against B (FC100 shape, convex, N = 7): "
               + ", ".join(f"B = {b}: {s:.3f} s ({1000 * s / b:.1f} ms/task)" for b, s in scaling) + "."]  # fmt: skip
@@ -107,6 +108,25 @@ def limit_lines(data: dict[str, Any]) -> list[str]:
             [False, False, True, True, True, True, True, True],
         ),  # fmt: skip
     ]
+
+
+def profile_lines(data: dict[str, Any]) -> list[str]:
+    """Operator time by category from the profiler, with the convolutions' efficiency against the
+    GEMM peak (benchmarks from before it was measured have no profile)."""
+    if "operator_time_s" not in data:
+        return []
+    seconds = data["operator_time_s"]
+    total = sum(seconds.values())
+    rows = [[name, f"{value:.3f}", f"{100 * value / total:.0f}%"] for name, value in seconds.items()]
+    lines = ["", "Operator time of one iteration by category (PyTorch profiler, self time of aten operators; "
+             "FC100 shape, convex, N = 7, profiled, so slower than the timed rows):", ""]  # fmt: skip
+    lines += table(["category", "seconds", "share"], rows, [False, True, True])
+    conv = seconds.get("convolution", 0.0)
+    if conv > 0 and "gemm_peak_flops" in data:
+        rate = data["conv_flops"] / conv
+        share = 100 * rate / data["gemm_peak_flops"]
+        lines += ["", f"The convolutions ran at {rate / 1e9:.0f} GFLOP/s, {share:.0f}% of the GEMM peak."]
+    return lines
 
 
 def _or_dash(value: float | None, form: str) -> str:
