@@ -267,7 +267,7 @@ def test_sigterm_is_honoured_inside_a_very_long_inner_loop(tmp_path):
 
 def test_sigterm_is_honoured_inside_a_very_long_validation(tmp_path):
     code, took, output = start_and_stop(tmp_path, "eval_every=1", "eval_tasks=10000000", "B=2", "iterations=5",
-                                        wait_for="training convex")  # fmt: skip
+                                        wait_for="iteration 1: validating")  # fmt: skip
     assert code == 130 and took < StopRequests.GRACE + 10, output
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
     assert metrics["iteration"].tolist() == [1] and metrics["val_loss"].isna().all()  # the step, not its validation

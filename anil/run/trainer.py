@@ -233,6 +233,7 @@ class Loop:
 
     def validate(self, row: dict[str, Any], progress: Progress) -> None:
         """Score the fixed validation tasks into `row`; keep best.pt when they improved."""
+        log.info("iteration %d: validating on %d tasks", row["iteration"], self.setup.val_tasks.tasks)
         with self.stop.preemptible():
             row["val_loss"], row["val_accuracy"] = mean_score(self.setup, self.setup.val_tasks)
         log.info(
