@@ -3,7 +3,7 @@
 For each geometry, a short training run (N = --trajectory-N) gives points of a trajectory. At each
 point and for each N of the grid, on one fixed meta-batch:
 - the operator norms of the meta-Hessian's blocks, the Lipschitz constants the propositions bound
-  (anil/analysis/spectra.py: power iteration on Hessian-vector products, tolerance and iteration
+  (anil/analysis/spectra.py: Lanczos on Hessian-vector products, tolerance and step
   counts recorded):
       L_ww = ‖∂²L/∂w²‖        Prop. 2: ~ (1 - alpha mu)^N          Prop. 3: ~ N
       L_wphi = L_phiw = ‖∂²L/∂φ∂w‖ (one block, measured from both sides as a check)

@@ -13,10 +13,10 @@ for a symmetric block the largest |Ritz value| → ‖A‖; for the mixed block 
 check).
 
 Inner-loop curvature. μ and L of the inner loss L_S(·, φ) in w, per task, are the smallest and
-largest eigenvalues of ∇²_w L_S: first the spectral radius ρ by power iteration, then power
-iteration on the positive semi-definite ρI + H (largest eigenvalue ρ + L) and ρI − H (largest
-eigenvalue ρ − μ). Batched over tasks: the tasks' losses are independent, so one Hessian-vector
-product of their sum applies every task's Hessian to its own vector.
+largest eigenvalues of ∇²_w L_S: the extreme Ritz values of Lanczos with full reorthogonalisation
+(exact once the steps reach the dimension). Batched over tasks: the tasks' losses are independent,
+so one Hessian-vector product of their sum applies every task's Hessian to its own vector.
+`power_norm` (plain power iteration) stays as the simple estimate the tests compare Lanczos with.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from anil.tasks import TaskBatch
 Vectors = list[torch.Tensor]  # one tensor per parameter
 Operator = Callable[[Vectors], Vectors]
 
-TOLERANCE = 1e-3  # relative change of the norm estimate between iterations at which power iteration stops
+TOLERANCE = 1e-3  # relative change of the norm estimate between steps at which the iteration stops
 MAX_ITERATIONS = 100
 
 

@@ -261,11 +261,11 @@ def smoothness_section(smoothness: dict[str, Any]) -> list[str]:
         f"{config['threads']} threads, {config['date']}).",
         "",
         "Each value is the operator norm of a block of the meta-loss's Hessian on one fixed meta-batch of "
-        f"{config['B']} tasks, float64: L_ww = ‖∂²L/∂w²‖, L_wphi = ‖∂²L/∂φ∂w‖ (power iteration on MᵀM), L_phiw = the "
+        f"{config['B']} tasks, float64: L_ww = ‖∂²L/∂w²‖, L_wphi = ‖∂²L/∂φ∂w‖ (Lanczos on MᵀM), L_phiw = the "
         "same block from the φ side (on MMᵀ), L_phiphi = ‖∂²L/∂φ²‖: the Lipschitz constants of ∂L/∂w and ∂L/∂φ "
-        "that Propositions 2 and 3 bound. Power iteration on Hessian-vector products (double backward through the "
+        "that Propositions 2 and 3 bound. Lanczos on Hessian-vector products (double backward through the "
         f"unrolled inner loop) stops at a relative change below {config['tolerance']:g} "
-        f"({int(converged.sum())} of {converged.size} runs converged, {int(iterations.max())} iterations at most). "
+        f"({int(converged.sum())} of {converged.size} runs converged, {int(iterations.max())} steps at most). "
         f"The two estimates of the mixed block differ by at most {100 * mixed.max():.2f}% "
         f"({'within' if mixed.max() <= AGREEMENT else 'MORE than'} the {100 * AGREEMENT:g}% they should agree to). "
         "Median over the probed points, [min, max]:",
