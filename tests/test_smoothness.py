@@ -1,7 +1,6 @@
 """`anil smoothness`: the estimator measures a local derivative, leaves the model as it found it,
 and the command writes its table and figure."""
 
-import argparse
 import subprocess
 
 import pandas as pd
@@ -9,7 +8,7 @@ import pytest
 import torch
 
 from anil.analysis.smoothness import BLOCKS, DivergedTrajectory, Probe, measure, predicted, probe_point
-from anil.cli.smoothness import trajectory_config
+from anil.cli.smoothness import parser, trajectory_config
 from anil.run.setup import build, inner_loop, make_learner
 from helpers import anil_command
 
@@ -18,8 +17,9 @@ TINY = ["--dataset", "procedural", "--B", "2", "--directions", "1", "--points", 
 
 
 def tiny_setup(geometry):
-    options = argparse.Namespace(dataset="procedural", dataset_root=None, seed=0, device="cpu", trajectory_N=2,
-                                 alpha=0.1, lam=0.01, B=2, hidden=8)  # fmt: skip
+    # The command's own parser, so that every option it adds reaches the trajectory with its default.
+    options = parser().parse_args(["--dataset", "procedural", "--device", "cpu", "--trajectory-N", "2", "--B", "2",
+                                   "--hidden", "8"])  # fmt: skip
     config = trajectory_config(geometry, options)
     return build(config, torch.device("cpu")), config
 
