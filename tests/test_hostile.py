@@ -4,6 +4,7 @@ between processes, one line for every failure."""
 import json
 import os
 import pickle
+import random
 import signal
 import subprocess
 import sys
@@ -431,7 +432,7 @@ def test_eval_refusals_and_messages_are_one_line_and_right(tmp_path):
     )
     missing = anil("eval", str(tmp_path / "nonexistent"))
     assert missing.returncode == 1 and "no run folder at" in missing.stderr and "first checkpoint" not in missing.stderr
-    (run_dir / "best.pt").write_bytes(os.urandom(4096))
+    (run_dir / "best.pt").write_bytes(random.Random(2).randbytes(4096))  # seed 2 breaks the unpickler with IndexError
     garbage = anil("eval", str(run_dir), "--tasks", "4")
     assert garbage.returncode == 1 and len(garbage.stderr.strip().splitlines()) == 1
     assert "weights_only" not in garbage.stderr and "is corrupt" in garbage.stderr
@@ -479,3 +480,34 @@ def test_anil_plot_on_broken_sweeps_is_one_line(tmp_path):
     blocked = anil("plot", str(run_dir), "--out", str(tmp_path / "afile" / "figures"))
     assert blocked.returncode == 1 and blocked.stderr.strip().endswith("give --out a writable folder")
     assert "Traceback" not in garbage.stderr + no_loss.stderr + blocked.stderr
+
+
+def test_damaged_pickles_and_checkpoints_always_give_their_one_error(tmp_path):
+    """Random bytes, pickle-looking bytes and real pickles with flipped bytes (seeded): the dataset
+    reader and the checkpoint loader raise only their own error, however the unpickler breaks
+    (IndexError, KeyError, MemoryError, OverflowError, LookupError, ... were seen)."""
+    import random
+
+    from anil.data.readers import read_pickle
+    from anil.data.split import DatasetError
+    from anil.run.checkpoint import CheckpointError, load
+
+    good = pickle.dumps({"data": np.zeros((2, 3), dtype=np.uint8), "labels": [1, 2]}, protocol=2)
+    path = tmp_path / "damaged.pkl"
+    for seed in range(600):
+        rng = random.Random(seed)
+        if seed % 3 == 0:
+            data = rng.randbytes(rng.randint(1, 2048))
+        elif seed % 3 == 1:
+            data = b"\x80\x02" + rng.randbytes(rng.randint(1, 300))
+        else:
+            flipped = bytearray(good)
+            for _ in range(3):
+                flipped[rng.randrange(len(flipped))] = rng.randrange(256)
+            data = bytes(flipped)
+        path.write_bytes(data)
+        for reader, error in ((read_pickle, DatasetError), (load, CheckpointError)):
+            try:
+                reader(path)
+            except error as raised:
+                assert "\n" not in str(raised) and str(path) in str(raised)

@@ -50,6 +50,7 @@ class DatasetUnpickler(pickle.Unpickler):
 def read_pickle(path: Path) -> dict[str, Any]:
     """A dict pickle written by Python 2 or 3, with str keys (bytes keys are decoded). Only the
     globals of SAFE_GLOBALS are loaded: a pickle that names another one stops with a DatasetError."""
+    head = b""
     try:
         with open(path, "rb") as f:
             head = f.read(1)
@@ -66,9 +67,10 @@ def read_pickle(path: Path) -> dict[str, Any]:
             f"refused to load {path}: it asks for {error}, which no dataset pickle contains (loading it could "
             "run code); use the dataset file from its original source"
         ) from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as error:
+    except Exception as error:  # noqa: BLE001 - a damaged pickle breaks the unpickler in any way (MemoryError too)
         hint = "an HTML page, not the dataset" if head == b"<" else "truncated or not a pickle"
-        raise DatasetError(f"cannot read {path}: {hint} ({error}); download it again") from None
+        said = " ".join(str(error).split())  # some unpickler messages span lines
+        raise DatasetError(f"cannot read {path}: {hint} ({type(error).__name__}: {said}); download it again") from None
     if not isinstance(data, dict):
         raise DatasetError(f"cannot read {path}: expected a dict, found {type(data).__name__}")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in data.items()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import pickle
 import random
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,9 @@ def load(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}: the run has not reached its first checkpoint")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a corrupt file's odd protocol number is part of the one-line error
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # torch's message would suggest weights_only=False: never do that here
         raise CheckpointError(
             f"checkpoint {path} is corrupt or not anil's (it holds objects a checkpoint never contains); "
@@ -80,6 +83,10 @@ def load(path: Path) -> dict[str, Any]:
         ) from None
     except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError) as error:
         raise CheckpointError(f"checkpoint {path} is corrupt ({_first_line(error)}); delete it to start over") from None
+    except Exception as error:  # noqa: BLE001 - bytes that are no checkpoint break the unpickler in any way
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt ({type(error).__name__}: {_first_line(error)}); delete it to start over"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an anil checkpoint (format {FORMAT}); delete it to start over")
     return state
