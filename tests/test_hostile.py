@@ -247,15 +247,19 @@ def start_and_stop(tmp_path, *overrides, wait_for="training convex"):
     with open(log, "w") as out:
         process = subprocess.Popen([*anil_command(), "train", "experiment=smoke", "device=cpu", *overrides,
                                     f"hydra.run.dir={tmp_path}/run"], stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-    deadline = time.time() + 120
-    while wait_for not in log.read_text():
-        assert process.poll() is None and time.time() < deadline, log.read_text()
-        time.sleep(0.1)
-    time.sleep(1.0)
-    sent = time.time()
-    process.send_signal(signal.SIGTERM)
-    code = process.wait(timeout=60)
-    return code, time.time() - sent, log.read_text()
+    try:
+        deadline = time.time() + 120
+        while wait_for not in log.read_text():
+            assert process.poll() is None and time.time() < deadline, log.read_text()
+            time.sleep(0.1)
+        time.sleep(1.0)
+        sent = time.time()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+        return code, time.time() - sent, log.read_text()
+    finally:  # a failing test must not leave a run behind on the machine
+        if process.poll() is None:
+            process.kill()
 
 
 def test_sigterm_is_honoured_inside_a_very_long_inner_loop(tmp_path):
@@ -273,6 +277,24 @@ def test_sigterm_is_honoured_inside_a_very_long_validation(tmp_path):
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
     assert metrics["iteration"].tolist() == [1] and metrics["val_loss"].isna().all()  # the step, not its validation
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["iteration"] == 1
+
+
+def test_a_request_before_a_section_still_preempts_it(monkeypatch):
+    """SIGTERM arriving between sections (after a step, before its validation; or while the run is
+    being built) must not let the next section run unbounded: it keeps what is left of its grace."""
+    from anil.run.trainer import StopNow
+
+    monkeypatch.setattr(StopRequests, "GRACE", 0.3)
+    with StopRequests() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)  # outside any section
+        time.sleep(0.05)
+        assert stop.signal == "SIGTERM"
+        started = time.monotonic()
+        with pytest.raises(StopNow):
+            with stop.preemptible():
+                while time.monotonic() - started < 10:  # a validation that would run for 10 s
+                    time.sleep(0.01)
+        assert time.monotonic() - started < 2
 
 
 # --- one line, never a traceback --------------------------------------------------------------------

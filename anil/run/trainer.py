@@ -149,6 +149,7 @@ class StopRequests:
         self._main = threading.current_thread() is threading.main_thread()
         self._can_preempt = can_preempt and self._main
         self._in_section = False
+        self._requested_at = 0.0  # time.monotonic() of the first request
 
     def __enter__(self) -> StopRequests:
         if self._main:
@@ -162,6 +163,7 @@ class StopRequests:
         if self.signal is not None and number == signal.SIGINT:
             raise KeyboardInterrupt
         self.signal = signal.Signals(number).name
+        self._requested_at = time.monotonic()
         log.warning("%s received: finishing this iteration, then checkpointing", self.signal)
         if self._in_section and self._can_preempt:
             signal.setitimer(signal.ITIMER_REAL, self.GRACE)
@@ -172,8 +174,13 @@ class StopRequests:
 
     @contextlib.contextmanager
     def preemptible(self) -> Iterator[None]:
-        """A stretch of work a stop request may abandon (when it overruns GRACE)."""
+        """A stretch of work a stop request may abandon (when it overruns GRACE). A request that came
+        before the section (between an iteration and its validation, or while the run was being
+        built) keeps what is left of its grace: the section is abandoned when that runs out."""
         self._in_section = True
+        if self.signal is not None and self._can_preempt:
+            left = self.GRACE - (time.monotonic() - self._requested_at)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
         try:
             yield
         finally:
