@@ -53,7 +53,7 @@ def section(
                   f"({failed}), {result['skipped']} skipped."]  # fmt: skip
     bench = (parts.get("bench") or {}).get("result")
     if bench:
-        lines += ["", *bench_section(bench, "### Benchmark", source)[1:]]
+        lines += ["", *bench_section(bench, "### Benchmark", source)]
         lines += variant_lines(bench, parts)
         lines += launch_lines(bench, (parts.get("bench_graphs") or {}).get("result"))
     sweep = (parts.get("sweeps") or {}).get("result")
