@@ -306,6 +306,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cuda-graphs", action="store_true", help="replay the engine's iteration from a CUDA graph")
     parser.add_argument("--quick", action="store_true", help="B=4, 1 repeat, N=1 7: checks that everything runs")
     parser.add_argument("--parts", nargs="+", choices=PARTS, help="measure only these (default: all)")
+    parser.add_argument(
+        "--no-extras",
+        dest="extras",
+        action="store_false",
+        help="only the grid rows: no operator calls, launches, profile, breakdown or B scaling",
+    )
     parser.add_argument("--gemm-peak", type=float, help=argparse.SUPPRESS)  # FLOP/s, measured once by the parent
     parser.add_argument("--part", choices=[*PARTS, "extras"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/bench.json"))
@@ -345,7 +351,9 @@ def main(argv: list[str] | None = None) -> None:
     args = [*given, "--gemm-peak", repr(options.gemm_peak)]  # every part uses this one measurement
     print(f"fp32 GEMM peak: {options.gemm_peak / 1e9:.0f} GFLOP/s (2048^3, median of 5)", flush=True)
     parts = options.parts or list(PARTS)
-    results = {part: _run_part(part, args) for part in (*parts, "extras")}
+    measured = (*parts, "extras") if options.extras else tuple(parts)
+    results = {part: _run_part(part, args) for part in measured}
+    results.setdefault("extras", {"engine_s_by_B": {}, "operator_calls": {}})
     rows = [row for part in parts for row in results[part]]
     engine_n7 = next(
         (
