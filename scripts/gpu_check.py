@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from anil.atomic import write_json_atomic  # the tree is on the path: scripts/gpu_check.sh puts it there
+
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
@@ -225,19 +227,13 @@ def main(argv: list[str] | None = None) -> int:
             outcome = run_part(part, log)
             report["parts"][part.name] = outcome
             report["wall_s"] = round(time.monotonic() - started, 1)
-            write_json(report_path, report)
+            write_json_atomic(report_path, report)
             print(
                 f"{part.name:<14} {outcome['status']:<10} {outcome['wall_s']:>6.1f} s (box {part.seconds} s)",
                 flush=True,
             )
     print(f"wrote {report_path} and {options.out / 'gpu_check.log'} ({report['wall_s']:.0f} s in all)")
     return 0 if all(p["status"] == "ok" for p in report["parts"].values()) else 1
-
-
-def write_json(path: Path, report: dict[str, Any]) -> None:
-    staging = path.with_suffix(".json.tmp")
-    staging.write_text(json.dumps(report, indent=1))
-    staging.replace(path)
 
 
 if __name__ == "__main__":

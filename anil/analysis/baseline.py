@@ -14,15 +14,13 @@ limit, and a conventional learn2learn-style ANIL step.
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from anil.analysis.timing import sync
+from anil.analysis.timing import median_seconds, profiled
 from anil.tasks import InnerLoop, TaskBatch, class_labels
 
 FILTERS, BLOCKS = 64, 4
@@ -43,29 +41,14 @@ CATEGORIES = {
 def gemm_peak(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
     """FLOP/s of a size x size x size fp32 matrix product (median of `repeats` after a warm-up)."""
     a, b = (torch.randn(size, size, device=device) for _ in range(2))
-    a @ b
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        tick = time.perf_counter()
-        a @ b
-        sync(device)
-        times.append(time.perf_counter() - tick)
-    return 2 * size**3 / statistics.median(times)
+    return 2 * size**3 / median_seconds(lambda: a @ b, repeats, device)
 
 
 def operator_time(step: Callable[[], None], device: torch.device) -> dict[str, float]:
     """Seconds of one call of `step` by operator category (CATEGORIES; self time of aten
     operators, so nested calls are not counted twice), from the PyTorch profiler."""
-    from torch.profiler import ProfilerActivity, profile
-
-    step()
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
-        step()
-        sync(device)
     seconds: dict[str, float] = {name: 0.0 for name in [*CATEGORIES, "other"]}
-    for event in prof.key_averages():
+    for event in profiled(step, device):
         if not event.key.startswith("aten::"):
             continue
         name = event.key.removeprefix("aten::")

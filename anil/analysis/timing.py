@@ -77,13 +77,19 @@ def peak_bytes(step: Callable[[], Any], forward: Callable[[], torch.Tensor], dev
     return graph_bytes(forward)
 
 
-def operator_calls(step: Callable[[], Any], device: torch.device) -> int:
+def profiled(step: Callable[[], Any], device: torch.device) -> Any:
+    """The PyTorch profiler's events of one call of `step` (after one unprofiled warm-up call),
+    averaged by operator name: CPU activity, and CUDA activity on a GPU."""
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     step()
     with profile(activities=activities) as prof:
         step()
         sync(device)
-    return sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
+    return prof.key_averages()
+
+
+def operator_calls(step: Callable[[], Any], device: torch.device) -> int:
+    return sum(e.count for e in profiled(step, device) if e.key.startswith("aten::"))
 
 
 def kernel_launches(step: Callable[[], Any], device: torch.device) -> int | None:
@@ -91,12 +97,8 @@ def kernel_launches(step: Callable[[], Any], device: torch.device) -> int | None
     `step`; None on a CPU, where there are none to count."""
     if device.type != "cuda":
         return None
-    step()
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        step()
-        sync(device)
     launches = ("LaunchKernel", "GraphLaunch")
-    return sum(e.count for e in prof.key_averages() if any(name in e.key for name in launches))
+    return sum(e.count for e in profiled(step, device) if any(name in e.key for name in launches))
 
 
 def make_model(

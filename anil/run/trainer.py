@@ -149,7 +149,7 @@ class StopRequests:
         self._main = threading.current_thread() is threading.main_thread()
         self._can_preempt = can_preempt and self._main
         self._in_section = False
-        self._requested_at = 0.0  # time.monotonic() of the first request
+        self._requested_at = 0.0  # time.monotonic() of the latest request
 
     def __enter__(self) -> StopRequests:
         if self._main:
@@ -165,8 +165,14 @@ class StopRequests:
         self.signal = signal.Signals(number).name
         self._requested_at = time.monotonic()
         log.warning("%s received: finishing this iteration, then checkpointing", self.signal)
-        if self._in_section and self._can_preempt:
-            signal.setitimer(signal.ITIMER_REAL, self.GRACE)
+        if self._in_section:
+            self._arm()
+
+    def _arm(self) -> None:
+        """Raise StopNow when what is left of the latest request's grace runs out."""
+        if self._can_preempt:
+            left = self.GRACE - (time.monotonic() - self._requested_at)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
 
     def _overdue(self, number: int, frame: FrameType | None) -> None:
         if self._in_section:
@@ -178,9 +184,8 @@ class StopRequests:
         before the section (between an iteration and its validation, or while the run was being
         built) keeps what is left of its grace: the section is abandoned when that runs out."""
         self._in_section = True
-        if self.signal is not None and self._can_preempt:
-            left = self.GRACE - (time.monotonic() - self._requested_at)
-            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
+        if self.signal is not None:
+            self._arm()
         try:
             yield
         finally:

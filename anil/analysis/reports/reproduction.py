@@ -23,8 +23,9 @@ from anil.analysis import claims
 from anil.analysis.cost import UnitCosts, counted_cost, has_counters, iteration_cost
 from anil.analysis.plot import KEYS, draw, find_jobs, per_seed, summarise_seeds
 from anil.analysis.reports.markdown import generated_by, source_name, table
+from anil.config import TrainConfig
 
-DEFAULT_INIT = "pytorch"  # TrainConfig.init's default
+DEFAULT_INIT = TrainConfig.init  # what runs recorded before the option existed used
 COMMAND = "anil report reproduction"
 SMOOTH = 10  # rolling window (iterations) for the figures and for every number read off a curve
 FIGURES = ("fig1", "fig2")

@@ -21,6 +21,7 @@ from anil.analysis.reports.markdown import generated_by, source_name, table
 from anil.analysis.smoothness import AGREEMENT, summarise
 from anil.analysis.statistics import Verdict
 from anil.analysis.theory import formula_checks
+from anil.config import TrainConfig
 
 COMMAND = "anil report theory"
 PRECISION_REQUIRED = 1e-10  # what tests/test_theory.py asserts for engine vs formula
@@ -56,7 +57,7 @@ def collect(smoothness: Path, figures: Path, init_curvature: list[Path] | None =
 
 def init_of(config: dict[str, Any]) -> str:
     """A run's initialisation; runs made before the option existed used PyTorch's defaults."""
-    return str(config.get("init", "pytorch"))
+    return str(config.get("init", TrainConfig.init))
 
 
 def init_section(runs: list[dict[str, Any]]) -> list[str]:
