@@ -31,7 +31,8 @@ AUTHORS_LARGE_N = 10  # alpha_schedule=authors halves alpha from this N on
 
 @dataclass
 class DatasetConfig:
-    name: str = "embedded"  # embedded (KanjiVG characters) | procedural (synthetic glyphs) | fc100 | miniimagenet
+    # embedded, embedded_hard (KanjiVG characters) | procedural (synthetic glyphs) | fc100 | miniimagenet
+    name: str = "embedded"
     root: Optional[str] = None  # folder with the data files (fc100, miniimagenet), or its parent
     format: str = "auto"  # auto-detect, or force one: fc100: cifar|pickles; miniimagenet: csv|folders|pickles
     image_size: int = 28  # images are image_size x image_size (resized if the files differ)
@@ -40,6 +41,8 @@ class DatasetConfig:
     test_classes: int = 200  # meta-test classes (held out)
     instances: int = 20  # images per class (rendered datasets)
     jitter: float = 6.0  # std of the per-image translation, in units of the 109-unit KanjiVG canvas
+    distortion: float = 1.0  # scales the drawer's rotation, shear, aspect, stroke offsets and wobble (rendered)
+    clutter: int = 0  # distractor strokes drawn at random places on every image (rendered datasets)
     cache_dir: Optional[str] = None  # where rendered / decoded arrays are cached; None: $ANIL_CACHE or ~/.cache/anil
 
 
@@ -185,13 +188,14 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "init": ("pytorch", "authors"),  # anil.engine.model.INITS (a test keeps them equal)
     "dtype": ("float32", "float64"),
     "alpha_schedule": ("constant", "inverse_n", "authors"),
-    "dataset.name": ("embedded", "procedural", "fc100", "miniimagenet"),
+    "dataset.name": ("embedded", "embedded_hard", "procedural", "fc100", "miniimagenet"),
     "geometry.name": ("convex", "nonconvex"),
     "optim.name": ("adam", "sgd"),
 }
 
 FORMATS: dict[str, tuple[str, ...]] = {
     "embedded": ("auto",),
+    "embedded_hard": ("auto",),
     "procedural": ("auto",),
     "fc100": ("auto", "cifar", "pickles"),
     "miniimagenet": ("auto", "csv", "folders", "pickles"),
@@ -199,7 +203,7 @@ FORMATS: dict[str, tuple[str, ...]] = {
 
 WANDB_MODES = ("offline", "online", "disabled")
 FILE_DATASETS = ("fc100", "miniimagenet")  # read from the user's files; the others are rendered
-RENDERED_ONLY = ("train_classes", "val_classes", "test_classes", "instances", "jitter")
+RENDERED_ONLY = ("train_classes", "val_classes", "test_classes", "instances", "jitter", "distortion", "clutter")
 
 # key -> (lowest allowed value, whether the bound is strict, what the key means)
 BOUNDS: dict[str, tuple[float, bool, str]] = {
@@ -224,6 +228,8 @@ BOUNDS: dict[str, tuple[float, bool, str]] = {
     "dataset.test_classes": (2, False, "test classes"),
     "dataset.instances": (2, False, "images per class"),
     "dataset.jitter": (0, False, "translation jitter"),
+    "dataset.distortion": (0, False, "drawer distortion"),
+    "dataset.clutter": (0, False, "distractor strokes per image"),
     "geometry.hidden": (0, False, "hidden width"),
     "optim.beta_w": (0, True, "outer stepsize for w"),
     "optim.beta_phi": (0, True, "outer stepsize for phi"),

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from anil.analysis import claims
-from anil.analysis.reports import complexity, performance, reproduction, theory
+from anil.analysis.reports import complexity, divergence, performance, reproduction, theory
 from anil.analysis.statistics import Verdict
 from helpers import REPO, anil_command
 
@@ -22,10 +22,13 @@ ENVIRONMENT = dict(status="completed", device="cpu", device_name="x86_64", torch
 
 
 def synthetic_sweep(
-    geometry, schedules, grid, loss, cost, diverged=(), dataset="embedded", seeds=3, iterations=120, units=None
-):
+    geometry, schedules, grid, loss, cost, diverged=(), dataset="embedded", seeds=3, iterations=120, units=None,
+    gradient=None, accuracy=None,
+):  # fmt: skip
     """Per-seed curves loss(N, iteration) with seconds per iteration cost(N), as collect() writes them;
-    with `units`, also ANIL's operation counters for B = 8 (priced by those unit costs)."""
+    with `units`, also ANIL's operation counters for B = 8 (priced by those unit costs); with
+    `gradient`, the full objective's ‖∇L_meta‖² gradient(N, iteration) every 60 iterations; with
+    `accuracy`, each job's meta-test accuracy accuracy(N, seed)."""
     seeds_rows, jobs = [], []
     for schedule in schedules:
         for n in grid:
@@ -34,16 +37,23 @@ def synthetic_sweep(
                 key.update(alpha=0.1 / n if schedule == "inverse_n" else 0.1, diverged=(n, schedule) in diverged)
                 key["job"] = f"geometry={geometry},N={n},alpha_schedule={schedule},seed={seed}"
                 for i in range(1, iterations + 1):
-                    accuracy = 0.9 if i == iterations else np.nan
+                    validated = 0.9 if i == iterations else np.nan
                     values = dict(iteration=i, time=cost(n) * i, loss=loss(n, i) * (1 + 0.01 * seed))
-                    values.update(sq_grad_norm_w=1.0, sq_grad_norm_phi=1.0, val_accuracy=accuracy)
+                    values.update(sq_grad_norm_w=1.0, sq_grad_norm_phi=1.0, val_accuracy=validated)
                     if units:
                         values.update(grad_evals_w=8 * (n + 1), grad_evals_phi=8, second_order_w=8 * n,
                                       second_order_phi=8 * n)  # fmt: skip
+                    if gradient:
+                        logged = i == 1 or i % 60 == 0
+                        w = gradient(n, i) * (1 + 0.01 * seed) if logged else np.nan
+                        values.update(meta_sq_grad_norm_w=w, meta_sq_grad_norm_phi=w)
                     seeds_rows.append({**key, **values})
                 seconds = cost(n) * iterations
                 jobs.append({**key, **JOB_SETTINGS, **ENVIRONMENT, "iterations": iterations, "wall_time_s": seconds})
                 jobs[-1]["train_time_s"] = seconds
+                if accuracy:
+                    jobs[-1].update(test_accuracy=accuracy(n, seed), test_accuracy_ci95=0.01, test_tasks=300,
+                                    test_checkpoint="checkpoint.pt")  # fmt: skip
     return reproduction.Sweep(pd.DataFrame(seeds_rows), pd.DataFrame(jobs), units)
 
 
@@ -112,14 +122,95 @@ def test_complexity_claims_on_the_counted_cost_and_on_wall_clock_separately():
     assert fig2.counted
     text = reproduction.render(fig1, fig2, ["x"])
     rows = [line for line in text.splitlines() if line.startswith(f"| {claims.NONCONVEX_COMPLEXITY.statement} |")]
-    counted, wall = rows
+    assert len(rows) == 4  # two views under each of the two stepsize designs
+    counted, wall = rows[:2]
+    assert "fixed α = 0.1" in counted and "fixed αN = 0.1" in rows[2]
     assert "counted cost" in counted and "**agrees**" in counted
     assert "wall-clock" in wall and "**disagrees**" in wall
     assert "counted s/iteration" in text
     fig2_plain = synthetic_sweep("nonconvex", ["constant", "inverse_n"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1)
     assert not fig2_plain.counted  # no counters in the runs: wall-clock alone, labelled as before
     plain = reproduction.render(fig1, fig2_plain, ["x"])
-    assert sum(line.startswith(f"| {claims.NONCONVEX_COMPLEXITY.statement} |") for line in plain.splitlines()) == 1
+    assert sum(line.startswith(f"| {claims.NONCONVEX_COMPLEXITY.statement} |") for line in plain.splitlines()) == 2
+
+
+def claim_rows(text, claim):
+    return [line for line in text.splitlines() if line.startswith(f"| {claim.statement} |")]
+
+
+def test_per_iteration_claims_on_the_meta_gradient_and_on_the_loss_separately():
+    """The theorems' quantity and the training loss are judged apart: here ‖∇L_meta‖² ends larger at
+    larger N (slower, as the nonconvex claim says) while the loss ends lower (faster): the two rows
+    of each design must disagree with each other."""
+    fig1 = synthetic_sweep("convex", ["constant"], CONVEX_GRID, saturating, cost=lambda n: 0.1)
+    fig2 = synthetic_sweep(
+        "nonconvex", ["constant", "inverse_n"], NONCONVEX_GRID, faster_with_n, lambda n: 0.1,
+        gradient=lambda n, i: float(n) / i,
+    )  # fmt: skip
+    text = reproduction.render(fig1, fig2, ["x"])
+    rows = claim_rows(text, claims.NONCONVEX_PER_ITERATION)
+    assert len(rows) == 4
+    for gradient_row, loss_row in (rows[:2], rows[2:]):
+        assert "‖∇L_meta‖² at iteration 120" in gradient_row and "**agrees**" in gradient_row
+        assert "training loss at iteration 120" in loss_row and "**disagrees**" in loss_row
+    assert "‖∇L_meta‖²@120" in text  # the table column
+    flat = synthetic_sweep(
+        "nonconvex", ["constant"], NONCONVEX_GRID, faster_with_n, lambda n: 0.1, gradient=lambda n, i: 1.0 / i
+    )
+    gradient_row = claim_rows(reproduction.render(fig1, flat, ["x"]), claims.NONCONVEX_PER_ITERATION)[0]
+    assert "**inconclusive**" in gradient_row  # the same norm at every N: the seeds' noise decides nothing
+
+
+def test_meta_test_accuracy_table_per_geometry_design_and_n():
+    fig1 = synthetic_sweep(
+        "convex", ["constant"], CONVEX_GRID, saturating, lambda n: 0.1, accuracy=lambda n, s: 0.40 + 0.01 * n + 0.002 * s
+    )
+    fig2 = synthetic_sweep("nonconvex", ["constant"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1)
+    text = reproduction.render(fig1, fig2, ["x"])
+    row = next(line for line in text.splitlines() if line.startswith("| convex | fixed α = 0.1 | 7 |"))
+    assert row.split("|")[4].strip().startswith("47.2 [")  # mean of 47.0, 47.2, 47.4 with its interval
+    assert "3 × 300" in row and "nonconvex | fixed" not in text.split("## Meta-test accuracy")[1].split("##")[0]
+    assert "--checkpoint last" in text  # the command that measured it
+
+
+def search(constant_diverged, inverse_diverged, dataset="embedded_hard"):
+    """A divergence search at N = 30: base alphas -> which seeds diverged, per schedule."""
+    rows = []
+    for schedule, diverged in (("constant", constant_diverged), ("inverse_n", inverse_diverged)):
+        for base in (0.1, 0.2, 0.4, 0.8):
+            for seed in range(3):
+                stop = seed < diverged.get(base, 0)
+                rows.append(dict(dataset=dataset, geometry="nonconvex", N=30, alpha_schedule=schedule, alpha_base=base,
+                                 seed=seed, diverged=stop, last_iteration=5 if stop else 60, iterations=60,
+                                 wall_time_s=30.0))  # fmt: skip
+    curvature = pd.DataFrame({"geometry": ["nonconvex"] * 4, "L": [4.0, 5.0, 5.0, 6.0], "mu": [0.0] * 4})
+    config = dict(dataset=dataset, init="authors", points=1, train_iterations=0, B=16, N=[1])
+    return divergence.Search(pd.DataFrame(rows), curvature, config)
+
+
+def test_divergence_search_judges_stability_either_way():
+    stable = search({0.4: 3, 0.8: 3}, {})
+    verdicts = {j.claim.key: j.verdict for j, _ in stable.judgements()}
+    assert verdicts == {"divergence-at-30": Verdict.INCONCLUSIVE, "inverse-n-stepsize": Verdict.AGREES}
+    section = "\n".join(stable.section())
+    assert "smallest base α at which most constant-α runs diverged is 0.4, α·L = 2" in section  # 0.4 × median L 5
+    assert "anil smoothness --dataset embedded_hard --curvature-only" in "\n".join(stable.commands())
+    unstable = search({0.4: 3, 0.8: 3}, {0.4: 3, 0.8: 3})
+    assert {j.claim.key: j.verdict for j, _ in unstable.judgements()}["inverse-n-stepsize"] is Verdict.DISAGREES
+    on_fc100 = search({0.1: 3, 0.4: 3}, {}, dataset="fc100")
+    assert {j.claim.key: j.verdict for j, _ in on_fc100.judgements()}["divergence-at-30"] is Verdict.AGREES
+    calm = search({}, {}, dataset="fc100")
+    verdicts = {j.claim.key: j.verdict for j, _ in calm.judgements()}
+    assert verdicts == {"divergence-at-30": Verdict.DISAGREES, "inverse-n-stepsize": Verdict.INCONCLUSIVE}
+    assert "No base α of the grid" in "\n".join(calm.section())
+
+
+def test_the_report_judges_stability_on_the_search_when_there_is_one():
+    fig1 = synthetic_sweep("convex", ["constant"], CONVEX_GRID, saturating, cost=lambda n: 0.1)
+    fig2 = synthetic_sweep("nonconvex", ["constant"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1)
+    text = reproduction.render(fig1, fig2, ["x"], search({0.4: 3, 0.8: 3}, {}))
+    (row,) = claim_rows(text, claims.INVERSE_N)
+    assert "**agrees**" in row and "base α=0.4: 3/3" in row and "## Divergence at N = 30" in text
 
 
 def test_collect_reads_a_real_sweep(tmp_path):

@@ -12,9 +12,11 @@ Each threshold below is a named constant with the reason for its value.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from anil.analysis.statistics import MIN_SEEDS, Interval, Verdict, both, decide, paired_interval
 
+K = TypeVar("K", int, float)  # what the stability counts are keyed by: N, or a searched base α
 Levels = dict[int, dict[int, float]]  # N -> seed -> log10 of the quantity (lower is better)
 Costs = dict[int, dict[int, float]]  # N -> seed -> cost to reach the threshold
 
@@ -192,11 +194,12 @@ def divergence_at_30(dataset: str, diverged: int, runs: int, n: int = 30) -> Jud
     )
 
 
-def inverse_n(constant: dict[int, tuple[int, int]], inverse: dict[int, tuple[int, int]]) -> Judgement:
-    """Where a constant α diverged, α/N did not. Inputs: N -> (diverged runs, runs) per schedule."""
+def inverse_n(constant: dict[K, tuple[int, int]], inverse: dict[K, tuple[int, int]], key: str = "N") -> Judgement:
+    """Where a constant α diverged, α/N did not. Inputs: `key` (N, or the base α of a search at one
+    N) -> (diverged runs, runs) per schedule."""
     evidence = (
-        "diverged runs, constant α: " + ", ".join(f"N={n}: {d}/{r}" for n, (d, r) in sorted(constant.items()))
-        + "; α/N: " + ", ".join(f"N={n}: {d}/{r}" for n, (d, r) in sorted(inverse.items()))
+        "diverged runs, constant α: " + ", ".join(f"{key}={n:g}: {d}/{r}" for n, (d, r) in sorted(constant.items()))
+        + "; α/N: " + ", ".join(f"{key}={n:g}: {d}/{r}" for n, (d, r) in sorted(inverse.items()))
     )  # fmt: skip
     unstable = [n for n, (d, _) in constant.items() if d > 0 and n in inverse]
     if not unstable:
@@ -205,7 +208,7 @@ def inverse_n(constant: dict[int, tuple[int, int]], inverse: dict[int, tuple[int
         )
     if all(inverse[n][0] == 0 for n in unstable):
         return Judgement(
-            INVERSE_N, Verdict.AGREES, evidence, f"α/N stayed stable at N={unstable}, where constant α diverged"
+            INVERSE_N, Verdict.AGREES, evidence, f"α/N stayed stable at {key}={unstable}, where constant α diverged"
         )
     if all(inverse[n][0] >= constant[n][0] for n in unstable):
         return Judgement(INVERSE_N, Verdict.DISAGREES, evidence, "α/N diverged as often as constant α")

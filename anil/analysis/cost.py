@@ -26,6 +26,13 @@ ANIL_PRICES = {
 }
 COUNTERS = tuple(ANIL_PRICES)
 UnitCosts = dict[str, dict[str, dict[str, float]]]  # dataset -> geometry -> operation -> seconds per task
+# Datasets whose images have another's shape (channels, side): their operations cost the same.
+SAME_SHAPE = {"embedded_hard": "embedded"}  # both 1x28x28
+
+
+def prices_for(units: UnitCosts, dataset: str, geometry: str) -> dict[str, float] | None:
+    """`dataset`'s unit costs for `geometry` (or those of a dataset of the same image shape); None if unmeasured."""
+    return units.get(SAME_SHAPE.get(dataset, dataset), {}).get(geometry)
 
 
 def has_counters(frame: pd.DataFrame) -> bool:
@@ -46,7 +53,7 @@ def counted_cost(run: pd.DataFrame, units: UnitCosts, dataset: str, geometry: st
     Raises KeyError naming what is missing when the run has no counters or no prices exist."""
     if not has_counters(run):
         raise KeyError(f"the run has no operation counters ({', '.join(COUNTERS)})")
-    if dataset not in units or geometry not in units[dataset]:
+    prices = prices_for(units, dataset, geometry)
+    if prices is None:
         raise KeyError(f"no unit costs measured for dataset={dataset}, geometry={geometry}")
-    ordered = run.sort_values("iteration")
-    return iteration_cost(ordered, units[dataset][geometry]).cumsum()
+    return iteration_cost(run.sort_values("iteration"), prices).cumsum()

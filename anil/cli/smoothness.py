@@ -20,7 +20,7 @@ import torch
 from anil.analysis.smoothness import BLOCKS, DivergedTrajectory, Probe, draw, measure, summarise
 from anil.analysis.spectra import MAX_ITERATIONS, TOLERANCE
 from anil.atomic import write_json_atomic
-from anil.cli.compose import compose_typed
+from anil.cli.compose import compose_typed, config_groups
 from anil.config import ConfigError, TrainConfig
 from anil.data import DatasetError
 
@@ -31,7 +31,8 @@ def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="anil smoothness", description="Lipschitz estimates of the meta-gradient against N"
     )
-    parser.add_argument("--dataset", default="embedded", choices=["embedded", "procedural", "fc100", "miniimagenet"])
+    datasets = config_groups()["dataset"]
+    parser.add_argument("--dataset", default="embedded", choices=datasets, help="a conf/dataset option")
     parser.add_argument("--dataset-root", default=None, help="dataset.root for fc100 / miniimagenet")
     parser.add_argument("--geometry", nargs="+", default=["convex", "nonconvex"], choices=["convex", "nonconvex"])
     parser.add_argument("--N", nargs="+", type=int, default=[1, 2, 5, 10, 20], help="the grid of inner steps")

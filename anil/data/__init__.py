@@ -14,6 +14,7 @@ from anil.data.split import DatasetError, Split, Splits
 
 LOADERS: dict[str, Callable[[DatasetConfig], Splits]] = {
     "embedded": embedded.load,
+    "embedded_hard": embedded.load,
     "procedural": embedded.load,
     "fc100": fc100.load,
     "miniimagenet": miniimagenet.load,

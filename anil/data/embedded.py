@@ -27,6 +27,7 @@ from anil.data.strokes import CANVAS, StrokeParseError, parse_svg_strokes, rende
 SPLIT_SEED = 20200  # fixes which characters go to which split, independently of the run seed
 RENDER_VERSION = 1  # bump when rendering changes, so old caches are not reused
 CJK = range(0x4E00, 0xA000)
+KANJI = ("embedded", "embedded_hard")  # the dataset names drawn from KanjiVG (the hard one: other defaults)
 
 
 def load(config: DatasetConfig) -> Splits:
@@ -41,29 +42,47 @@ def load(config: DatasetConfig) -> Splits:
 def _settings(config: DatasetConfig) -> str:
     """Everything the rendered images depend on: a change renders them again."""
     counts = f"{config.train_classes}-{config.val_classes}-{config.test_classes}x{config.instances}"
-    version = _kanjivg_version() if config.name == "embedded" else "none"
+    version = _kanjivg_version() if config.name in KANJI else "none"
+    harder = f"|distortion={config.distortion:g}|clutter={config.clutter}"
+    harder = "" if (config.distortion, config.clutter) == (1.0, 0) else harder  # default: the old key
     return (
-        f"{config.name}|{config.image_size}px|{counts}|jitter={config.jitter:g}"
+        f"{config.name}|{config.image_size}px|{counts}|jitter={config.jitter:g}{harder}"
         f"|render=v{RENDER_VERSION}|kanjivg={version}"
     )
 
 
 def _glyphs(config: DatasetConfig) -> tuple[list[list[np.ndarray]], list[str]]:
-    return _kanji_glyphs(config) if config.name == "embedded" else _procedural_glyphs(config)
+    return _kanji_glyphs(config) if config.name in KANJI else _procedural_glyphs(config)
 
 
 def _render_splits(glyphs: list[list[np.ndarray]], names: list[str], config: DatasetConfig, source: str) -> Splits:
     counts = {"train": config.train_classes, "val": config.val_classes, "test": config.test_classes}
     rng = np.random.default_rng([SPLIT_SEED, config.image_size, config.instances])
+    library = _clutter_library() if config.clutter else []
     splits, start = [], 0
     for name, count in counts.items():
         block = []
         for glyph in bar(glyphs[start : start + count], count, f"rendering {source} {name}", "class"):
-            block.append([render(glyph, config.image_size, rng, config.jitter) for _ in range(config.instances)])
+            block.append([_draw(glyph, config, rng, library) for _ in range(config.instances)])
         grouped = np.asarray(block, dtype=np.uint8)[:, :, None]  # [C, I, 1, S, S]
         splits.append(Split.from_grouped(grouped, names[start : start + count], source))
         start += count
     return Splits(*splits)
+
+
+def _draw(
+    glyph: list[np.ndarray], config: DatasetConfig, rng: np.random.Generator, library: list[np.ndarray]
+) -> np.ndarray:
+    """One drawing of `glyph`, with `config.clutter` strokes of the shared library on top."""
+    clutter = [library[i] for i in rng.choice(len(library), size=config.clutter)] if config.clutter else []
+    return render(glyph, config.image_size, rng, config.jitter, config.distortion, clutter)
+
+
+def _clutter_library() -> list[np.ndarray]:
+    """Distractor strokes, the same for every class and split (so they say nothing of the class):
+    the strokes of synthetic radicals, scaled to a third of the canvas."""
+    rng = np.random.default_rng([SPLIT_SEED, 1])
+    return [stroke * CANVAS / 3 for _ in range(64) for stroke in _radical(rng)]
 
 
 def _needed(config: DatasetConfig) -> int:
@@ -99,7 +118,7 @@ def _kanji_glyphs(config: DatasetConfig) -> tuple[list[list[np.ndarray]], list[s
     codes = [c for c in codes if c in CJK]
     if len(codes) < _needed(config):
         raise DatasetError(
-            f"dataset=embedded asks for {_needed(config)} classes but kanjivg has {len(codes)} CJK characters; "
+            f"dataset={config.name} asks for {_needed(config)} classes but kanjivg has {len(codes)} CJK characters; "
             "lower dataset.train_classes, val_classes or test_classes"
         )
     order = np.random.default_rng(SPLIT_SEED).permutation(len(codes))[: _needed(config)]

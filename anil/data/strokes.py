@@ -98,27 +98,43 @@ def parse_svg_strokes(svg_text: str) -> list[np.ndarray]:
     return [parse_path(d) for d in paths]
 
 
-def render(strokes: list[np.ndarray], size: int, rng: np.random.Generator, jitter: float) -> np.ndarray:
-    """One jittered drawing of a glyph -> uint8 [size, size], white strokes on black."""
+def render(
+    strokes: list[np.ndarray],
+    size: int,
+    rng: np.random.Generator,
+    jitter: float,
+    distortion: float = 1.0,
+    clutter: list[np.ndarray] | None = None,
+) -> np.ndarray:
+    """One jittered drawing of a glyph -> uint8 [size, size], white strokes on black.
+
+    `distortion` scales the random deformations (the affine's rotation, shear and aspect spread,
+    the per-stroke offsets and the wobble); 1 is the default drawer. `clutter` strokes are
+    drawn with the same pen at random places on top: they carry no class information, so the
+    body has to learn to ignore them (a harder, more FC100-like task than clean glyphs).
+    """
     scale2x = 2 * size / CANVAS  # draw at twice the size, then downsample (cheap antialiasing)
-    affine = _random_affine(rng, jitter)
+    affine = _random_affine(rng, jitter, distortion)
     image = Image.new("L", (2 * size, 2 * size), 0)
     draw = ImageDraw.Draw(image)
     width = max(1, round(rng.uniform(1.5, 3.5) * size / 28))
     for stroke in strokes:
-        points = stroke + rng.normal(0, 2.0, size=2)  # per-stroke offset
-        phase, amplitude = rng.uniform(0, 2 * math.pi), rng.normal(0, 1.5)
+        points = stroke + rng.normal(0, 2.0 * distortion, size=2)  # per-stroke offset
+        phase, amplitude = rng.uniform(0, 2 * math.pi), rng.normal(0, 1.5 * distortion)
         along = np.linspace(0, math.pi, len(points))[:, None]
         points = points + amplitude * np.sin(along + phase) * np.array([[0.7, 0.7]])  # wobble
         points = (points - CANVAS / 2) @ affine[:, :2].T + affine[:, 2] + CANVAS / 2
         draw.line([tuple(p) for p in points * scale2x], fill=255, width=width, joint="curve")
+    for stroke in clutter or []:  # anywhere on the canvas, independent of the glyph's affine
+        points = stroke - stroke.mean(axis=0) + rng.uniform(0.1, 0.9, size=2) * CANVAS
+        draw.line([tuple(p) for p in points * scale2x], fill=255, width=width, joint="curve")
     return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
-def _random_affine(rng: np.random.Generator, jitter: float) -> np.ndarray:
+def _random_affine(rng: np.random.Generator, jitter: float, distortion: float = 1.0) -> np.ndarray:
     """[2, 3]: rotation, shear, aspect and scale about the canvas centre, plus a translation."""
-    angle, shear = rng.normal(0, 0.15), rng.normal(0, 0.15)
-    aspect, scale = math.exp(rng.normal(0, 0.1)), rng.uniform(0.7, 1.05)
+    angle, shear = rng.normal(0, 0.15 * distortion), rng.normal(0, 0.15 * distortion)
+    aspect, scale = math.exp(rng.normal(0, 0.1 * distortion)), rng.uniform(0.7, 1.05)
     rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     linear = scale * rotation @ np.array([[1.0, shear], [0.0, 1.0]]) @ np.diag([aspect, 1 / aspect])
     return np.concatenate([linear, rng.normal(0, jitter, size=(2, 1))], axis=1)

@@ -1,10 +1,16 @@
-"""docs/reproduction.md from the Figure 1 and Figure 2 sweeps.
+"""docs/reproduction.md from the Figure 1 and Figure 2 sweeps (and the N = 30 divergence search).
 
 `collect` reads a finished sweep into two CSV files under docs/data/reproduction/ (every job's
-per-iteration numbers, and one row per job with its settings and environment) and draws its
-figures into docs/figures/; `render` turns those files into Markdown: the numbers behind each of
-the paper's claims and a computed verdict per claim. Nothing in the document is typed by hand:
-settings, device, timings and verdicts all come from the CSV files.
+per-iteration numbers, and one row per job with its settings, environment and, where `anil eval`
+ran, its meta-test accuracy) and draws its figures into docs/figures/; `render` turns those files
+into Markdown: the numbers behind each of the paper's claims, with 95% intervals over seeds, and
+a computed verdict per claim, stepsize design and quantity. Nothing in the document is typed by
+hand: settings, device, timings and verdicts all come from the CSV files.
+
+A sweep may run N under several stepsize designs (`alpha_schedule`): a fixed α (`constant`: the
+adaptation length αN grows with N), a fixed αN (`inverse_n`) and the authors' schedule. Each
+claim is judged under each design the sweep has, on the theorems' quantity (the full objective's
+‖∇L_meta‖², where the runs logged it) and on the training loss beside it.
 """
 
 from __future__ import annotations
@@ -20,15 +26,18 @@ import numpy as np
 import pandas as pd
 
 from anil.analysis import claims
-from anil.analysis.cost import UnitCosts, counted_cost, has_counters, iteration_cost
+from anil.analysis.cost import UnitCosts, counted_cost, has_counters, iteration_cost, prices_for
 from anil.analysis.plot import KEYS, draw, find_jobs, per_seed, summarise_seeds
+from anil.analysis.reports import divergence
+from anil.analysis.reports.jobs import DEFAULT_INIT, job_row
 from anil.analysis.reports.markdown import generated_by, source_name, table
-from anil.config import TrainConfig
+from anil.analysis.statistics import Interval, interval
+from anil.run.metrics import OBJECTIVE_METRICS
 
-DEFAULT_INIT = TrainConfig.init  # what runs recorded before the option existed used
 COMMAND = "anil report reproduction"
 SMOOTH = 10  # rolling window (iterations) for the figures and for every number read off a curve
 FIGURES = ("fig1", "fig2")
+SCHEDULES = ("constant", "inverse_n", "authors")  # the order designs are reported in
 # The cost claims need a common target: the loss level that the median run of every N reaches,
 # i.e. the worst N's median final (smoothed) loss. A run that never reaches it is given its whole
 # training time, a lower bound on its cost.
@@ -41,27 +50,12 @@ def collect(sweep: Path, name: str, data_dir: Path, figures: Path) -> list[Path]
         raise ValueError(f"{sweep}: {len(jobs)} readable jobs; skipped {'; '.join(skipped) or 'none'}")
     data_dir.mkdir(parents=True, exist_ok=True)
     seeds = per_seed(jobs).assign(job=lambda t: t["job"].map(lambda p: Path(p).name))
-    described = pd.DataFrame([_job_row(job) for job in jobs])
+    described = pd.DataFrame([job_row(job) for job in jobs])
     paths = [data_dir / f"{name}-seeds.csv", data_dir / f"{name}-jobs.csv"]
     seeds.to_csv(paths[0], index=False, float_format="%.7g")
     described.to_csv(paths[1], index=False, float_format="%.7g")
     figures.mkdir(parents=True, exist_ok=True)
     return paths + draw(summarise_seeds(seeds), figures, SMOOTH, "quartiles", formats=("png",))
-
-
-def _job_row(job: Any) -> dict[str, Any]:
-    config, summary = job.config, job.summary
-    return {
-        "job": job.path.name, "dataset": job.dataset, "geometry": job.geometry, "alpha_schedule": job.alpha_schedule,
-        "N": job.N, "alpha": job.alpha, "seed": job.seed, "diverged": job.diverged, "B": config["B"],
-        "init": config.get("init", DEFAULT_INIT),
-        "iterations": config["iterations"], "lam": config["lam"], "optim": config["optim"]["name"],
-        "beta_w": config["optim"]["beta_w"], "beta_phi": config["optim"]["beta_phi"], "ways": config["ways"],
-        "shots": config["shots"], "query": config["query"], "status": summary.get("status"),
-        "wall_time_s": summary.get("wall_time_s"), "train_time_s": summary.get("train_time_s"),
-        "device": summary.get("device"), "device_name": summary.get("device_name"), "torch": summary.get("torch"),
-        "torch_threads": summary.get("torch_threads"),
-    }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -76,7 +70,7 @@ class Sweep:
         if self.units is None or not has_counters(self.seeds):
             return False
         first = self.jobs.iloc[0]
-        return first["geometry"] in self.units.get(str(first["dataset"]), {})
+        return prices_for(self.units, str(first["dataset"]), str(first["geometry"])) is not None
 
     def curves(self) -> pd.DataFrame:
         """Mean over seeds per curve and iteration, with the loss smoothed over SMOOTH iterations."""
@@ -84,7 +78,8 @@ class Sweep:
         if self.counted:  # the counts of an iteration are the same for every seed: their mean is them
             assert self.units is not None
             first = self.jobs.iloc[0]
-            prices = self.units[str(first["dataset"])][str(first["geometry"])]
+            prices = prices_for(self.units, str(first["dataset"]), str(first["geometry"]))
+            assert prices is not None
             priced = self.seeds.assign(iteration_cost=iteration_cost(self.seeds, prices))
             means = priced.groupby([*KEYS, "iteration"], as_index=False)["iteration_cost"].mean()
             table = table.merge(means, on=[*KEYS, "iteration"])
@@ -109,20 +104,48 @@ def loss_at(curve: pd.DataFrame, column: str, value: float) -> float:
     return float(reached.iloc[-1]) if len(reached) else math.nan
 
 
-def per_n(curves: pd.DataFrame, schedule: str, checkpoints: tuple[int, ...]) -> pd.DataFrame:
-    """One row per N: loss after fixed iterations, loss after a fixed training time, s/iteration."""
-    chosen = {n: c for (s, n), c in curves.groupby(["alpha_schedule", "N"]) if s == schedule}
-    budget = min(c["time"].max() for c in chosen.values())  # every run got this far in training time
+def schedules(sweep: Sweep) -> list[str]:
+    """The stepsize designs a sweep ran, in report order."""
+    present = set(sweep.jobs["alpha_schedule"])
+    return [schedule for schedule in SCHEDULES if schedule in present]
+
+
+def design(jobs: pd.DataFrame, schedule: str) -> str:
+    """How α followed N under `schedule`, from the steps the jobs used."""
+    part = jobs[jobs["alpha_schedule"] == schedule]
+    if schedule == "inverse_n":
+        products = sorted({round(float(a) * int(n), 6) for a, n in zip(part["alpha"], part["N"])})
+        return "fixed αN = " + ", ".join(f"{p:g}" for p in products)
+    if schedule == "constant":
+        return "fixed α = " + ", ".join(f"{a:g}" for a in sorted(part["alpha"].unique()))
+    return "authors' α (" + ", ".join(f"N={n}: {a:g}" for n, a in part.groupby("N")["alpha"].first().items()) + ")"
+
+
+def per_n(sweep: Sweep, schedule: str, checkpoints: tuple[int, ...]) -> pd.DataFrame:
+    """One row per N: the smoothed loss after fixed iterations and after a fixed training time,
+    the full objective's ‖∇L_meta‖² at its last evaluation, seconds (measured and counted) per
+    iteration, divergences and meta-test accuracy; every measured number with its 95% interval
+    over seeds."""
+    runs = seed_curves(sweep, schedule)
+    budget = min(run["time"].max() for by_seed in runs.values() for run in by_seed.values())
+    gradient = gradient_levels(runs)
+    jobs = sweep.jobs[sweep.jobs["alpha_schedule"] == schedule]
     rows = []
-    for n, curve in sorted(chosen.items()):
-        row: dict[str, Any] = {"N": n, "α": float(curve["alpha"].iloc[0])}
+    for n, by_seed in sorted(runs.items()):
+        alpha = float(jobs.loc[jobs["N"] == n, "alpha"].iloc[0])
+        row: dict[str, Any] = {"N": n, "α": alpha, "αN": alpha * n}
         for iteration in checkpoints:
-            row[f"loss@{iteration}"] = loss_at(curve, "iteration", iteration)
-        row["loss@time"] = loss_at(curve, "time", budget)
-        row["s/iteration"] = curve["time"].max() / curve["iteration"].max()
-        if "cost" in curve:
-            row["counted s/iteration"] = curve["cost"].max() / curve["iteration"].max()
-        row["diverged"] = f"{int(curve['diverged_runs'].iloc[0])}/{int(curve['runs'].iloc[0])}"
+            row[f"loss@{iteration}"] = interval([loss_at(run, "iteration", iteration) for run in by_seed.values()])
+        row["loss@time"] = interval([loss_at(run, "time", budget) for run in by_seed.values()])
+        if gradient is not None:
+            levels, at = gradient
+            row[f"‖∇L_meta‖²@{at}"] = interval([10**v for v in levels[n].values()])
+        row["s/iteration"] = interval([run["time"].max() / run["iteration"].max() for run in by_seed.values()])
+        if sweep.counted:  # the same counts for every seed
+            first = next(iter(by_seed.values()))
+            row["counted s/iteration"] = float(first["cost"].max() / first["iteration"].max())
+        done = jobs[jobs["N"] == n]
+        row["diverged"] = f"{int(done['diverged'].sum())}/{len(done)}"
         rows.append(row)
     frame = pd.DataFrame(rows)
     frame.attrs["budget"] = budget
@@ -130,7 +153,12 @@ def per_n(curves: pd.DataFrame, schedule: str, checkpoints: tuple[int, ...]) -> 
 
 
 def markdown_table(frame: pd.DataFrame) -> list[str]:
-    rows = [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row] for row in frame.itertuples(index=False)]
+    def cell(value: Any) -> str:
+        if isinstance(value, Interval):
+            return str(value)
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+    rows = [[cell(v) for v in row] for row in frame.itertuples(index=False)]
     return table(list(frame.columns), rows, [True] * len(frame.columns))
 
 
@@ -152,11 +180,33 @@ def seed_curves(sweep: Sweep, schedule: str) -> dict[int, dict[int, pd.DataFrame
 
 
 def levels_at(curves: dict[int, dict[int, pd.DataFrame]], iteration: int) -> claims.Levels:
-    """log10 of each run's smoothed loss at `iteration` (the per-iteration claims' quantity)."""
+    """log10 of each run's smoothed loss at `iteration` (the per-iteration claims' practical quantity)."""
     return {
         n: {s: math.log10(loss_at(run, "iteration", iteration)) for s, run in runs.items()}
         for n, runs in curves.items()
     }
+
+
+def gradient_levels(curves: dict[int, dict[int, pd.DataFrame]]) -> tuple[claims.Levels, int] | None:
+    """log10 of the full objective's ‖∇L_meta‖² (both blocks, on the runs' fixed task set) at the
+    last iteration where every run evaluated it: the quantity Theorems 1 and 2 bound. None when
+    the runs did not log it."""
+    evaluated: set[int] | None = None
+    for runs in curves.values():
+        for run in runs.values():
+            if not all(column in run for column in OBJECTIVE_METRICS):
+                return None
+            done = set(run.dropna(subset=list(OBJECTIVE_METRICS))["iteration"].astype(int))
+            evaluated = done if evaluated is None else evaluated & done
+    if not evaluated:
+        return None
+    at = max(evaluated)
+
+    def level(run: pd.DataFrame) -> float:
+        row = run[run["iteration"] == at].iloc[0]
+        return math.log10(sum(float(row[column]) for column in OBJECTIVE_METRICS))
+
+    return {n: {s: level(run) for s, run in runs.items()} for n, runs in curves.items()}, at
 
 
 def cost_to(curves: dict[int, dict[int, pd.DataFrame]], column: str = "time") -> tuple[claims.Costs, float]:
@@ -179,25 +229,47 @@ def diverged_counts(sweep: Sweep, schedule: str) -> dict[int, tuple[int, int]]:
     return {int(str(n)): (int(part["diverged"].sum()), len(part)) for n, part in jobs.groupby("N")}
 
 
-def judgements(fig1: Sweep, fig2: Sweep) -> list[tuple[claims.Judgement, str]]:
-    """Every claim, judged on these sweeps, with the quantity it was judged on. The complexity
-    claims are judged on the counted cost where the sweeps have one (deterministic), and on
-    training seconds as a second, noisy view."""
-    convex = seed_curves(fig1, str(fig1.jobs["alpha_schedule"].iloc[0]))
-    constant = seed_curves(fig2, "constant")
-    last1, last2 = _last(convex), _last(constant)
-    divergence = diverged_counts(fig2, "constant")
-    largest = max(divergence)
-    judged = [(claims.convex_per_iteration(levels_at(convex, last1)), f"log10 training loss at iteration {last1}")]
-    judged += _complexity(claims.convex_complexity, convex, fig1.counted)
-    judged += [
-        (claims.nonconvex_per_iteration(levels_at(constant, last2)), f"log10 training loss at iteration {last2}")
-    ]
-    judged += _complexity(claims.nonconvex_complexity, constant, fig2.counted)
-    return judged + [
-        (claims.divergence_at_30(str(fig2.jobs["dataset"].iloc[0]), *divergence[largest], n=largest), "diverged runs"),
-        (claims.inverse_n(divergence, diverged_counts(fig2, "inverse_n")), "diverged runs, constant α and α/N"),
-    ]
+Row = tuple[claims.Judgement, str, str]  # a judgement, the stepsize design, the quantity judged
+Rules = tuple[Callable[[claims.Levels], claims.Judgement], Callable[[claims.Costs], claims.Judgement]]
+
+
+def judgements(fig1: Sweep, fig2: Sweep, search: divergence.Search | None = None) -> list[Row]:
+    """Every claim, judged on these sweeps under each stepsize design, with the quantity it was
+    judged on. The per-iteration claims are judged on ‖∇L_meta‖² (where logged) and on the
+    training loss; the complexity claims on the counted cost (deterministic, where the runs have
+    counters) and on training seconds as a second, noisy view. The stability claims are judged on
+    the divergence search when there is one, else on Figure 2's own runs."""
+    rows: list[Row] = []
+    rules: tuple[tuple[Sweep, Rules], ...] = (
+        (fig1, (claims.convex_per_iteration, claims.convex_complexity)),
+        (fig2, (claims.nonconvex_per_iteration, claims.nonconvex_complexity)),
+    )
+    for sweep, (per_iteration, complexity) in rules:
+        for schedule in schedules(sweep):
+            curves, label = seed_curves(sweep, schedule), design(sweep.jobs, schedule)
+            gradient = gradient_levels(curves)
+            if gradient is not None:
+                rows.append((per_iteration(gradient[0]), label, f"log10 ‖∇L_meta‖² at iteration {gradient[1]}"))
+            last = _last(curves)
+            rows.append((per_iteration(levels_at(curves, last)), label, f"log10 training loss at iteration {last}"))
+            rows += [(judged, label, quantity) for judged, quantity in _complexity(complexity, curves, sweep.counted)]
+    return rows + _stability(fig2, search)
+
+
+def _stability(fig2: Sweep, search: divergence.Search | None) -> list[Row]:
+    if search is not None:
+        return [(judged, "base α searched, constant and /N", quantity) for judged, quantity in search.judgements()]
+    dataset = str(fig2.jobs["dataset"].iloc[0])
+    constant = diverged_counts(fig2, "constant") if "constant" in schedules(fig2) else {}
+    if not constant:
+        return []
+    largest = max(constant)
+    label = design(fig2.jobs, "constant")
+    rows: list[Row] = [(claims.divergence_at_30(dataset, *constant[largest], n=largest), label, "diverged runs")]
+    if "inverse_n" in schedules(fig2):
+        inverse = diverged_counts(fig2, "inverse_n")
+        rows.append((claims.inverse_n(constant, inverse), "constant α and α/N", "diverged runs"))
+    return rows
 
 
 def _complexity(
@@ -208,9 +280,9 @@ def _complexity(
     views = []
     if counted:
         cost, _ = cost_to(curves, "cost")
-        views.append((rule(cost), f"counted cost (seconds at the unit costs) to a loss of {target:.3g}"))
+        views.append((rule(cost), f"counted cost (seconds at the unit costs) to a training loss of {target:.3g}"))
     label = "training seconds (wall-clock, noisy)" if counted else "training seconds"
-    return views + [(rule(seconds), f"{label} to a loss of {target:.3g}")]
+    return views + [(rule(seconds), f"{label} to a training loss of {target:.3g}")]
 
 
 def _last(curves: dict[int, dict[int, pd.DataFrame]]) -> int:
@@ -218,21 +290,45 @@ def _last(curves: dict[int, dict[int, pd.DataFrame]]) -> int:
     return min(int(run["iteration"].max()) for runs in curves.values() for run in runs.values())
 
 
-def claims_table(fig1: Sweep, fig2: Sweep) -> list[str]:
+def claims_table(fig1: Sweep, fig2: Sweep, search: divergence.Search | None = None) -> list[str]:
     rows = [
         [
             judged.claim.statement,
             judged.claim.source,
+            label,
             quantity,
             judged.evidence,
             f"**{judged.verdict.value}**",
             judged.reason,
         ]
-        for judged, quantity in judgements(fig1, fig2)
+        for judged, label, quantity in judgements(fig1, fig2, search)
     ]
-    return table(
-        ["claim", "where the paper says it", "quantity judged", "evidence", "verdict", "why"], rows, [False] * 6
-    )
+    header = ["claim", "where the paper says it", "stepsize design", "quantity judged", "evidence", "verdict", "why"]
+    return table(header, rows, [False] * 7)
+
+
+def accuracy_table(fig1: Sweep, fig2: Sweep) -> list[str]:
+    """Meta-test accuracy per geometry, stepsize design and N: the mean over seeds with its 95%
+    interval over seeds, and each job's own 95% interval over test tasks (their mean half-width)."""
+    rows = []
+    for sweep in (fig1, fig2):
+        jobs = sweep.jobs
+        if "test_accuracy" not in jobs or jobs["test_accuracy"].isna().all():
+            continue
+        for schedule in schedules(sweep):
+            for n, part in jobs[jobs["alpha_schedule"] == schedule].groupby("N"):
+                tested = part.dropna(subset=["test_accuracy"])
+                if tested.empty:
+                    continue
+                spread = interval(100 * tested["test_accuracy"].to_numpy())
+                per_job = f"±{100 * tested['test_accuracy_ci95'].mean():.2f}"
+                size = f"{len(tested)} × {int(tested['test_tasks'].iloc[0])}"
+                rows.append([str(part["geometry"].iloc[0]), design(jobs, schedule), str(n), str(spread), per_job, size])
+    if not rows:
+        return ["No job was evaluated on the test classes (`anil eval`)."]
+    header = ["geometry", "stepsize design", "N", "test accuracy % (seeds, 95%)", "per job (tasks, 95%)"]
+    header.append("jobs × tasks")
+    return table(header, rows, [False, False, True, True, True, True])
 
 
 def environment(jobs: pd.DataFrame) -> str:
@@ -264,43 +360,51 @@ def settings(jobs: pd.DataFrame) -> str:
         f"dataset={first['dataset']}, init={init_of(jobs)}, "
         f"{first['ways']}-way {first['shots']}-shot, {first['query']} query, "
         f"B = {first['B']} tasks, {first['iterations']} meta-iterations, {first['geometry']} head, λ = {first['lam']}, "
-        f"{first['optim']} β_w = {first['beta_w']}, β_φ = {first['beta_phi']}, {seeds} seeds per point"
+        f"{first['optim']} β_w = {first['beta_w']}, β_φ = {first['beta_phi']}, {seeds} seeds per point; "
+        + "; ".join(design(jobs, schedule) for schedule in SCHEDULES if schedule in set(jobs["alpha_schedule"]))
     )
 
 
-def why(convex: pd.DataFrame, constant: pd.DataFrame, jobs: pd.DataFrame) -> list[str]:
+def why(tables: dict[str, pd.DataFrame], jobs: pd.DataFrame) -> list[str]:
     """How much an iteration's cost grows with N on the machine these jobs ran on: what the
     wall-clock claims rest on."""
 
-    def growth(table: pd.DataFrame) -> float:  # s/iteration at the largest N over that at the smallest
-        ordered = table.sort_values("N")["s/iteration"]
-        return float(ordered.iloc[-1] / ordered.iloc[0])
+    def growth(frame: pd.DataFrame) -> str:  # s/iteration at the largest N over that at the smallest
+        ordered = frame.sort_values("N")
+        measured = ordered["s/iteration"].iloc[-1].estimate / ordered["s/iteration"].iloc[0].estimate
+        counted = ""
+        if "counted s/iteration" in frame:
+            priced = ordered["counted s/iteration"]
+            counted = f" (counted: {priced.iloc[-1] / priced.iloc[0]:.2f}×)"
+        return f"{measured:.2f}×{counted}"
 
-    spread_convex, spread_nonconvex = growth(convex), growth(constant)
     on_gpu = (jobs["device"].astype(str).str.startswith("cuda")).any()
+    grown = "; ".join(f"{name}: {growth(frame)}" for name, frame in tables.items())
     return [
-        f"**What the wall-clock claims rest on.** On the machine these jobs ran on an iteration at the "
-        f"largest N costs {spread_convex:.2f}× one at the smallest (convex) and {spread_nonconvex:.2f}× (nonconvex). "
-        "The paper's running-time claims rest on the cost of an iteration growing linearly in N (Theorems 1 and 2 "
-        "count gradient and second-order evaluations); when that growth is small, the per-iteration ordering carries "
-        "over to wall-clock time almost unchanged."
+        "**What the wall-clock claims rest on.** On the machine these jobs ran on, an iteration at the largest N "
+        f"costs, against one at the smallest: {grown}. The paper's running-time claims rest on the cost of an "
+        "iteration growing linearly in N (Theorems 1 and 2 count gradient and second-order evaluations); when that "
+        "growth is small, the per-iteration ordering carries over to wall-clock time almost unchanged."
         + ("" if on_gpu else " No job ran on a GPU, where each inner step is a separate round of small kernels."),
         "",
     ]
 
 
-def noise(constant: pd.DataFrame, inverse: pd.DataFrame) -> list[str]:
-    """N = 1 with constant alpha and with alpha / N is the same computation: its two timings show the noise."""
-    a = constant.loc[constant["N"] == 1, "s/iteration"]
-    b = inverse.loc[inverse["N"] == 1, "s/iteration"]
-    if a.empty or b.empty:
+def noise(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """The spread of seconds per iteration between seeds of one configuration: the machine's noise."""
+    widths = [
+        (value.high - value.low) / value.estimate
+        for frame in tables.values()
+        for value in frame["s/iteration"]
+        if math.isfinite(value.high - value.low) and value.estimate > 0
+    ]
+    if not widths:
         return []
-    x, y = float(a.iloc[0]), float(b.iloc[0])
     return [
-        "**Timing noise.** N = 1 with constant α and with α/N is the same computation (same seeds, same losses); "
-        f"its two sets of jobs measured {x:.3f} and {y:.3f} s/iteration, a {abs(x - y) / min(x, y):.0%} difference "
-        "from the machine alone. Wall-clock verdicts are only as strong as the differences between N are large "
-        "against this.",
+        "**Timing noise.** The seeds of one configuration do the same work; their seconds per iteration have a 95% "
+        f"interval {100 * float(np.median(widths)):.0f}% of the mean wide (median over configurations, widest "
+        f"{100 * max(widths):.0f}%). Wall-clock verdicts are only as strong as the differences between N are large "
+        "against this; the counted cost has no such noise.",
         "",
     ]
 
@@ -314,13 +418,38 @@ def final_accuracy(sweep: Sweep) -> str:
     return f"{accuracy.mean():.1f}% (range {accuracy.min():.1f}–{accuracy.max():.1f}%)"
 
 
-def render(fig1: Sweep, fig2: Sweep, sources: list[str]) -> str:
-    curves1, curves2 = fig1.curves(), fig2.curves()
-    last = int(curves1["iteration"].max())
-    checkpoints = (50, 100, last)
-    convex = per_n(curves1, str(fig1.jobs["alpha_schedule"].iloc[0]), checkpoints)
-    constant, inverse = per_n(curves2, "constant", checkpoints), per_n(curves2, "inverse_n", checkpoints)
+def commands(fig1: Sweep, fig2: Sweep, search: divergence.Search | None) -> list[str]:
+    """The commands that produce this document's data, from the jobs' own settings."""
+    dataset = str(fig1.jobs["dataset"].iloc[0])
+    sweeps = [(f"{fig}_{dataset}", sweep) for fig, sweep in (("fig1", fig1), ("fig2", fig2))]
+    lines = [
+        f"anil train -m experiment={name} init={init_of(sweep.jobs)} hydra.sweep.dir=outputs/sweeps/{name}"
+        for name, sweep in sweeps
+    ]
+    for name, sweep in sweeps:
+        if "test_accuracy" in sweep.jobs and sweep.jobs["test_accuracy"].notna().any():
+            tested = sweep.jobs.dropna(subset=["test_accuracy"]).iloc[0]
+            lines.append(
+                f"for job in outputs/sweeps/{name}/geometry=*; do anil eval $job --tasks {int(tested['test_tasks'])} "
+                f"--checkpoint {'last' if tested['test_checkpoint'] == 'checkpoint.pt' else 'best'}; done"
+            )
+    report = f"anil report reproduction --fig1 outputs/sweeps/{sweeps[0][0]} --fig2 outputs/sweeps/{sweeps[1][0]}"
+    if search is not None:
+        lines += search.commands()
+        report += f" --divergence {search.sweep_dir} --curvature {search.curvature_dir}"
+    return [*lines, report]
+
+
+def render(fig1: Sweep, fig2: Sweep, sources: list[str], search: divergence.Search | None = None) -> str:
+    last = int(fig1.seeds["iteration"].max())
+    checkpoints = tuple(sorted({last // 3, 2 * last // 3, last}))
+    tables = {
+        f"{sweep.jobs['geometry'].iloc[0]}, {design(sweep.jobs, schedule)}": per_n(sweep, schedule, checkpoints)
+        for sweep in (fig1, fig2)
+        for schedule in schedules(sweep)
+    }
     dataset = fig1.jobs["dataset"].iloc[0]
+    wall = {fig: sweep.jobs["wall_time_s"].sum() / 60 for fig, sweep in (("Figure 1", fig1), ("Figure 2", fig2))}
     lines = [
         f"# Reproducing Figures 1 and 2 on the {dataset} dataset",
         "",
@@ -329,57 +458,50 @@ def render(fig1: Sweep, fig2: Sweep, sources: list[str]) -> str:
         "## Commands",
         "",
         "```",
-        *(
-            f"anil train -m experiment={fig}_{dataset} init={init_of(sweep.jobs)} "
-            f"hydra.sweep.dir=outputs/sweeps/{fig}_{dataset}"
-            for fig, sweep in (("fig1", fig1), ("fig2", fig2))
-        ),
-        f"anil report reproduction --fig1 outputs/sweeps/fig1_{dataset} --fig2 outputs/sweeps/fig2_{dataset}",
+        *commands(fig1, fig2, search),
         "```",
         "",
-        f"Figure 1 settings: {settings(fig1.jobs)}; "
-        f"inner stepsize by `alpha_schedule={fig1.jobs['alpha_schedule'].iloc[0]}`. "
-        f"Figure 2 settings: {settings(fig2.jobs)}; constant α and α/N. Curves are the mean over seeds with the "
-        "quartiles over seeds as a band; time is training time (evaluation excluded), jobs run one after another.",
+        f"Figure 1 settings: {settings(fig1.jobs)}. Figure 2 settings: {settings(fig2.jobs)}. Curves are the mean "
+        "over seeds with the quartiles over seeds as a band; time is training time (evaluation excluded), jobs run "
+        "one after another.",
         "",
         f"Where they ran: Figure 1: {environment(fig1.jobs)}; Figure 2: {environment(fig2.jobs)}. Sweep wall time "
-        f"(sum of the jobs' own): Figure 1 {fig1.jobs['wall_time_s'].sum() / 60:.1f} min, Figure 2 "
-        f"{fig2.jobs['wall_time_s'].sum() / 60:.1f} min. Final validation accuracy: Figure 1 {final_accuracy(fig1)}, "
-        f"Figure 2 {final_accuracy(fig2)}.",
+        "(sum of the jobs' own): "
+        + ", ".join(f"{fig} {minutes:.1f} min" for fig, minutes in wall.items())
+        + (f", divergence search {search.wall_minutes():.1f} min" if search is not None else "")
+        + f". Final validation accuracy: Figure 1 {final_accuracy(fig1)}, Figure 2 {final_accuracy(fig2)}.",
         "",
         "## Figures",
         "",
         *(f"![{stem}](figures/{stem}.png)" for stem in _figure_stems(fig1, fig2)),
         "",
-        f"## Numbers read off the curves (smoothed over {SMOOTH} iterations)",
+        f"## Numbers read off the curves (losses smoothed over {SMOOTH} iterations)",
         "",
-        "Convex (Figure 1):",
+        "Each cell is the mean over seeds with its bootstrap 95% interval over seeds. `loss@time` is the smoothed "
+        "loss when each run had trained for the shortest run's total training time; `‖∇L_meta‖²` is the full "
+        "objective's squared meta-gradient norm on the runs' fixed evaluation tasks.",
         "",
-        *markdown_table(convex),
+    ]
+    for name, frame in tables.items():
+        lines += [f"{name}:", "", *markdown_table(frame), ""]
+    lines += [
+        "## Meta-test accuracy",
         "",
-        "Nonconvex, constant α (Figure 2):",
-        "",
-        *markdown_table(constant),
-        "",
-        "Nonconvex, α/N:",
-        "",
-        *markdown_table(inverse),
-        "",
-        "`loss@time` is the smoothed loss when each run had trained for the shortest run's total training time "
-        f"({convex.attrs['budget']:.0f} s for Figure 1, {constant.attrs['budget']:.0f} s for Figure 2 constant α).",
+        *accuracy_table(fig1, fig2),
         "",
         "## The paper's claims against these runs",
         "",
         "Each claim is judged by a rule that can also say *disagrees* and *inconclusive* (anil/analysis/claims.py): "
         "comparisons between N are paired by seed (a seed sees the same tasks at every N) and carry bootstrap 95% "
-        "intervals; an interval that straddles the decision makes the verdict inconclusive. With as few seeds as "
-        "these sweeps have, the intervals are wide.",
+        "intervals; an interval that straddles the decision makes the verdict inconclusive. Each claim is judged "
+        "under every stepsize design the sweeps ran, on the theorems' quantity and on the training loss.",
         "",
-        *claims_table(fig1, fig2),
+        *claims_table(fig1, fig2, search),
         "",
-        *why(convex, constant, pd.concat([fig1.jobs, fig2.jobs])),
-        *noise(constant, inverse),
     ]
+    if search is not None:
+        lines += search.section()
+    lines += [*why(tables, pd.concat([fig1.jobs, fig2.jobs])), *noise(tables)]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -397,8 +519,11 @@ def write(data_dir: Path, doc_path: Path) -> Path:
     units_path = data_dir.parent / "complexity.json"
     units = json.loads(units_path.read_text(encoding="utf-8")).get("unit_costs") if units_path.exists() else None
     fig1, fig2 = (read(data_dir, name, units) for name in FIGURES)
+    search = divergence.read(data_dir)
     sources = [source_name(data_dir / f"{name}-{kind}.csv", doc_path) for name in FIGURES for kind in ("seeds", "jobs")]
+    if search is not None:
+        sources += [source_name(path, doc_path) for path in search.paths]
     if fig1.counted or fig2.counted:
         sources.append(source_name(units_path, doc_path))
-    doc_path.write_text(render(fig1, fig2, sources), encoding="utf-8")
+    doc_path.write_text(render(fig1, fig2, sources, search), encoding="utf-8")
     return doc_path

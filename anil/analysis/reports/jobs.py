@@ -1,0 +1,45 @@
+"""One row per finished job, as the reproduction documents store it: what it ran (from its
+.hydra/config.yaml), how it ended and where it ran (summary.json), and its meta-test accuracy
+(eval.json, where `anil eval` ran on it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from anil.analysis.plot import Job
+from anil.config import TrainConfig
+
+DEFAULT_INIT = TrainConfig.init  # what runs recorded before the option existed used
+
+
+def job_row(job: Job) -> dict[str, Any]:
+    config, summary = job.config, job.summary
+    tested = _evaluation(job.path)
+    return {
+        "job": job.path.name, "dataset": job.dataset, "geometry": job.geometry, "alpha_schedule": job.alpha_schedule,
+        "N": job.N, "alpha": job.alpha, "alpha_base": config["alpha"], "seed": job.seed, "diverged": job.diverged,
+        "last_iteration": int(job.metrics["iteration"].max()) if len(job.metrics) else 0, "B": config["B"],
+        "init": config.get("init", DEFAULT_INIT),
+        "iterations": config["iterations"], "lam": config["lam"], "optim": config["optim"]["name"],
+        "beta_w": config["optim"]["beta_w"], "beta_phi": config["optim"]["beta_phi"], "ways": config["ways"],
+        "shots": config["shots"], "query": config["query"], "status": summary.get("status"),
+        "wall_time_s": summary.get("wall_time_s"), "train_time_s": summary.get("train_time_s"),
+        "device": summary.get("device"), "device_name": summary.get("device_name"), "torch": summary.get("torch"),
+        "torch_threads": summary.get("torch_threads"), "test_accuracy": tested.get("accuracy"),
+        "test_accuracy_ci95": tested.get("accuracy_ci95"), "test_tasks": tested.get("tasks"),
+        "test_checkpoint": tested.get("checkpoint"),
+    }  # fmt: skip
+
+
+def _evaluation(folder: Path) -> dict[str, Any]:
+    """The job's eval.json (`anil eval`), or {} where it was not evaluated."""
+    path = folder / "eval.json"
+    if not path.exists():
+        return {}
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: unreadable ({error}); run anil eval {folder} again") from None
+    return found if isinstance(found, dict) else {}
