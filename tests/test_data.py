@@ -33,6 +33,26 @@ def test_splits_are_disjoint_and_well_formed(name):
         assert not np.array_equal(flat[:, 0], flat[:, 1])  # instances differ (jitter)
 
 
+def test_the_hard_configuration_draws_the_same_characters_harder():
+    """embedded_hard: the same KanjiVG classes, drawn with wider deformations and distractor strokes
+    (more ink, less alike within a class); its own cache entry, and the default's key is unchanged."""
+    easy = load_splits(small("embedded")).train
+    cluttered = load_splits(small("embedded_hard", clutter=3)).train
+    distorted = load_splits(small("embedded_hard", jitter=0.0, distortion=2.0)).train
+    rigid = load_splits(small("embedded_hard", jitter=0.0, distortion=0.0)).train  # only scale and pen vary
+    assert cluttered.names == distorted.names == easy.names  # the same characters in the same splits
+    ink = lambda split: (split.images > 127).mean()  # noqa: E731
+    assert ink(cluttered) > 1.05 * ink(easy)  # three clutter strokes per image add ink
+
+    def within_class(split):  # mean distance between two drawings of one class
+        images = split.images.reshape(-1, 6, 28 * 28).astype(np.float64)
+        return np.abs(images[:, 0] - images[:, 1]).mean()
+
+    assert within_class(distorted) > 1.2 * within_class(rigid)
+    assert "clutter" not in embedded._settings(small("embedded"))  # old caches of the default stay valid
+    assert "clutter=3" in embedded._settings(small("embedded", clutter=3))
+
+
 def test_embedded_classes_are_cjk_characters():
     names = load_splits(small("embedded")).train.names
     assert all(len(n) == 1 and 0x4E00 <= ord(n) < 0xA000 for n in names)

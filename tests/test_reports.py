@@ -3,6 +3,7 @@ verdicts can come out either way), `anil report` reads a real sweep, and every c
 document is exactly what its committed data gives."""
 
 import json
+import math
 import subprocess
 
 import numpy as np
@@ -228,6 +229,35 @@ def test_collect_reads_a_real_sweep(tmp_path):
         metrics = pd.read_csv(next(sweep.glob(f"*N={n},*")) / "metrics.csv")
         assert seeds.loc[seeds["N"] == n, "loss"].tolist() == pytest.approx(metrics["loss"].tolist(), rel=1e-6)
     assert (tmp_path / "figures" / "procedural_convex.png").stat().st_size > 10_000 and len(written) == 4
+    assert jobs["test_accuracy"].isna().all()  # nobody ran anil eval yet
+
+
+def test_collect_reads_meta_test_accuracy_and_a_divergence_search(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["experiment=divergence_embedded_hard", "dataset=procedural", "N=3", "alpha=0.1,50", "seed=0",
+            "alpha_schedule=constant", "iterations=3", "eval_tasks=4", "B=2", "device=cpu", "blowup_loss=3",
+            f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    result = subprocess.run([*anil_command(), "train", "-m", *args], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    first = next(sweep.glob("*alpha=0.1,*"))
+    result = subprocess.run([*anil_command(), "eval", str(first), "--tasks", "8", "--checkpoint", "last"],
+                            cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    curvature = tmp_path / "curvature"
+    curvature.mkdir()
+    pd.DataFrame({"geometry": ["nonconvex"] * 2, "iteration": 0, "task": [0, 1], "mu": 0.0, "L": [2.0, 4.0],
+                  "alpha_mu": 0.0, "alpha_L": [0.2, 0.4], "lanczos_steps": 10}).to_csv(curvature / "curvature.csv")  # fmt: skip
+    (curvature / "config.json").write_text(json.dumps(dict(dataset="procedural", init="authors", points=1,
+                                                           train_iterations=0, B=2, N=[1])))  # fmt: skip
+    data = tmp_path / "data"
+    divergence.collect(sweep, curvature, data)
+    found = divergence.read(data)
+    assert found is not None and found.n == 3 and found.curvature_l()[0] == 3.0
+    assert found.counts("constant") == {0.1: (0, 1), 50.0: (1, 1)}  # alpha = 50 blows the loss past 3
+    evaluated = found.jobs.set_index("alpha_base")
+    saved = json.loads((first / "eval.json").read_text())
+    assert evaluated.loc[0.1, "test_accuracy"] == pytest.approx(saved["accuracy"]) and evaluated.loc[0.1, "test_tasks"] == 8
+    assert math.isnan(evaluated.loc[50.0, "test_accuracy"])
 
 
 # --- theory ------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
     anil report all                                     # every document, from docs/data/ (seconds)
     anil report reproduction --fig1 SWEEP --fig2 SWEEP  # read two finished sweeps into docs/data/, then render
+        [--divergence SWEEP --curvature DIR]            # and the N = 30 divergence search with its curvature
     anil report theory --smoothness DIR                 # run the formula checks, read `anil smoothness` output
     anil report complexity | performance                # render (scripts/complexity.py, scripts/bench.py measure)
 
@@ -14,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from anil.analysis.reports import complexity, performance, reproduction, theory
+from anil.analysis.reports import complexity, divergence, performance, reproduction, theory
 from anil.atomic import write_json_atomic
 
 DOCS = Path("docs")
@@ -28,6 +29,10 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--docs", type=Path, default=DOCS, help="the docs folder (default docs)")
     parser.add_argument("--fig1", type=Path, help="reproduction: a finished fig1_* sweep to read first")
     parser.add_argument("--fig2", type=Path, help="reproduction: a finished fig2_* sweep to read first")
+    parser.add_argument("--divergence", type=Path, help="reproduction: a finished divergence_* sweep to read first")
+    parser.add_argument(
+        "--curvature", type=Path, help="reproduction: its dataset's `anil smoothness --curvature-only` folder"
+    )
     parser.add_argument(
         "--smoothness", type=Path, help="theory: an `anil smoothness --out` folder; runs the formula checks"
     )
@@ -57,12 +62,16 @@ def main(args: list[str]) -> int:
     docs: Path = options.docs
     if (options.fig1 is None) != (options.fig2 is None):
         cli.error("--fig1 and --fig2 go together")
+    if (options.divergence is None) != (options.curvature is None):
+        cli.error("--divergence and --curvature go together")
     if options.init_curvature and options.smoothness is None:
         cli.error("--init-curvature goes with --smoothness")
     try:
         if options.fig1 is not None:
             for name, sweep in (("fig1", options.fig1), ("fig2", options.fig2)):
                 reproduction.collect(sweep, name, docs / "data" / "reproduction", docs / "figures")
+        if options.divergence is not None:
+            divergence.collect(options.divergence, options.curvature, docs / "data" / "reproduction")
         if options.smoothness is not None:
             collected = theory.collect(options.smoothness, docs / "figures", options.init_curvature)
             write_json_atomic(docs / "data" / "theory.json", collected)
