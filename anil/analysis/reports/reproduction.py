@@ -240,13 +240,13 @@ def judgements(fig1: Sweep, fig2: Sweep, search: divergence.Search | None = None
     counters) and on training seconds as a second, noisy view. The stability claims are judged on
     the divergence search when there is one, else on Figure 2's own runs."""
     rows: list[Row] = []
-    rules: tuple[tuple[Sweep, Rules], ...] = (
-        (fig1, (claims.convex_per_iteration, claims.convex_complexity)),
-        (fig2, (claims.nonconvex_per_iteration, claims.nonconvex_complexity)),
+    rules: tuple[Rules, Rules] = (
+        (claims.convex_per_iteration, claims.convex_complexity),
+        (claims.nonconvex_per_iteration, claims.nonconvex_complexity),
     )
-    for sweep, (per_iteration, complexity) in rules:
+    for (name, sweep), (per_iteration, complexity) in zip(experiments(fig1, fig2), rules):
         for schedule in schedules(sweep):
-            curves, label = seed_curves(sweep, schedule), design(sweep.jobs, schedule)
+            curves, label = seed_curves(sweep, schedule), f"`{name}`, {design(sweep.jobs, schedule)}"
             gradient = gradient_levels(curves)
             if gradient is not None:
                 rows.append((per_iteration(gradient[0]), label, f"log10 ‖∇L_meta‖² at iteration {gradient[1]}"))
@@ -258,17 +258,18 @@ def judgements(fig1: Sweep, fig2: Sweep, search: divergence.Search | None = None
 
 def _stability(fig2: Sweep, search: divergence.Search | None) -> list[Row]:
     if search is not None:
-        return [(judged, "base α searched, constant and /N", quantity) for judged, quantity in search.judgements()]
+        label = f"`divergence_{search.dataset}`, base α searched, as α and α/N"
+        return [(judged, label, quantity) for judged, quantity in search.judgements()]
     dataset = str(fig2.jobs["dataset"].iloc[0])
     constant = diverged_counts(fig2, "constant") if "constant" in schedules(fig2) else {}
     if not constant:
         return []
     largest = max(constant)
-    label = design(fig2.jobs, "constant")
+    label = f"`fig2_{dataset}`, {design(fig2.jobs, 'constant')}"
     rows: list[Row] = [(claims.divergence_at_30(dataset, *constant[largest], n=largest), label, "diverged runs")]
     if "inverse_n" in schedules(fig2):
         inverse = diverged_counts(fig2, "inverse_n")
-        rows.append((claims.inverse_n(constant, inverse), "constant α and α/N", "diverged runs"))
+        rows.append((claims.inverse_n(constant, inverse), f"`fig2_{dataset}`, constant α and α/N", "diverged runs"))
     return rows
 
 
@@ -303,7 +304,7 @@ def claims_table(fig1: Sweep, fig2: Sweep, search: divergence.Search | None = No
         ]
         for judged, label, quantity in judgements(fig1, fig2, search)
     ]
-    header = ["claim", "where the paper says it", "stepsize design", "quantity judged", "evidence", "verdict", "why"]
+    header = ["claim", "where the paper says it", "experiment", "quantity judged", "evidence", "verdict", "why"]
     return table(header, rows, [False] * 7)
 
 
@@ -418,10 +419,14 @@ def final_accuracy(sweep: Sweep) -> str:
     return f"{accuracy.mean():.1f}% (range {accuracy.min():.1f}–{accuracy.max():.1f}%)"
 
 
+def experiments(fig1: Sweep, fig2: Sweep) -> list[tuple[str, Sweep]]:
+    """Each figure's sweep with the experiment config that runs it (conf/experiment/<name>.yaml)."""
+    return [(f"{fig}_{sweep.jobs['dataset'].iloc[0]}", sweep) for fig, sweep in (("fig1", fig1), ("fig2", fig2))]
+
+
 def commands(fig1: Sweep, fig2: Sweep, search: divergence.Search | None) -> list[str]:
     """The commands that produce this document's data, from the jobs' own settings."""
-    dataset = str(fig1.jobs["dataset"].iloc[0])
-    sweeps = [(f"{fig}_{dataset}", sweep) for fig, sweep in (("fig1", fig1), ("fig2", fig2))]
+    sweeps = experiments(fig1, fig2)
     lines = [
         f"anil train -m experiment={name} init={init_of(sweep.jobs)} hydra.sweep.dir=outputs/sweeps/{name}"
         for name, sweep in sweeps
