@@ -5,7 +5,16 @@ import numpy as np
 import pytest
 
 from anil.analysis import claims
-from anil.analysis.statistics import Verdict, both, decide, interval, log_band, paired_interval
+from anil.analysis.statistics import (
+    Interval,
+    Verdict,
+    both,
+    decide,
+    interval,
+    log_band,
+    paired_interval,
+    what_would_decide,
+)
 
 SEEDS = range(5)
 
@@ -17,6 +26,20 @@ def test_interval_covers_the_mean_and_shrinks_with_more_data():
     assert a.low < a.estimate < a.high and b.low < 1.0 < b.high
     assert (b.high - b.low) < (a.high - a.low)
     assert interval([1.0, 2.0]).low == -np.inf  # fewer than MIN_SEEDS: no interval at all
+
+
+def test_an_undecided_quantity_says_how_many_seeds_would_decide_it():
+    # half-width 2 at 5 seeds, 1 away from the threshold: the width must halve, so 4 x 5 seeds (+1)
+    assert (
+        what_would_decide(Interval(1.0, -1.0, 3.0, 5)) == "about 21 seeds (now 5) would decide it if the estimate holds"
+    )
+    assert "too close to 0" in what_would_decide(Interval(0.01, -1.0, 1.0, 5))  # would need ~50,000 seeds
+    assert "at least 3 seeds" in what_would_decide(Interval(1.0, -np.inf, np.inf, 2))
+    # a claim's inconclusive verdict carries it
+    steps = [0.3, -0.2, 0.3, -0.2, 0.3]  # N = 30 minus N = 1, seed by seed: mean 0.1, interval across 0
+    noisy = {1: {s: 0.1 * s for s in SEEDS}, 30: {s: 0.1 * s + steps[s] for s in SEEDS}}
+    judged = claims.nonconvex_per_iteration(noisy)
+    assert judged.verdict is Verdict.INCONCLUSIVE and "seeds (now 5) would decide it" in judged.reason
 
 
 def test_pairing_removes_what_the_seeds_share():

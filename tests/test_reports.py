@@ -164,7 +164,12 @@ def test_per_iteration_claims_on_the_meta_gradient_and_on_the_loss_separately():
 
 def test_meta_test_accuracy_table_per_geometry_design_and_n():
     fig1 = synthetic_sweep(
-        "convex", ["constant"], CONVEX_GRID, saturating, lambda n: 0.1, accuracy=lambda n, s: 0.40 + 0.01 * n + 0.002 * s
+        "convex",
+        ["constant"],
+        CONVEX_GRID,
+        saturating,
+        lambda n: 0.1,
+        accuracy=lambda n, s: 0.40 + 0.01 * n + 0.002 * s,
     )
     fig2 = synthetic_sweep("nonconvex", ["constant"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1)
     text = reproduction.render(fig1, fig2, ["x"])
@@ -245,8 +250,9 @@ def test_collect_reads_meta_test_accuracy_and_a_divergence_search(tmp_path):
     assert result.returncode == 0, result.stderr
     curvature = tmp_path / "curvature"
     curvature.mkdir()
-    pd.DataFrame({"geometry": ["nonconvex"] * 2, "iteration": 0, "task": [0, 1], "mu": 0.0, "L": [2.0, 4.0],
-                  "alpha_mu": 0.0, "alpha_L": [0.2, 0.4], "lanczos_steps": 10}).to_csv(curvature / "curvature.csv")  # fmt: skip
+    measured = {"geometry": ["nonconvex"] * 2, "iteration": 0, "task": [0, 1], "mu": 0.0, "L": [2.0, 4.0],
+                "alpha_mu": 0.0, "alpha_L": [0.2, 0.4], "lanczos_steps": 10}  # fmt: skip
+    pd.DataFrame(measured).to_csv(curvature / "curvature.csv")
     (curvature / "config.json").write_text(json.dumps(dict(dataset="procedural", init="authors", points=1,
                                                            train_iterations=0, B=2, N=[1])))  # fmt: skip
     data = tmp_path / "data"
@@ -256,7 +262,10 @@ def test_collect_reads_meta_test_accuracy_and_a_divergence_search(tmp_path):
     assert found.counts("constant") == {0.1: (0, 1), 50.0: (1, 1)}  # alpha = 50 blows the loss past 3
     evaluated = found.jobs.set_index("alpha_base")
     saved = json.loads((first / "eval.json").read_text())
-    assert evaluated.loc[0.1, "test_accuracy"] == pytest.approx(saved["accuracy"]) and evaluated.loc[0.1, "test_tasks"] == 8
+    assert (
+        evaluated.loc[0.1, "test_accuracy"] == pytest.approx(saved["accuracy"])
+        and evaluated.loc[0.1, "test_tasks"] == 8
+    )
     assert math.isnan(evaluated.loc[50.0, "test_accuracy"])
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeVar
 
-from anil.analysis.statistics import MIN_SEEDS, Interval, Verdict, both, decide, paired_interval
+from anil.analysis.statistics import MIN_SEEDS, Interval, Verdict, both, decide, paired_interval, what_would_decide
 
 K = TypeVar("K", int, float)  # what the stability counts are keyed by: N, or a searched base α
 Levels = dict[int, dict[int, float]]  # N -> seed -> log10 of the quantity (lower is better)
@@ -105,12 +105,9 @@ def convex_per_iteration(levels: Levels) -> Judgement:
         f"{SATURATION:g}× that again",
     }
     reason = parts.get((faster, saturated)) or parts.get((faster, None)) or parts.get((None, saturated))
-    return Judgement(
-        CONVEX_PER_ITERATION,
-        verdict,
-        evidence,
-        reason or "an interval straddles its decision: more seeds would decide it",
-    )
+    undecided = gain if faster is not Verdict.AGREES else saturation  # the part still open
+    reason = reason or f"an interval straddles its decision: {what_would_decide(undecided)}"
+    return Judgement(CONVEX_PER_ITERATION, verdict, evidence, reason)
 
 
 def convex_complexity(costs: Costs) -> Judgement:
@@ -132,11 +129,16 @@ def convex_complexity(costs: Costs) -> Judgement:
             return Judgement(
                 CONVEX_COMPLEXITY, Verdict.DISAGREES, evidence, f"N={end}, an end of the grid, is cheapest of all"
             )
+    if not dips:
+        return Judgement(CONVEX_COMPLEXITY, Verdict.INCONCLUSIVE, evidence, "the grid has no N between its ends")
+    # the best candidate: the interior N whose weaker side (of falling and rising) is strongest
+    n, sides = max(dips.items(), key=lambda item: min(side.low for side in item[1]))
+    weaker = min(sides, key=lambda side: side.low)
     return Judgement(
         CONVEX_COMPLEXITY,
         Verdict.INCONCLUSIVE,
         evidence,
-        "no N is cheaper than both ends beyond the noise; more seeds would decide it",
+        f"no N is cheaper than both ends beyond the noise; for N={n}, {what_would_decide(weaker)}",
     )
 
 
@@ -170,7 +172,7 @@ def _largest_against_smallest(
     reasons = {
         Verdict.AGREES: agrees.format(hi=hi, lo=lo),
         Verdict.DISAGREES: disagrees.format(hi=hi, lo=lo),
-        Verdict.INCONCLUSIVE: "the difference straddles zero: more seeds would decide it",
+        Verdict.INCONCLUSIVE: f"the difference straddles zero: {what_would_decide(difference)}",
     }
     return Judgement(claim, verdict, evidence, reasons[verdict])
 

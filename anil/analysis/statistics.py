@@ -82,6 +82,22 @@ def decide(quantity: Interval, threshold: float = 0.0) -> Verdict:
     return Verdict.INCONCLUSIVE
 
 
+SEEDS_AT_MOST = 100  # beyond this many seeds, "more seeds" is no practical way to decide
+
+
+def what_would_decide(quantity: Interval, threshold: float = 0.0) -> str:
+    """For an undecided quantity: roughly how many seeds would put its interval clear of
+    `threshold` if the estimate stayed where it is (an interval narrows as 1/sqrt(seeds))."""
+    if quantity.n < MIN_SEEDS or not math.isfinite(quantity.high - quantity.low):
+        return f"at least {MIN_SEEDS} seeds would decide it"
+    gap = abs(quantity.estimate - threshold)
+    half_width = (quantity.high - quantity.low) / 2
+    if gap == 0 or half_width / gap > math.sqrt(SEEDS_AT_MOST / quantity.n):
+        return f"the estimate sits too close to {threshold:g} for more seeds (up to {SEEDS_AT_MOST}) to decide it"
+    needed = math.ceil(quantity.n * (half_width / gap) ** 2) + 1
+    return f"about {max(needed, quantity.n + 1)} seeds (now {quantity.n}) would decide it if the estimate holds"
+
+
 def both(first: Verdict, second: Verdict) -> Verdict:
     """A claim made of two parts: it agrees when both do and disagrees when either does."""
     if Verdict.DISAGREES in (first, second):
