@@ -187,7 +187,8 @@ def search(constant_diverged, inverse_diverged, dataset="embedded_hard"):
             for seed in range(3):
                 stop = seed < diverged.get(base, 0)
                 rows.append(dict(dataset=dataset, geometry="nonconvex", N=30, alpha_schedule=schedule, alpha_base=base,
-                                 seed=seed, diverged=stop, last_iteration=5 if stop else 60, iterations=60,
+                                 seed=seed, diverged=stop, last_iteration=5 if stop else 60, iterations=60, ways=5,
+                                 final_loss=2.5 if stop else 1.0,
                                  wall_time_s=30.0))  # fmt: skip
     curvature = pd.DataFrame({"geometry": ["nonconvex"] * 4, "L": [4.0, 5.0, 5.0, 6.0], "mu": [0.0] * 4})
     config = dict(dataset=dataset, init="authors", points=1, train_iterations=0, B=16, N=[1])
@@ -200,6 +201,9 @@ def test_divergence_search_judges_stability_either_way():
     assert verdicts == {"divergence-at-30": Verdict.INCONCLUSIVE, "inverse-n-stepsize": Verdict.AGREES}
     section = "\n".join(stable.section())
     assert "smallest base α at which most constant-α runs diverged is 0.4, α·L = 2" in section  # 0.4 × median L 5
+    assert (
+        "| 0.4 | 0.4 | 2 [1.9, 2.1] | 3/3 (first stop: it. 5) | 2.5 [2.5–2.5] |" in section and "ln 5 = 1.61" in section
+    )
     assert "anil smoothness --dataset embedded_hard --curvature-only" in "\n".join(stable.commands())
     unstable = search({0.4: 3, 0.8: 3}, {0.4: 3, 0.8: 3})
     assert {j.claim.key: j.verdict for j, _ in unstable.judgements()}["inverse-n-stepsize"] is Verdict.DISAGREES
@@ -209,6 +213,7 @@ def test_divergence_search_judges_stability_either_way():
     verdicts = {j.claim.key: j.verdict for j, _ in calm.judgements()}
     assert verdicts == {"divergence-at-30": Verdict.DISAGREES, "inverse-n-stepsize": Verdict.INCONCLUSIVE}
     assert "No base α of the grid" in "\n".join(calm.section())
+    assert "stopped learning): constant α: base α=0.4: 3/3, base α=0.8: 3/3; α/N: none." in section
 
 
 def test_the_report_judges_stability_on_the_search_when_there_is_one():
@@ -483,3 +488,13 @@ def test_committed_documents_are_what_their_data_gives(doc, tmp_path):
     result = subprocess.run([*anil_command(), "report", doc, "--docs", str(docs)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert (docs / f"{doc}.md").read_text() == (REPO / "docs" / f"{doc}.md").read_text()
+
+
+@pytest.mark.parametrize("half", [["--fig1", "a"], ["--divergence", "a"], ["--curvature", "a"]])
+def test_report_refuses_half_a_pair_of_inputs(half, capsys, tmp_path):
+    from anil.cli import report
+
+    with pytest.raises(SystemExit) as stopped:
+        report.main(["reproduction", "--docs", str(tmp_path), *half])
+    assert stopped.value.code == 2 and "go together" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing written

@@ -13,6 +13,7 @@ writes the section.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,12 @@ class Search:
         part = self.jobs[self.jobs["alpha_schedule"] == schedule]
         return {float(a): (int(p["diverged"].sum()), len(p)) for a, p in part.groupby("alpha_base")}
 
+    def stalled(self, schedule: str) -> dict[float, tuple[int, int]]:
+        """Base α -> (runs under `schedule` whose final loss is at or above chance, ln ways; runs)."""
+        part = self.jobs[self.jobs["alpha_schedule"] == schedule]
+        chance = math.log(self.ways)
+        return {float(a): (int((p["final_loss"] >= chance).sum()), len(p)) for a, p in part.groupby("alpha_base")}
+
     def smallest_diverging(self) -> float | None:
         """The smallest base α at which most constant-α runs diverged."""
         found = [a for a, (d, r) in sorted(self.counts("constant").items()) if d >= claims.DIVERGING_SHARE * r]
@@ -112,23 +119,30 @@ class Search:
             f"--out {self.curvature_dir}",
         ]
 
+    @property
+    def ways(self) -> int:
+        return int(self.jobs["ways"].iloc[0])
+
     def wall_minutes(self) -> float:
         return float(self.jobs["wall_time_s"].sum()) / 60
 
     def section(self) -> list[str]:
         middle, low, high = self.curvature_l()
         constant, inverse = self.counts("constant"), self.counts("inverse_n")
-        last = self.jobs.groupby(["alpha_schedule", "alpha_base"])["last_iteration"].min()
+        cells = self.jobs.groupby(["alpha_schedule", "alpha_base"])
+        last, final = cells["last_iteration"].min(), cells["final_loss"]
         rows = []
         for base in sorted(set(constant) | set(inverse)):
             row = [f"{base:g}"]
             for schedule, counts, step in (("constant", constant, base), ("inverse_n", inverse, base / self.n)):
                 if base not in counts:
-                    row += ["—", "—", "—"]
+                    row += ["—", "—", "—", "—"]
                     continue
                 d, r = counts[base]
                 row += [f"{step:.3g}", f"{step * middle:.3g} [{step * low:.3g}, {step * high:.3g}]", f"{d}/{r}"]
                 row[-1] += f" (first stop: it. {int(last[(schedule, base)])})" if d else ""
+                losses = final.get_group((schedule, base))
+                row.append(f"{losses.mean():.3g} [{losses.min():.3g}–{losses.max():.3g}]")
             rows.append(row)
         smallest = self.smallest_diverging()
         found = (
@@ -138,7 +152,12 @@ class Search:
             if smallest is not None
             else f"No base α of the grid made most constant-α runs diverge at N = {self.n}: the grid should go higher."
         )
-        header = ["base α", "constant α", "α·L", "diverged", "α/N", "(α/N)·L", "diverged"]
+        stalled = "; ".join(
+            f"{'constant α' if schedule == 'constant' else 'α/N'}: "
+            + (", ".join(f"base α={a:g}: {k}/{r}" for a, (k, r) in counts.items() if k) or "none")
+            for schedule, counts in (("constant", self.stalled("constant")), ("inverse_n", self.stalled("inverse_n")))
+        )
+        header = ["base α", "constant α", "α·L", "diverged", "final loss", "α/N", "(α/N)·L", "diverged", "final loss"]
         return [
             f"## Divergence at N = {self.n} and α of order 1/N",
             "",
@@ -147,11 +166,13 @@ class Search:
             f"at initialisation (median [quartiles] over {self._tasks()} tasks, init={self.curvature_config['init']}); "
             "gradient descent on such a loss overshoots once α·L > 2, and L changes as the body trains, so α·L at "
             "initialisation explains a divergence only roughly. A run diverged when its loss became non-finite or "
-            "exceeded `blowup_loss`.",
+            f"exceeded `blowup_loss`; the final training loss (mean [min–max] over seeds) shows runs that stopped "
+            f"learning without blowing up: chance is ln {self.ways} = {math.log(self.ways):.3g}.",
             "",
             *table(header, rows, [True] * len(header)),
             "",
             found,
+            f"Runs that ended at or above the chance loss without blowing up (they stopped learning): {stalled}.",
             "",
         ]
 

@@ -21,6 +21,7 @@ def job_row(job: Job) -> dict[str, Any]:
         "job": job.path.name, "dataset": job.dataset, "geometry": job.geometry, "alpha_schedule": job.alpha_schedule,
         "N": job.N, "alpha": job.alpha, "alpha_base": config["alpha"], "seed": job.seed, "diverged": job.diverged,
         "last_iteration": int(job.metrics["iteration"].max()) if len(job.metrics) else 0, "B": config["B"],
+        "final_loss": float(job.metrics["loss"].iloc[-1]) if len(job.metrics) else float("nan"),
         "init": config.get("init", DEFAULT_INIT),
         "iterations": config["iterations"], "lam": config["lam"], "optim": config["optim"]["name"],
         "beta_w": config["optim"]["beta_w"], "beta_phi": config["optim"]["beta_phi"], "ways": config["ways"],
