@@ -345,7 +345,7 @@ def environment(jobs: pd.DataFrame) -> str:
 def _threads(value: Any) -> str:
     """A job's torch thread count as its summary recorded it (older summaries did not)."""
     if isinstance(value, (int, float)) and math.isfinite(value):
-        return f"{int(value)} threads"
+        return f"{int(value)} thread{'' if int(value) == 1 else 's'}"
     return "threads not recorded"
 
 
