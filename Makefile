@@ -27,9 +27,11 @@ demo: install ## sweep N for both geometries on the embedded dataset, then draw 
 	@echo "figures and curves.csv are in $(DEMO_DIR)"
 
 REPRODUCE := outputs/sweeps/reproduce_$(STAMP)
-reproduce: install ## Figures 1-2 on the hard embedded dataset, test accuracy, the N = 30 search (about 1.6 h on 2 cores), then docs/reproduction.md
+reproduce: install ## Figures 1-2 on the hard embedded dataset, test accuracy, the N = 30 search (about 2 h on 2 cores), then docs/reproduction.md
 	$(BIN)/anil train -m experiment=fig1_embedded_hard hydra.sweep.dir=$(REPRODUCE)/fig1_embedded_hard
 	$(BIN)/anil train -m experiment=fig2_embedded_hard hydra.sweep.dir=$(REPRODUCE)/fig2_embedded_hard
+	$(BIN)/anil train -m experiment=fig1_embedded_hard alpha_design=fixed_alpha_n init=pytorch \
+	    hydra.sweep.dir=$(REPRODUCE)/fig1_embedded_hard_init_pytorch
 	for job in $(REPRODUCE)/fig*_embedded_hard/geometry=*; do \
 	    $(BIN)/anil eval $${job} --tasks 300 --checkpoint last || exit 1; \
 	done
@@ -37,7 +39,8 @@ reproduce: install ## Figures 1-2 on the hard embedded dataset, test accuracy, t
 	$(BIN)/anil smoothness --dataset embedded_hard --curvature-only --init authors --points 1 --train-iterations 0 \
 	    --B 16 --N 1 --out $(REPRODUCE)/embedded_hard_init_authors
 	$(BIN)/anil report reproduction --fig1 $(REPRODUCE)/fig1_embedded_hard --fig2 $(REPRODUCE)/fig2_embedded_hard \
-	    --divergence $(REPRODUCE)/divergence_embedded_hard --curvature $(REPRODUCE)/embedded_hard_init_authors
+	    --divergence $(REPRODUCE)/divergence_embedded_hard --curvature $(REPRODUCE)/embedded_hard_init_authors \
+	    --fig1-init $(REPRODUCE)/fig1_embedded_hard_init_pytorch
 
 theory: install ## smoothness vs N and the Proposition 1 checks (about 25 min on 2 cores), then docs/theory.md
 	$(BIN)/anil smoothness --out outputs/smoothness/embedded_$(STAMP)

@@ -240,6 +240,8 @@ def test_collect_reads_a_real_sweep(tmp_path):
         assert seeds.loc[seeds["N"] == n, "loss"].tolist() == pytest.approx(metrics["loss"].tolist(), rel=1e-6)
     assert (tmp_path / "figures" / "procedural_convex.png").stat().st_size > 10_000 and len(written) == 4
     assert jobs["test_accuracy"].isna().all()  # nobody ran anil eval yet
+    variant = reproduction.collect(sweep, reproduction.VARIANT, tmp_path / "data", None)  # no figures drawn
+    assert [p.name for p in variant] == ["fig1-init-seeds.csv", "fig1-init-jobs.csv"]
 
 
 def test_collect_reads_meta_test_accuracy_and_a_divergence_search(tmp_path):
@@ -498,3 +500,19 @@ def test_report_refuses_half_a_pair_of_inputs(half, capsys, tmp_path):
         report.main(["reproduction", "--docs", str(tmp_path), *half])
     assert stopped.value.code == 2 and "go together" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_the_other_initialisation_is_judged_beside_the_main_one():
+    fig1 = synthetic_sweep("convex", ["inverse_n"], CONVEX_GRID, saturating, cost=lambda n: 0.1)
+    fig1.jobs["init"] = "authors"
+    fig2 = synthetic_sweep("nonconvex", ["constant"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1)
+    variant = synthetic_sweep("convex", ["inverse_n"], CONVEX_GRID, slower_with_n, cost=lambda n: 0.1)
+    variant.jobs["init"] = "pytorch"
+    text = reproduction.render(fig1, fig2, ["x"], variant=variant)
+    section = text.split("## Under the other initialisation (init=pytorch)")[1]
+    row = next(line for line in section.splitlines() if "training loss at iteration 120" in line)
+    assert "**disagrees** | agrees | **changes** |" in row  # saturating under authors, slower under pytorch
+    assert "alpha_design=fixed_alpha_n init=pytorch hydra.sweep.dir=outputs/sweeps/fig1_embedded_init_pytorch" in text
+    assert "--fig1-init outputs/sweeps/fig1_embedded_init_pytorch" in text
+    same = reproduction.render(fig1, fig2, ["x"], variant=fig1)
+    assert "0 of" in same.split("## Under the other initialisation")[1].split("|")[0]  # nothing changes

@@ -29,6 +29,9 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--docs", type=Path, default=DOCS, help="the docs folder (default docs)")
     parser.add_argument("--fig1", type=Path, help="reproduction: a finished fig1_* sweep to read first")
     parser.add_argument("--fig2", type=Path, help="reproduction: a finished fig2_* sweep to read first")
+    parser.add_argument(
+        "--fig1-init", type=Path, help="reproduction: the fig1 sweep rerun under the other init (with --fig1)"
+    )
     parser.add_argument("--divergence", type=Path, help="reproduction: a finished divergence_* sweep to read first")
     parser.add_argument(
         "--curvature", type=Path, help="reproduction: its dataset's `anil smoothness --curvature-only` folder"
@@ -62,6 +65,8 @@ def main(args: list[str]) -> int:
     docs: Path = options.docs
     if (options.fig1 is None) != (options.fig2 is None):
         cli.error("--fig1 and --fig2 go together")
+    if options.fig1_init is not None and options.fig1 is None:
+        cli.error("--fig1-init goes with --fig1")
     if (options.divergence is None) != (options.curvature is None):
         cli.error("--divergence and --curvature go together")
     if options.init_curvature and options.smoothness is None:
@@ -70,6 +75,8 @@ def main(args: list[str]) -> int:
         if options.fig1 is not None:
             for name, sweep in (("fig1", options.fig1), ("fig2", options.fig2)):
                 reproduction.collect(sweep, name, docs / "data" / "reproduction", docs / "figures")
+        if options.fig1_init is not None:
+            reproduction.collect(options.fig1_init, reproduction.VARIANT, docs / "data" / "reproduction", None)
         if options.divergence is not None:
             divergence.collect(options.divergence, options.curvature, docs / "data" / "reproduction")
         if options.smoothness is not None:

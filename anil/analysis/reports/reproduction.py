@@ -37,14 +37,16 @@ from anil.run.metrics import OBJECTIVE_METRICS
 COMMAND = "anil report reproduction"
 SMOOTH = 10  # rolling window (iterations) for the figures and for every number read off a curve
 FIGURES = ("fig1", "fig2")
+VARIANT = "fig1-init"  # the Figure 1 sweep rerun under the other initialisation (optional)
 SCHEDULES = ("constant", "inverse_n", "authors")  # the order designs are reported in
 # The cost claims need a common target: the loss level that the median run of every N reaches,
 # i.e. the worst N's median final (smoothed) loss. A run that never reaches it is given its whole
 # training time, a lower bound on its cost.
 
 
-def collect(sweep: Path, name: str, data_dir: Path, figures: Path) -> list[Path]:
-    """Read the sweep in `sweep` into data_dir/<name>-seeds.csv and <name>-jobs.csv; draw its figures."""
+def collect(sweep: Path, name: str, data_dir: Path, figures: Path | None) -> list[Path]:
+    """Read the sweep in `sweep` into data_dir/<name>-seeds.csv and <name>-jobs.csv; draw its
+    figures into `figures` (None: no figures, for a variant that would overwrite the main ones)."""
     jobs, skipped = find_jobs([sweep])
     if skipped or not jobs:
         raise ValueError(f"{sweep}: {len(jobs)} readable jobs; skipped {'; '.join(skipped) or 'none'}")
@@ -54,6 +56,8 @@ def collect(sweep: Path, name: str, data_dir: Path, figures: Path) -> list[Path]
     paths = [data_dir / f"{name}-seeds.csv", data_dir / f"{name}-jobs.csv"]
     seeds.to_csv(paths[0], index=False, float_format="%.7g")
     described.to_csv(paths[1], index=False, float_format="%.7g")
+    if figures is None:
+        return paths
     figures.mkdir(parents=True, exist_ok=True)
     return paths + draw(summarise_seeds(seeds), figures, SMOOTH, "quartiles", formats=("png",))
 
@@ -240,20 +244,62 @@ def judgements(fig1: Sweep, fig2: Sweep, search: divergence.Search | None = None
     counters) and on training seconds as a second, noisy view. The stability claims are judged on
     the divergence search when there is one, else on Figure 2's own runs."""
     rows: list[Row] = []
-    rules: tuple[Rules, Rules] = (
-        (claims.convex_per_iteration, claims.convex_complexity),
-        (claims.nonconvex_per_iteration, claims.nonconvex_complexity),
-    )
-    for (name, sweep), (per_iteration, complexity) in zip(experiments(fig1, fig2), rules):
-        for schedule in schedules(sweep):
-            curves, label = seed_curves(sweep, schedule), f"`{name}`, {design(sweep.jobs, schedule)}"
-            gradient = gradient_levels(curves)
-            if gradient is not None:
-                rows.append((per_iteration(gradient[0]), label, f"log10 ‖∇L_meta‖² at iteration {gradient[1]}"))
-            last = _last(curves)
-            rows.append((per_iteration(levels_at(curves, last)), label, f"log10 training loss at iteration {last}"))
-            rows += [(judged, label, quantity) for judged, quantity in _complexity(complexity, curves, sweep.counted)]
+    for (name, sweep), rules in zip(experiments(fig1, fig2), (CONVEX_RULES, NONCONVEX_RULES)):
+        rows += [row for _, row in sweep_rows(name, sweep, rules)]
     return rows + _stability(fig2, search)
+
+
+CONVEX_RULES: Rules = (claims.convex_per_iteration, claims.convex_complexity)
+NONCONVEX_RULES: Rules = (claims.nonconvex_per_iteration, claims.nonconvex_complexity)
+
+
+def sweep_rows(name: str, sweep: Sweep, rules: Rules) -> list[tuple[str, Row]]:
+    """One figure's claims judged under each stepsize design of `sweep`, each with its schedule."""
+    per_iteration, complexity = rules
+    rows: list[tuple[str, Row]] = []
+    for schedule in schedules(sweep):
+        curves, label = seed_curves(sweep, schedule), f"`{name}`, {design(sweep.jobs, schedule)}"
+        gradient = gradient_levels(curves)
+        if gradient is not None:
+            quantity = f"log10 ‖∇L_meta‖² at iteration {gradient[1]}"
+            rows.append((schedule, (per_iteration(gradient[0]), label, quantity)))
+        last = _last(curves)
+        rows.append(
+            (schedule, (per_iteration(levels_at(curves, last)), label, f"log10 training loss at iteration {last}"))
+        )
+        rows += [(schedule, (judged, label, q)) for judged, q in _complexity(complexity, curves, sweep.counted)]
+    return rows
+
+
+def init_section(fig1: Sweep, variant: Sweep) -> list[str]:
+    """Figure 1's claims judged on `variant` (the Figure 1 sweep rerun, or part of it, under the
+    other initialisation) beside the main sweep's verdicts for the same design and quantity."""
+    name = experiments(fig1, fig1)[0][0]
+    kind = lambda row: (row[1][0].claim.key, row[0], row[1][2].split(" to ")[0])  # noqa: E731
+    main = {kind(row): row[1][0] for row in sweep_rows(name, fig1, CONVEX_RULES)}
+    rows, changed = [], 0
+    for row in sweep_rows(name, variant, CONVEX_RULES):
+        judged, _, quantity = row[1]
+        before = main.get(kind(row))
+        same = before is not None and before.verdict is judged.verdict
+        changed += before is not None and not same
+        rows.append([
+            judged.claim.statement, design(variant.jobs, row[0]), quantity, judged.evidence,
+            f"**{judged.verdict.value}**", before.verdict.value if before else "—",
+            "same" if same else ("**changes**" if before else "—"),
+        ])  # fmt: skip
+    init, other = init_of(variant.jobs), init_of(fig1.jobs)
+    header = ["claim", "stepsize design", "quantity judged", "evidence", f"verdict, init={init}", f"init={other}", ""]
+    return [
+        f"## Under the other initialisation (init={init})",
+        "",
+        f"The Figure 1 sweep rerun with `init={init}` ({settings(variant.jobs)}; {environment(variant.jobs)}; "
+        f"{variant.jobs['wall_time_s'].sum() / 60:.1f} min of job time; final validation accuracy "
+        f"{final_accuracy(variant)}), judged by the same rules. {changed} of {len(rows)} verdicts change.",
+        "",
+        *table(header, rows, [False] * len(header)),
+        "",
+    ]
 
 
 def _stability(fig2: Sweep, search: divergence.Search | None) -> list[Row]:
@@ -424,13 +470,21 @@ def experiments(fig1: Sweep, fig2: Sweep) -> list[tuple[str, Sweep]]:
     return [(f"{fig}_{sweep.jobs['dataset'].iloc[0]}", sweep) for fig, sweep in (("fig1", fig1), ("fig2", fig2))]
 
 
-def commands(fig1: Sweep, fig2: Sweep, search: divergence.Search | None) -> list[str]:
+def commands(fig1: Sweep, fig2: Sweep, search: divergence.Search | None, variant: Sweep | None = None) -> list[str]:
     """The commands that produce this document's data, from the jobs' own settings."""
     sweeps = experiments(fig1, fig2)
     lines = [
         f"anil train -m experiment={name} init={init_of(sweep.jobs)} hydra.sweep.dir=outputs/sweeps/{name}"
         for name, sweep in sweeps
     ]
+    if variant is not None:
+        designs = {"constant": "fixed_alpha", "inverse_n": "fixed_alpha_n"}
+        chosen = ",".join(designs[s] for s in schedules(variant) if s in designs)
+        init = init_of(variant.jobs)
+        lines.append(
+            f"anil train -m experiment={sweeps[0][0]} alpha_design={chosen} init={init} "
+            f"hydra.sweep.dir=outputs/sweeps/{sweeps[0][0]}_init_{init}"
+        )
     for name, sweep in sweeps:
         if "test_accuracy" in sweep.jobs and sweep.jobs["test_accuracy"].notna().any():
             tested = sweep.jobs.dropna(subset=["test_accuracy"]).iloc[0]
@@ -442,10 +496,18 @@ def commands(fig1: Sweep, fig2: Sweep, search: divergence.Search | None) -> list
     if search is not None:
         lines += search.commands()
         report += f" --divergence {search.sweep_dir} --curvature {search.curvature_dir}"
+    if variant is not None:
+        report += f" --fig1-init outputs/sweeps/{sweeps[0][0]}_init_{init_of(variant.jobs)}"
     return [*lines, report]
 
 
-def render(fig1: Sweep, fig2: Sweep, sources: list[str], search: divergence.Search | None = None) -> str:
+def render(
+    fig1: Sweep,
+    fig2: Sweep,
+    sources: list[str],
+    search: divergence.Search | None = None,
+    variant: Sweep | None = None,
+) -> str:
     last = int(fig1.seeds["iteration"].max())
     checkpoints = tuple(sorted({last // 3, 2 * last // 3, last}))
     tables = {
@@ -463,7 +525,7 @@ def render(fig1: Sweep, fig2: Sweep, sources: list[str], search: divergence.Sear
         "## Commands",
         "",
         "```",
-        *commands(fig1, fig2, search),
+        *commands(fig1, fig2, search, variant),
         "```",
         "",
         f"Figure 1 settings: {settings(fig1.jobs)}. Figure 2 settings: {settings(fig2.jobs)}. Curves are the mean "
@@ -506,6 +568,8 @@ def render(fig1: Sweep, fig2: Sweep, sources: list[str], search: divergence.Sear
     ]
     if search is not None:
         lines += search.section()
+    if variant is not None:
+        lines += init_section(fig1, variant)
     lines += [*why(tables, pd.concat([fig1.jobs, fig2.jobs])), *noise(tables)]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -525,10 +589,12 @@ def write(data_dir: Path, doc_path: Path) -> Path:
     units = json.loads(units_path.read_text(encoding="utf-8")).get("unit_costs") if units_path.exists() else None
     fig1, fig2 = (read(data_dir, name, units) for name in FIGURES)
     search = divergence.read(data_dir)
-    sources = [source_name(data_dir / f"{name}-{kind}.csv", doc_path) for name in FIGURES for kind in ("seeds", "jobs")]
+    variant = read(data_dir, VARIANT, units) if (data_dir / f"{VARIANT}-jobs.csv").exists() else None
+    names = [*FIGURES, VARIANT] if variant is not None else list(FIGURES)
+    sources = [source_name(data_dir / f"{name}-{kind}.csv", doc_path) for name in names for kind in ("seeds", "jobs")]
     if search is not None:
         sources += [source_name(path, doc_path) for path in search.paths]
     if fig1.counted or fig2.counted:
         sources.append(source_name(units_path, doc_path))
-    doc_path.write_text(render(fig1, fig2, sources, search), encoding="utf-8")
+    doc_path.write_text(render(fig1, fig2, sources, search, variant), encoding="utf-8")
     return doc_path
