@@ -24,7 +24,7 @@ import pandas as pd
 
 from anil.analysis import claims
 from anil.analysis.plot import find_jobs
-from anil.analysis.reports.jobs import job_row
+from anil.analysis.reports.jobs import job_row, tally
 from anil.analysis.reports.markdown import table
 
 JOBS, CURVATURE, CURVATURE_CONFIG = "divergence-jobs.csv", "divergence-curvature.csv", "divergence-curvature.json"
@@ -79,23 +79,26 @@ class Search:
     def curvature_dir(self) -> str:
         return f"outputs/smoothness/{self.dataset}_init_{self.curvature_config['init']}"
 
-    def curvature_l(self) -> tuple[float, float, float]:
-        """The inner loss's largest curvature L at initialisation over the probed tasks: median, quartiles."""
+    def _l_per_task(self) -> np.ndarray:
+        """The inner loss's largest curvature L at initialisation, one per probed task of the search's geometry."""
         geometry = str(self.jobs["geometry"].iloc[0])
-        values = self.curvature.loc[self.curvature["geometry"] == geometry, "L"].to_numpy(dtype=float)
-        low, middle, high = np.quantile(values, [0.25, 0.5, 0.75])
+        return self.curvature.loc[self.curvature["geometry"] == geometry, "L"].to_numpy(dtype=float)
+
+    def curvature_l(self) -> tuple[float, float, float]:
+        """L at initialisation over the probed tasks: median, quartiles."""
+        low, middle, high = np.quantile(self._l_per_task(), [0.25, 0.5, 0.75])
         return float(middle), float(low), float(high)
 
     def counts(self, schedule: str) -> dict[float, tuple[int, int]]:
         """Base α -> (diverged runs, runs) under `schedule`."""
         part = self.jobs[self.jobs["alpha_schedule"] == schedule]
-        return {float(a): (int(p["diverged"].sum()), len(p)) for a, p in part.groupby("alpha_base")}
+        return {float(a): counted for a, counted in tally(part, "alpha_base", part["diverged"]).items()}
 
     def stalled(self, schedule: str) -> dict[float, tuple[int, int]]:
         """Base α -> (runs under `schedule` whose final loss is at or above chance, ln ways; runs)."""
         part = self.jobs[self.jobs["alpha_schedule"] == schedule]
-        chance = math.log(self.ways)
-        return {float(a): (int((p["final_loss"] >= chance).sum()), len(p)) for a, p in part.groupby("alpha_base")}
+        above = part["final_loss"] >= math.log(self.ways)
+        return {float(a): counted for a, counted in tally(part, "alpha_base", above).items()}
 
     def smallest_diverging(self) -> float | None:
         """The smallest base α at which most constant-α runs diverged."""
@@ -163,7 +166,8 @@ class Search:
             "",
             f"The nonconvex inner loop at N = {self.n} on dataset={self.dataset}, {self.jobs['iterations'].iloc[0]} "
             f"meta-iterations, {self.jobs['seed'].nunique()} seeds per cell. L is the inner loss's largest curvature "
-            f"at initialisation (median [quartiles] over {self._tasks()} tasks, init={self.curvature_config['init']}); "
+            f"at initialisation (median [quartiles] over {len(self._l_per_task())} tasks, "
+            f"init={self.curvature_config['init']}); "
             "gradient descent on such a loss overshoots once α·L > 2, and L changes as the body trains, so α·L at "
             "initialisation explains a divergence only roughly. A run diverged when its loss became non-finite or "
             f"exceeded `blowup_loss`; the final training loss (mean [min–max] over seeds) shows runs that stopped "
@@ -175,7 +179,3 @@ class Search:
             f"Runs that ended at or above the chance loss without blowing up (they stopped learning): {stalled}.",
             "",
         ]
-
-    def _tasks(self) -> int:
-        geometry = str(self.jobs["geometry"].iloc[0])
-        return int((self.curvature["geometry"] == geometry).sum())

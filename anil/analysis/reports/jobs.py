@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from anil.analysis.plot import Job
 from anil.config import TrainConfig
 
@@ -32,6 +34,11 @@ def job_row(job: Job) -> dict[str, Any]:
         "test_accuracy_ci95": tested.get("accuracy_ci95"), "test_tasks": tested.get("tasks"),
         "test_checkpoint": tested.get("checkpoint"),
     }  # fmt: skip
+
+
+def tally(jobs: pd.DataFrame, key: str, hits: pd.Series) -> dict[Any, tuple[int, int]]:
+    """Each value of the `key` column -> (its rows where the boolean `hits` holds, its rows)."""
+    return {value: (int(hits[part.index].sum()), len(part)) for value, part in jobs.groupby(key)}
 
 
 def _evaluation(folder: Path) -> dict[str, Any]:

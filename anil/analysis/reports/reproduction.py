@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 
 from anil.analysis import claims
-from anil.analysis.cost import UnitCosts, counted_cost, has_counters, iteration_cost, prices_for
-from anil.analysis.plot import KEYS, draw, find_jobs, per_seed, summarise_seeds
+from anil.analysis.cost import UnitCosts, counted_cost, has_counters, prices_for
+from anil.analysis.plot import draw, find_jobs, per_seed, summarise_seeds
 from anil.analysis.reports import divergence
-from anil.analysis.reports.jobs import DEFAULT_INIT, job_row
+from anil.analysis.reports.jobs import DEFAULT_INIT, job_row, tally
 from anil.analysis.reports.markdown import generated_by, source_name, table
 from anil.analysis.statistics import Interval, interval
 from anil.run.metrics import OBJECTIVE_METRICS
@@ -76,26 +76,6 @@ class Sweep:
         first = self.jobs.iloc[0]
         return prices_for(self.units, str(first["dataset"]), str(first["geometry"])) is not None
 
-    def curves(self) -> pd.DataFrame:
-        """Mean over seeds per curve and iteration, with the loss smoothed over SMOOTH iterations."""
-        table = summarise_seeds(self.seeds)
-        if self.counted:  # the counts of an iteration are the same for every seed: their mean is them
-            assert self.units is not None
-            first = self.jobs.iloc[0]
-            prices = prices_for(self.units, str(first["dataset"]), str(first["geometry"]))
-            assert prices is not None
-            priced = self.seeds.assign(iteration_cost=iteration_cost(self.seeds, prices))
-            means = priced.groupby([*KEYS, "iteration"], as_index=False)["iteration_cost"].mean()
-            table = table.merge(means, on=[*KEYS, "iteration"])
-        parts = []
-        for _, curve in table.groupby(KEYS):
-            curve = curve.sort_values("iteration").copy()
-            curve["smooth_loss"] = curve["loss"].rolling(SMOOTH, min_periods=1).mean()
-            if "iteration_cost" in curve:
-                curve["cost"] = curve.pop("iteration_cost").cumsum()
-            parts.append(curve)
-        return pd.concat(parts, ignore_index=True)
-
 
 def read(data_dir: Path, name: str, units: UnitCosts | None = None) -> Sweep:
     return Sweep(pd.read_csv(data_dir / f"{name}-seeds.csv"), pd.read_csv(data_dir / f"{name}-jobs.csv"), units)
@@ -128,12 +108,12 @@ def design(jobs: pd.DataFrame, schedule: str) -> str:
 def per_n(sweep: Sweep, schedule: str, checkpoints: tuple[int, ...]) -> pd.DataFrame:
     """One row per N: the smoothed loss after fixed iterations and after a fixed training time,
     the full objective's ‖∇L_meta‖² at its last evaluation, seconds (measured and counted) per
-    iteration, divergences and meta-test accuracy; every measured number with its 95% interval
-    over seeds."""
+    iteration and divergences; every measured number with its 95% interval over seeds."""
     runs = seed_curves(sweep, schedule)
     budget = min(run["time"].max() for by_seed in runs.values() for run in by_seed.values())
     gradient = gradient_levels(runs)
     jobs = sweep.jobs[sweep.jobs["alpha_schedule"] == schedule]
+    diverged = diverged_counts(sweep, schedule)
     rows = []
     for n, by_seed in sorted(runs.items()):
         alpha = float(jobs.loc[jobs["N"] == n, "alpha"].iloc[0])
@@ -148,8 +128,7 @@ def per_n(sweep: Sweep, schedule: str, checkpoints: tuple[int, ...]) -> pd.DataF
         if sweep.counted:  # the same counts for every seed
             first = next(iter(by_seed.values()))
             row["counted s/iteration"] = float(first["cost"].max() / first["iteration"].max())
-        done = jobs[jobs["N"] == n]
-        row["diverged"] = f"{int(done['diverged'].sum())}/{len(done)}"
+        row["diverged"] = "{}/{}".format(*diverged[n])
         rows.append(row)
     frame = pd.DataFrame(rows)
     frame.attrs["budget"] = budget
@@ -230,7 +209,7 @@ def cost_to(curves: dict[int, dict[int, pd.DataFrame]], column: str = "time") ->
 def diverged_counts(sweep: Sweep, schedule: str) -> dict[int, tuple[int, int]]:
     """N -> (diverged runs, runs) for one stepsize schedule."""
     jobs = sweep.jobs[sweep.jobs["alpha_schedule"] == schedule]
-    return {int(str(n)): (int(part["diverged"].sum()), len(part)) for n, part in jobs.groupby("N")}
+    return {int(str(n)): counted for n, counted in tally(jobs, "N", jobs["diverged"]).items()}
 
 
 Row = tuple[claims.Judgement, str, str]  # a judgement, the stepsize design, the quantity judged
@@ -274,7 +253,7 @@ def sweep_rows(name: str, sweep: Sweep, rules: Rules) -> list[tuple[str, Row]]:
 def init_section(fig1: Sweep, variant: Sweep) -> list[str]:
     """Figure 1's claims judged on `variant` (the Figure 1 sweep rerun, or part of it, under the
     other initialisation) beside the main sweep's verdicts for the same design and quantity."""
-    name = experiments(fig1, fig1)[0][0]
+    name = experiment("fig1", fig1)
     kind = lambda row: (row[1][0].claim.key, row[0], row[1][2].split(" to ")[0])  # noqa: E731
     main = {kind(row): row[1][0] for row in sweep_rows(name, fig1, CONVEX_RULES)}
     rows, changed = [], 0
@@ -465,9 +444,14 @@ def final_accuracy(sweep: Sweep) -> str:
     return f"{accuracy.mean():.1f}% (range {accuracy.min():.1f}–{accuracy.max():.1f}%)"
 
 
+def experiment(fig: str, sweep: Sweep) -> str:
+    """The experiment config that runs this figure's sweep (conf/experiment/<name>.yaml)."""
+    return f"{fig}_{sweep.jobs['dataset'].iloc[0]}"
+
+
 def experiments(fig1: Sweep, fig2: Sweep) -> list[tuple[str, Sweep]]:
-    """Each figure's sweep with the experiment config that runs it (conf/experiment/<name>.yaml)."""
-    return [(f"{fig}_{sweep.jobs['dataset'].iloc[0]}", sweep) for fig, sweep in (("fig1", fig1), ("fig2", fig2))]
+    """Each figure's sweep with its experiment config."""
+    return [(experiment(fig, sweep), sweep) for fig, sweep in (("fig1", fig1), ("fig2", fig2))]
 
 
 def commands(fig1: Sweep, fig2: Sweep, search: divergence.Search | None, variant: Sweep | None = None) -> list[str]:
