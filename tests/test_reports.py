@@ -179,16 +179,19 @@ def test_meta_test_accuracy_table_per_geometry_design_and_n():
     assert "--checkpoint last" in text  # the command that measured it
 
 
-def search(constant_diverged, inverse_diverged, dataset="embedded_hard"):
-    """A divergence search at N = 30: base alphas -> which seeds diverged, per schedule."""
+def search(constant_diverged, inverse_diverged, dataset="embedded_hard", constant_stalled=None):
+    """A divergence search at N = 30: base alphas -> which seeds diverged, per schedule; with
+    `constant_stalled`, base alphas -> seeds of constant alpha that end above chance (1.8 > ln 5)
+    without blowing up."""
     rows = []
     for schedule, diverged in (("constant", constant_diverged), ("inverse_n", inverse_diverged)):
         for base in (0.1, 0.2, 0.4, 0.8):
             for seed in range(3):
                 stop = seed < diverged.get(base, 0)
+                stalled = schedule == "constant" and not stop and seed < (constant_stalled or {}).get(base, 0)
                 rows.append(dict(dataset=dataset, geometry="nonconvex", N=30, alpha_schedule=schedule, alpha_base=base,
                                  seed=seed, diverged=stop, last_iteration=5 if stop else 60, iterations=60, ways=5,
-                                 final_loss=2.5 if stop else 1.0,
+                                 final_loss=2.5 if stop else (1.8 if stalled else 1.0),
                                  wall_time_s=30.0))  # fmt: skip
     curvature = pd.DataFrame({"geometry": ["nonconvex"] * 4, "L": [4.0, 5.0, 5.0, 6.0], "mu": [0.0] * 4})
     config = dict(dataset=dataset, init="authors", points=1, train_iterations=0, B=16, N=[1])
@@ -213,7 +216,9 @@ def test_divergence_search_judges_stability_either_way():
     verdicts = {j.claim.key: j.verdict for j, _ in calm.judgements()}
     assert verdicts == {"divergence-at-30": Verdict.DISAGREES, "inverse-n-stepsize": Verdict.INCONCLUSIVE}
     assert "No base α of the grid" in "\n".join(calm.section())
-    assert "stopped learning): constant α: base α=0.4: 3/3, base α=0.8: 3/3; α/N: none." in section
+    assert "stopped learning): constant α: none; α/N: none." in section  # blown-up runs are not "stalled"
+    stalled = "\n".join(search({}, {}, constant_stalled={0.4: 3, 0.8: 2}).section())
+    assert "stopped learning): constant α: base α=0.4: 3/3, base α=0.8: 2/3; α/N: none." in stalled
 
 
 def test_the_report_judges_stability_on_the_search_when_there_is_one():

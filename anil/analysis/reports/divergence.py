@@ -95,9 +95,10 @@ class Search:
         return {float(a): counted for a, counted in tally(part, "alpha_base", part["diverged"]).items()}
 
     def stalled(self, schedule: str) -> dict[float, tuple[int, int]]:
-        """Base α -> (runs under `schedule` whose final loss is at or above chance, ln ways; runs)."""
+        """Base α -> (runs under `schedule` that ended at or above chance, ln ways, without having
+        diverged; runs)."""
         part = self.jobs[self.jobs["alpha_schedule"] == schedule]
-        above = part["final_loss"] >= math.log(self.ways)
+        above = (part["final_loss"] >= math.log(self.ways)) & ~part["diverged"].astype(bool)
         return {float(a): counted for a, counted in tally(part, "alpha_base", above).items()}
 
     def smallest_diverging(self) -> float | None:
