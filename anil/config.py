@@ -58,6 +58,7 @@ class OptimConfig:
     beta_w: float = 0.001  # outer stepsize for the head initialisation w
     beta_phi: float = 0.001  # outer stepsize for the body phi
     momentum: float = 0.0  # SGD momentum (0 = plain SGD as in Algorithm 1)
+    beta_schedule: str = "constant"  # constant: beta_w, beta_phi at every N | inverse_n: both / N (Theorem 2)
 
 
 @dataclass
@@ -144,6 +145,13 @@ class TrainConfig:
         return {k: v for k, v in values.items() if k not in RESUMABLE_CHANGES and not k.startswith("logger")}
 
 
+def outer_stepsizes(optim: OptimConfig, steps: int) -> tuple[float, float]:
+    """(beta_w, beta_phi) at N = `steps`: as configured, or divided by N where Theorem 2 (nonconvex
+    inner loop) prescribes stepsizes of order 1/N because the meta-objective's smoothness grows with N."""
+    scale = 1 / steps if optim.beta_schedule == "inverse_n" else 1.0
+    return optim.beta_w * scale, optim.beta_phi * scale
+
+
 def inner_stepsize(alpha: float, schedule: str, steps: int) -> float:
     """The per-step inner stepsize of a schedule: alpha, alpha / N, or the authors' halving from N = 10."""
     if schedule == "inverse_n":
@@ -191,6 +199,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "dataset.name": ("embedded", "embedded_hard", "procedural", "fc100", "miniimagenet"),
     "geometry.name": ("convex", "nonconvex"),
     "optim.name": ("adam", "sgd"),
+    "optim.beta_schedule": ("constant", "inverse_n"),
 }
 
 FORMATS: dict[str, tuple[str, ...]] = {

@@ -130,3 +130,23 @@ def test_divergence_rule(dataset, diverged, runs, expected):
 )  # fmt: skip
 def test_inverse_n_rule(constant, inverse, expected):
     assert claims.inverse_n(constant, inverse).verdict is expected
+
+
+@pytest.mark.parametrize(
+    "maml_factor,noise,expected",
+    [
+        (5.0, 0.05, Verdict.AGREES),  # MAML costs 5x at every N
+        (0.5, 0.05, Verdict.DISAGREES),  # MAML costs half
+        (1.02, 0.5, Verdict.INCONCLUSIVE),  # about equal, noisy
+    ],
+)
+def test_anil_vs_maml_rule(maml_factor, noise, expected):
+    rng = np.random.default_rng(1)
+    anil = {n: {s: 10.0 * n * (1 + 0.1 * s) for s in SEEDS} for n in (1, 5)}
+    maml = {
+        n: {s: c * maml_factor * np.exp(noise * rng.normal()) for s, c in by_seed.items()}
+        for n, by_seed in anil.items()
+    }
+    judged = claims.anil_vs_maml(anil, maml)
+    assert judged.verdict is expected and "N=1" in judged.evidence and "N=5" in judged.evidence
+    assert claims.anil_vs_maml(anil, {10: maml[5]}).verdict is Verdict.INCONCLUSIVE  # no common N

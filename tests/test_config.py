@@ -42,6 +42,18 @@ def test_inverse_n_schedule_divides_alpha():
     assert compose_config(["N=4", "alpha=0.2"]).inner_stepsize == pytest.approx(0.2)
 
 
+def test_inverse_n_outer_schedule_divides_both_outer_stepsizes():
+    from anil.engine.model import AnilNet
+    from anil.run.setup import make_optimizer
+
+    model = AnilNet("convex", 28, 1, 5, 0)
+    overrides = ["optim=sgd", "optim.beta_w=0.2", "optim.beta_phi=0.4", "N=4"]
+    for schedule, expected in (("inverse_n", [0.05, 0.1]), ("constant", [0.2, 0.4])):
+        config = compose_config(overrides + [f"optim.beta_schedule={schedule}"])
+        optimizer = make_optimizer(model, config.optim, config.N)
+        assert [group["lr"] for group in optimizer.param_groups] == pytest.approx(expected)
+
+
 def test_authors_schedule_halves_alpha_from_n_10():
     steps = [compose_config(["alpha_schedule=authors", f"N={n}", "alpha=0.1"]).inner_stepsize for n in (9, 10, 20)]
     assert steps == pytest.approx([0.1, 0.05, 0.05])
@@ -65,6 +77,7 @@ def test_figure_experiments_carry_their_grids():
         (["first_order=maybe"], "first_order"),
         (["device=tpu"], "device"),
         (["optim.beta_phi=-1"], "optim.beta_phi"),
+        (["optim.beta_schedule=half"], "optim.beta_schedule"),
         (["ways=200"], "ways"),
         (["-m", "N=1,-2"], "N"),
         (["-m", "experiment=demo", "N=0"], "N"),

@@ -5,7 +5,9 @@ import pytest
 
 from anil.analysis.cost import counted_cost
 
-PRICES = {"grad_w": 1.0, "grad_through_body": 100.0, "hvp_w": 10.0, "mixed_at_features": 1000.0}
+PRICES = {
+    "grad_w": 1.0, "grad_through_body": 100.0, "hvp_w": 10.0, "mixed_at_features": 1000.0, "hvp_through_body": 1e4,
+}  # fmt: skip
 UNITS = {"embedded": {"convex": PRICES}}
 
 
@@ -22,6 +24,13 @@ def test_each_counter_is_priced_by_its_own_operation():
     # B = 2, N = 3: 8 head gradients, 2 body passes, 6 HVPs in w, 6 mixed products per iteration.
     per_iteration = 8 * 1.0 + 2 * 100.0 + 6 * 10.0 + 6 * 1000.0
     cost = counted_cost(run(3, shuffled=True), UNITS, "embedded", "convex")
+    assert cost.tolist() == pytest.approx([per_iteration, 2 * per_iteration, 3 * per_iteration])
+
+
+def test_maml_prices_its_second_order_products_in_phi_through_the_body():
+    # the same counters as above; MAML's 6 second-order products in phi cost a body HVP each
+    per_iteration = 8 * 1.0 + 2 * 100.0 + 6 * 10.0 + 6 * 1e4
+    cost = counted_cost(run(3), UNITS, "embedded", "convex", algorithm="maml")
     assert cost.tolist() == pytest.approx([per_iteration, 2 * per_iteration, 3 * per_iteration])
 
 

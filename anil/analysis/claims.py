@@ -11,6 +11,7 @@ Each threshold below is a named constant with the reason for its value.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -70,6 +71,12 @@ INVERSE_N = Claim(
     "inverse-n-stepsize",
     "nonconvex inner loop: a stepsize α of order 1/N keeps training stable as N grows",
     "Proposition 3 (α < O(1/N)) and the contributions list; not tested in Section 4",
+)
+
+ANIL_VS_MAML = Claim(
+    "anil-vs-maml",
+    "ANIL reaches a given accuracy with less computation (fewer gradient and second-order evaluations) than MAML",
+    "Table 2 and Section 3.3 (complexity of ANIL against MAML's)",
 )
 
 
@@ -216,4 +223,25 @@ def inverse_n(constant: dict[K, tuple[int, int]], inverse: dict[K, tuple[int, in
         return Judgement(INVERSE_N, Verdict.DISAGREES, evidence, "α/N diverged as often as constant α")
     return Judgement(
         INVERSE_N, Verdict.INCONCLUSIVE, evidence, "α/N diverged less often, but not never: more seeds would decide it"
+    )
+
+
+def anil_vs_maml(anil: Costs, maml: Costs) -> Judgement:
+    """At every N both ran, MAML's cost to the common target over ANIL's (log10, paired by seed:
+    a seed sees the same tasks under both) is above zero. Costs must be positive."""
+    grid = sorted(set(anil) & set(maml))
+    if not grid:
+        return Judgement(ANIL_VS_MAML, Verdict.INCONCLUSIVE, "no N ran under both", "run both at the same N")
+    log = lambda costs: {s: math.log10(c) for s, c in costs.items()}  # noqa: E731
+    ratios = {n: paired_interval(log(maml[n]), log(anil[n])) for n in grid}
+    evidence = "; ".join(f"N={n}: log10 cost MAML/ANIL {r} (×{10**r.estimate:.3g})" for n, r in ratios.items())
+    verdicts = {n: decide(r) for n, r in ratios.items()}
+    cheaper = [n for n, v in verdicts.items() if v is Verdict.DISAGREES]
+    if cheaper:
+        return Judgement(ANIL_VS_MAML, Verdict.DISAGREES, evidence, f"MAML reaches the target for less at N={cheaper}")
+    if all(v is Verdict.AGREES for v in verdicts.values()):
+        return Judgement(ANIL_VS_MAML, Verdict.AGREES, evidence, f"ANIL reaches the target for less at N={grid}")
+    n, undecided = min(((n, r) for n, r in ratios.items() if verdicts[n] is not Verdict.AGREES), key=lambda t: t[0])
+    return Judgement(
+        ANIL_VS_MAML, Verdict.INCONCLUSIVE, evidence, f"at N={n} the ratio straddles 1: {what_would_decide(undecided)}"
     )

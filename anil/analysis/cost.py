@@ -7,11 +7,17 @@ N") are judged on this axis, with wall-clock as a second view. The counters come
 themselves (metrics.csv: what backward actually computed, anil/engine/opcount.py); only their
 prices come from the unit-cost measurement, taken on the same image shape.
 
-For ANIL (the only algorithm the figure sweeps run) the counters price as:
+For ANIL the counters price as:
     grad_evals_w      x  grad_w             an inner-loop (or outer) gradient in the head
     grad_evals_phi    x  grad_through_body  the body's forward and backward for one task
     second_order_w    x  hvp_w              a Hessian-vector product in the head
     second_order_phi  x  mixed_at_features  a mixed product taken at the features
+For MAML (every parameter adapted) a gradient in φ and a second-order product in φ both go
+through the body, so those two counters price as grad_through_body and hvp_through_body (a
+Hessian-vector product through body and head). Its head parts (grad_evals_w, second_order_w)
+come out of the same passes; they are still priced at the head's own costs, which adds under
+0.5% (a head operation costs about 1/250 of a body one) and keeps the two algorithms' prices for
+their head parts the same.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ ANIL_PRICES = {
     "second_order_w": "hvp_w",
     "second_order_phi": "mixed_at_features",
 }
+MAML_PRICES = {**ANIL_PRICES, "second_order_phi": "hvp_through_body"}
+PRICES = {"anil": ANIL_PRICES, "maml": MAML_PRICES}  # TrainConfig.algorithm -> counter -> operation
 COUNTERS = tuple(ANIL_PRICES)
 UnitCosts = dict[str, dict[str, dict[str, float]]]  # dataset -> geometry -> operation -> seconds per task
 # Datasets whose images have another's shape (channels, side): their operations cost the same.
@@ -39,16 +47,18 @@ def has_counters(frame: pd.DataFrame) -> bool:
     return all(c in frame for c in COUNTERS)
 
 
-def iteration_cost(counts: pd.DataFrame, prices: dict[str, float]) -> pd.Series:
+def iteration_cost(counts: pd.DataFrame, prices: dict[str, float], algorithm: str = "anil") -> pd.Series:
     """Seconds each row's counted operations cost at `prices` (one geometry's unit costs)."""
-    parts = [counts[counter].astype(float) * prices[operation] for counter, operation in ANIL_PRICES.items()]
+    parts = [counts[counter].astype(float) * prices[operation] for counter, operation in PRICES[algorithm].items()]
     total = parts[0]
     for part in parts[1:]:
         total = total + part
     return total
 
 
-def counted_cost(run: pd.DataFrame, units: UnitCosts, dataset: str, geometry: str) -> pd.Series:
+def counted_cost(
+    run: pd.DataFrame, units: UnitCosts, dataset: str, geometry: str, algorithm: str = "anil"
+) -> pd.Series:
     """Cumulative counted cost (seconds at the unit costs) of one run's rows, in iteration order.
     Raises KeyError naming what is missing when the run has no counters or no prices exist."""
     if not has_counters(run):
@@ -56,4 +66,4 @@ def counted_cost(run: pd.DataFrame, units: UnitCosts, dataset: str, geometry: st
     prices = prices_for(units, dataset, geometry)
     if prices is None:
         raise KeyError(f"no unit costs measured for dataset={dataset}, geometry={geometry}")
-    return iteration_cost(run.sort_values("iteration"), prices).cumsum()
+    return iteration_cost(run.sort_values("iteration"), prices, algorithm).cumsum()

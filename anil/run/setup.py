@@ -12,7 +12,7 @@ from functools import partial
 import numpy as np
 import torch
 
-from anil.config import ConfigError, OptimConfig, TrainConfig, inner_stepsize
+from anil.config import ConfigError, OptimConfig, TrainConfig, inner_stepsize, outer_stepsizes
 from anil.data import load_splits
 from anil.data.sampler import TaskSampler
 from anil.data.split import Split
@@ -65,15 +65,17 @@ def make_model(config: TrainConfig, split: Split, device: torch.device) -> AnilN
     return model.to(device, dtype_of(config))
 
 
-def make_optimizer(model: AnilNet, optim: OptimConfig) -> torch.optim.Optimizer:
-    """Separate outer stepsizes for the head initialisation w and the body phi (Algorithm 1, line 10)."""
+def make_optimizer(model: AnilNet, optim: OptimConfig, steps: int) -> torch.optim.Optimizer:
+    """Separate outer stepsizes for the head initialisation w and the body phi (Algorithm 1, line 10),
+    at N = `steps` inner steps (optim.beta_schedule may scale them with N)."""
+    beta_w, beta_phi = outer_stepsizes(optim, steps)
     groups = [
-        {"params": list(model.head.parameters()), "lr": optim.beta_w},
-        {"params": list(model.body.parameters()), "lr": optim.beta_phi},
+        {"params": list(model.head.parameters()), "lr": beta_w},
+        {"params": list(model.body.parameters()), "lr": beta_phi},
     ]
     if optim.name == "sgd":
-        return torch.optim.SGD(groups, lr=optim.beta_w, momentum=optim.momentum)
-    return torch.optim.Adam(groups, lr=optim.beta_w)
+        return torch.optim.SGD(groups, lr=beta_w, momentum=optim.momentum)
+    return torch.optim.Adam(groups, lr=beta_w)
 
 
 def inner_loop(config: TrainConfig, steps: int | None = None) -> InnerLoop:
@@ -163,7 +165,7 @@ def build(config: TrainConfig, device: torch.device, world: World | None = None)
         )
     setup = Setup(
         model=model,
-        optimizer=make_optimizer(model, config.optim),
+        optimizer=make_optimizer(model, config.optim, config.N),
         sampler=sampler,
         val_tasks=val_tasks,
         learner=make_learner(config, image_side(splits.train), device),

@@ -149,6 +149,7 @@ def seed_curves(sweep: Sweep, schedule: str) -> dict[int, dict[int, pd.DataFrame
     """N -> seed -> that run's curve (iteration, time, loss smoothed over SMOOTH iterations, and
     the cumulative counted cost where the sweep has one)."""
     chosen = sweep.seeds[sweep.seeds["alpha_schedule"] == schedule]
+    algorithm = algorithm_of(sweep.jobs)
     curves: dict[int, dict[int, pd.DataFrame]] = {}
     for (n, seed), run in chosen.groupby(["N", "seed"]):
         run = run.sort_values("iteration")
@@ -156,7 +157,9 @@ def seed_curves(sweep: Sweep, schedule: str) -> dict[int, dict[int, pd.DataFrame
         if sweep.counted:
             assert sweep.units is not None
             run = run.assign(
-                cost=counted_cost(run, sweep.units, str(run["dataset"].iloc[0]), str(run["geometry"].iloc[0]))
+                cost=counted_cost(
+                    run, sweep.units, str(run["dataset"].iloc[0]), str(run["geometry"].iloc[0]), algorithm
+                )
             )
         curves.setdefault(int(str(n)), {})[int(str(seed))] = run
     return curves
@@ -192,18 +195,43 @@ def gradient_levels(curves: dict[int, dict[int, pd.DataFrame]]) -> tuple[claims.
     return {n: {s: level(run) for s, run in runs.items()} for n, runs in curves.items()}, at
 
 
-def cost_to(curves: dict[int, dict[int, pd.DataFrame]], column: str = "time") -> tuple[claims.Costs, float]:
+Curves = dict[int, dict[int, pd.DataFrame]]  # N -> seed -> one run's curve (seed_curves)
+
+
+def common_target(*groups: Curves) -> float:
+    """The loss level the median run of every N (of every group of curves) reaches: the worst
+    median final smoothed loss."""
+    return max(
+        float(np.median([run["smooth_loss"].iloc[-1] for run in runs.values()]))
+        for curves in groups
+        for runs in curves.values()
+    )
+
+
+def cost_to(curves: Curves, column: str = "time") -> tuple[claims.Costs, float]:
     """Each run's `column` (training seconds, or counted cost) when its smoothed loss first reaches
     the common target (see above)."""
-    target = max(float(np.median([run["smooth_loss"].iloc[-1] for run in runs.values()])) for runs in curves.values())
+    target = common_target(curves)
+    return costs_at(curves, target, column), target
+
+
+def reached(curves: Curves, target: float) -> dict[int, tuple[int, int]]:
+    """N -> (runs whose smoothed loss reached `target`, runs)."""
+    return {
+        n: (sum(bool((run["smooth_loss"] <= target).any()) for run in runs.values()), len(runs))
+        for n, runs in curves.items()
+    }
+
+
+def costs_at(curves: Curves, target: float, column: str) -> claims.Costs:
+    """Each run's `column` at the first row where its smoothed loss is at most `target`; a run that
+    never gets there is given its last row's (a lower bound on what it would have cost)."""
     costs: claims.Costs = {}
     for n, runs in curves.items():
         for seed, run in runs.items():
-            reached = run[run["smooth_loss"] <= target]
-            costs.setdefault(n, {})[seed] = float(
-                (reached if len(reached) else run)[column].iloc[0 if len(reached) else -1]
-            )
-    return costs, target
+            there = run[run["smooth_loss"] <= target]
+            costs.setdefault(n, {})[seed] = float((there if len(there) else run)[column].iloc[0 if len(there) else -1])
+    return costs
 
 
 def diverged_counts(sweep: Sweep, schedule: str) -> dict[int, tuple[int, int]]:
@@ -250,16 +278,15 @@ def sweep_rows(name: str, sweep: Sweep, rules: Rules) -> list[tuple[str, Row]]:
     return rows
 
 
-def init_section(fig1: Sweep, variant: Sweep) -> list[str]:
-    """Figure 1's claims judged on `variant` (the Figure 1 sweep rerun, or part of it, under the
-    other initialisation) beside the main sweep's verdicts for the same design and quantity."""
-    name = experiment("fig1", fig1)
+def beside(main: Sweep, variant: Sweep, name: str, rules: Rules) -> tuple[list[list[str]], int]:
+    """`variant`'s verdicts (the same figure's claims, run another way) beside `main`'s for the same
+    claim, stepsize design and quantity: table rows, and how many verdicts change."""
     kind = lambda row: (row[1][0].claim.key, row[0], row[1][2].split(" to ")[0])  # noqa: E731
-    main = {kind(row): row[1][0] for row in sweep_rows(name, fig1, CONVEX_RULES)}
+    before_of = {kind(row): row[1][0] for row in sweep_rows(name, main, rules)}
     rows, changed = [], 0
-    for row in sweep_rows(name, variant, CONVEX_RULES):
+    for row in sweep_rows(name, variant, rules):
         judged, _, quantity = row[1]
-        before = main.get(kind(row))
+        before = before_of.get(kind(row))
         same = before is not None and before.verdict is judged.verdict
         changed += before is not None and not same
         rows.append([
@@ -267,8 +294,18 @@ def init_section(fig1: Sweep, variant: Sweep) -> list[str]:
             f"**{judged.verdict.value}**", before.verdict.value if before else "—",
             "same" if same else ("**changes**" if before else "—"),
         ])  # fmt: skip
+    return rows, changed
+
+
+BESIDE_HEADER = ["claim", "stepsize design", "quantity judged", "evidence"]
+
+
+def init_section(fig1: Sweep, variant: Sweep) -> list[str]:
+    """Figure 1's claims judged on `variant` (the Figure 1 sweep rerun, or part of it, under the
+    other initialisation) beside the main sweep's verdicts for the same design and quantity."""
     init, other = init_of(variant.jobs), init_of(fig1.jobs)
-    header = ["claim", "stepsize design", "quantity judged", "evidence", f"verdict, init={init}", f"init={other}", ""]
+    rows, changed = beside(fig1, variant, experiment("fig1", fig1), CONVEX_RULES)
+    header = [*BESIDE_HEADER, f"verdict, init={init}", f"init={other}", ""]
     return [
         f"## Under the other initialisation (init={init})",
         "",
@@ -372,6 +409,11 @@ def _threads(value: Any) -> str:
     if isinstance(value, (int, float)) and math.isfinite(value):
         return f"{int(value)} thread{'' if int(value) == 1 else 's'}"
     return "threads not recorded"
+
+
+def algorithm_of(jobs: pd.DataFrame) -> str:
+    """The jobs' algorithm (anil or maml); jobs recorded before the column existed ran ANIL."""
+    return str(jobs["algorithm"].iloc[0]) if "algorithm" in jobs else "anil"
 
 
 def init_of(jobs: pd.DataFrame) -> str:
