@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from anil.analysis import claims
-from anil.analysis.reports import complexity, divergence, performance, reproduction, theory
+from anil.analysis.reports import complexity, divergence, performance, reproduction, sweeps, theory
 from anil.analysis.statistics import Verdict
 from helpers import REPO, anil_command
 
@@ -55,7 +55,7 @@ def synthetic_sweep(
                 if accuracy:
                     jobs[-1].update(test_accuracy=accuracy(n, seed), test_accuracy_ci95=0.01, test_tasks=300,
                                     test_checkpoint="checkpoint.pt")  # fmt: skip
-    return reproduction.Sweep(pd.DataFrame(seeds_rows), pd.DataFrame(jobs), units)
+    return sweeps.Sweep(pd.DataFrame(seeds_rows), pd.DataFrame(jobs), units)
 
 
 def slower_with_n(n, iteration):
@@ -235,8 +235,8 @@ def test_collect_reads_a_real_sweep(tmp_path):
             "eval_tasks=4", "B=2", "device=cpu", f"hydra.sweep.dir={sweep}"]  # fmt: skip
     result = subprocess.run([*anil_command(), "train", "-m", *args], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    written = reproduction.collect(sweep, "fig1", tmp_path / "data", tmp_path / "figures")
-    seeds, jobs = reproduction.read(tmp_path / "data", "fig1").seeds, reproduction.read(tmp_path / "data", "fig1").jobs
+    written = sweeps.collect(sweep, "fig1", tmp_path / "data", tmp_path / "figures")
+    seeds, jobs = sweeps.read(tmp_path / "data", "fig1").seeds, sweeps.read(tmp_path / "data", "fig1").jobs
     assert sorted(jobs["N"]) == [1, 2] and (jobs["status"] == "completed").all() and (jobs["device"] == "cpu").all()
     assert len(seeds) == 2 * 3 and set(seeds["iteration"]) == {1, 2, 3}
     assert (seeds.loc[seeds["N"] == 2, "second_order_w"] == 2 * 2).all()  # the counters travel (B = 2, N = 2)
@@ -245,7 +245,7 @@ def test_collect_reads_a_real_sweep(tmp_path):
         assert seeds.loc[seeds["N"] == n, "loss"].tolist() == pytest.approx(metrics["loss"].tolist(), rel=1e-6)
     assert (tmp_path / "figures" / "procedural_convex.png").stat().st_size > 10_000 and len(written) == 4
     assert jobs["test_accuracy"].isna().all()  # nobody ran anil eval yet
-    variant = reproduction.collect(sweep, reproduction.VARIANT, tmp_path / "data", None)  # no figures drawn
+    variant = sweeps.collect(sweep, reproduction.VARIANT, tmp_path / "data", None)  # no figures drawn
     assert [p.name for p in variant] == ["fig1-init-seeds.csv", "fig1-init-jobs.csv"]
 
 

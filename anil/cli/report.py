@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from anil.analysis.reports import complexity, divergence, performance, reproduction, theory
+from anil.analysis.reports import complexity, divergence, performance, reproduction, sweeps, theory
 from anil.atomic import write_json_atomic
 
 DOCS = Path("docs")
@@ -74,9 +74,9 @@ def main(args: list[str]) -> int:
     try:
         if options.fig1 is not None:
             for name, sweep in (("fig1", options.fig1), ("fig2", options.fig2)):
-                reproduction.collect(sweep, name, docs / "data" / "reproduction", docs / "figures")
+                sweeps.collect(sweep, name, docs / "data" / "reproduction", docs / "figures")
         if options.fig1_init is not None:
-            reproduction.collect(options.fig1_init, reproduction.VARIANT, docs / "data" / "reproduction", None)
+            sweeps.collect(options.fig1_init, reproduction.VARIANT, docs / "data" / "reproduction", None)
         if options.divergence is not None:
             divergence.collect(options.divergence, options.curvature, docs / "data" / "reproduction")
         if options.smoothness is not None:

@@ -17,231 +17,39 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from anil.analysis import claims
-from anil.analysis.cost import UnitCosts, counted_cost, has_counters, prices_for
-from anil.analysis.plot import draw, find_jobs, per_seed, summarise_seeds
 from anil.analysis.reports import divergence
-from anil.analysis.reports.jobs import DEFAULT_INIT, job_row, tally
 from anil.analysis.reports.markdown import generated_by, source_name, table
-from anil.analysis.statistics import Interval, interval
-from anil.run.metrics import OBJECTIVE_METRICS
+from anil.analysis.reports.sweeps import (
+    BESIDE_HEADER,
+    CONVEX_RULES,
+    NONCONVEX_RULES,
+    SMOOTH,
+    Row,
+    Sweep,
+    beside,
+    design,
+    diverged_counts,
+    environment,
+    final_accuracy,
+    init_of,
+    markdown_table,
+    per_n,
+    read,
+    schedules,
+    settings,
+    sweep_rows,
+)
+from anil.analysis.statistics import interval
 
 COMMAND = "anil report reproduction"
-SMOOTH = 10  # rolling window (iterations) for the figures and for every number read off a curve
 FIGURES = ("fig1", "fig2")
 VARIANT = "fig1-init"  # the Figure 1 sweep rerun under the other initialisation (optional)
-SCHEDULES = ("constant", "inverse_n", "authors")  # the order designs are reported in
-# The cost claims need a common target: the loss level that the median run of every N reaches,
-# i.e. the worst N's median final (smoothed) loss. A run that never reaches it is given its whole
-# training time, a lower bound on its cost.
-
-
-def collect(sweep: Path, name: str, data_dir: Path, figures: Path | None) -> list[Path]:
-    """Read the sweep in `sweep` into data_dir/<name>-seeds.csv and <name>-jobs.csv; draw its
-    figures into `figures` (None: no figures, for a variant that would overwrite the main ones)."""
-    jobs, skipped = find_jobs([sweep])
-    if skipped or not jobs:
-        raise ValueError(f"{sweep}: {len(jobs)} readable jobs; skipped {'; '.join(skipped) or 'none'}")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    seeds = per_seed(jobs).assign(job=lambda t: t["job"].map(lambda p: Path(p).name))
-    described = pd.DataFrame([job_row(job) for job in jobs])
-    paths = [data_dir / f"{name}-seeds.csv", data_dir / f"{name}-jobs.csv"]
-    seeds.to_csv(paths[0], index=False, float_format="%.7g")
-    described.to_csv(paths[1], index=False, float_format="%.7g")
-    if figures is None:
-        return paths
-    figures.mkdir(parents=True, exist_ok=True)
-    return paths + draw(summarise_seeds(seeds), figures, SMOOTH, "quartiles", formats=("png",))
-
-
-@dataclass(frozen=True)
-class Sweep:
-    seeds: pd.DataFrame  # <name>-seeds.csv
-    jobs: pd.DataFrame  # <name>-jobs.csv
-    units: UnitCosts | None = None  # complexity.json's unit costs: the counted-cost axis, when the runs have counters
-
-    @property
-    def counted(self) -> bool:
-        """Whether a counted cost can be computed: counters in the runs and prices for their shape."""
-        if self.units is None or not has_counters(self.seeds):
-            return False
-        first = self.jobs.iloc[0]
-        return prices_for(self.units, str(first["dataset"]), str(first["geometry"])) is not None
-
-
-def read(data_dir: Path, name: str, units: UnitCosts | None = None) -> Sweep:
-    return Sweep(pd.read_csv(data_dir / f"{name}-seeds.csv"), pd.read_csv(data_dir / f"{name}-jobs.csv"), units)
-
-
-def loss_at(curve: pd.DataFrame, column: str, value: float) -> float:
-    """The smoothed loss at the last row with `column` <= value; NaN when the curve had not got
-    that far at its first row (an iteration of this run takes longer than the whole budget)."""
-    reached = curve.loc[curve[column] <= value, "smooth_loss"]
-    return float(reached.iloc[-1]) if len(reached) else math.nan
-
-
-def schedules(sweep: Sweep) -> list[str]:
-    """The stepsize designs a sweep ran, in report order."""
-    present = set(sweep.jobs["alpha_schedule"])
-    return [schedule for schedule in SCHEDULES if schedule in present]
-
-
-def design(jobs: pd.DataFrame, schedule: str) -> str:
-    """How α followed N under `schedule`, from the steps the jobs used."""
-    part = jobs[jobs["alpha_schedule"] == schedule]
-    if schedule == "inverse_n":
-        products = sorted({round(float(a) * int(n), 6) for a, n in zip(part["alpha"], part["N"])})
-        return "fixed αN = " + ", ".join(f"{p:g}" for p in products)
-    if schedule == "constant":
-        return "fixed α = " + ", ".join(f"{a:g}" for a in sorted(part["alpha"].unique()))
-    return "authors' α (" + ", ".join(f"N={n}: {a:g}" for n, a in part.groupby("N")["alpha"].first().items()) + ")"
-
-
-def per_n(sweep: Sweep, schedule: str, checkpoints: tuple[int, ...]) -> pd.DataFrame:
-    """One row per N: the smoothed loss after fixed iterations and after a fixed training time,
-    the full objective's ‖∇L_meta‖² at its last evaluation, seconds (measured and counted) per
-    iteration and divergences; every measured number with its 95% interval over seeds."""
-    runs = seed_curves(sweep, schedule)
-    budget = min(run["time"].max() for by_seed in runs.values() for run in by_seed.values())
-    gradient = gradient_levels(runs)
-    jobs = sweep.jobs[sweep.jobs["alpha_schedule"] == schedule]
-    diverged = diverged_counts(sweep, schedule)
-    rows = []
-    for n, by_seed in sorted(runs.items()):
-        alpha = float(jobs.loc[jobs["N"] == n, "alpha"].iloc[0])
-        row: dict[str, Any] = {"N": n, "α": alpha, "αN": alpha * n}
-        for iteration in checkpoints:
-            row[f"loss@{iteration}"] = interval([loss_at(run, "iteration", iteration) for run in by_seed.values()])
-        row["loss@time"] = interval([loss_at(run, "time", budget) for run in by_seed.values()])
-        if gradient is not None:
-            levels, at = gradient
-            row[f"‖∇L_meta‖²@{at}"] = interval([10**v for v in levels[n].values()])
-        row["s/iteration"] = interval([run["time"].max() / run["iteration"].max() for run in by_seed.values()])
-        if sweep.counted:  # the same counts for every seed
-            first = next(iter(by_seed.values()))
-            row["counted s/iteration"] = float(first["cost"].max() / first["iteration"].max())
-        row["diverged"] = "{}/{}".format(*diverged[n])
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    frame.attrs["budget"] = budget
-    return frame
-
-
-def markdown_table(frame: pd.DataFrame) -> list[str]:
-    def cell(value: Any) -> str:
-        if isinstance(value, Interval):
-            return str(value)
-        return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-    rows = [[cell(v) for v in row] for row in frame.itertuples(index=False)]
-    return table(list(frame.columns), rows, [True] * len(frame.columns))
-
-
-def seed_curves(sweep: Sweep, schedule: str) -> dict[int, dict[int, pd.DataFrame]]:
-    """N -> seed -> that run's curve (iteration, time, loss smoothed over SMOOTH iterations, and
-    the cumulative counted cost where the sweep has one)."""
-    chosen = sweep.seeds[sweep.seeds["alpha_schedule"] == schedule]
-    algorithm = algorithm_of(sweep.jobs)
-    curves: dict[int, dict[int, pd.DataFrame]] = {}
-    for (n, seed), run in chosen.groupby(["N", "seed"]):
-        run = run.sort_values("iteration")
-        run = run.assign(smooth_loss=run["loss"].rolling(SMOOTH, min_periods=1).mean())
-        if sweep.counted:
-            assert sweep.units is not None
-            run = run.assign(
-                cost=counted_cost(
-                    run, sweep.units, str(run["dataset"].iloc[0]), str(run["geometry"].iloc[0]), algorithm
-                )
-            )
-        curves.setdefault(int(str(n)), {})[int(str(seed))] = run
-    return curves
-
-
-def levels_at(curves: dict[int, dict[int, pd.DataFrame]], iteration: int) -> claims.Levels:
-    """log10 of each run's smoothed loss at `iteration` (the per-iteration claims' practical quantity)."""
-    return {
-        n: {s: math.log10(loss_at(run, "iteration", iteration)) for s, run in runs.items()}
-        for n, runs in curves.items()
-    }
-
-
-def gradient_levels(curves: dict[int, dict[int, pd.DataFrame]]) -> tuple[claims.Levels, int] | None:
-    """log10 of the full objective's ‖∇L_meta‖² (both blocks, on the runs' fixed task set) at the
-    last iteration where every run evaluated it: the quantity Theorems 1 and 2 bound. None when
-    the runs did not log it."""
-    evaluated: set[int] | None = None
-    for runs in curves.values():
-        for run in runs.values():
-            if not all(column in run for column in OBJECTIVE_METRICS):
-                return None
-            done = set(run.dropna(subset=list(OBJECTIVE_METRICS))["iteration"].astype(int))
-            evaluated = done if evaluated is None else evaluated & done
-    if not evaluated:
-        return None
-    at = max(evaluated)
-
-    def level(run: pd.DataFrame) -> float:
-        row = run[run["iteration"] == at].iloc[0]
-        return math.log10(sum(float(row[column]) for column in OBJECTIVE_METRICS))
-
-    return {n: {s: level(run) for s, run in runs.items()} for n, runs in curves.items()}, at
-
-
-Curves = dict[int, dict[int, pd.DataFrame]]  # N -> seed -> one run's curve (seed_curves)
-
-
-def common_target(*groups: Curves) -> float:
-    """The loss level the median run of every N (of every group of curves) reaches: the worst
-    median final smoothed loss."""
-    return max(
-        float(np.median([run["smooth_loss"].iloc[-1] for run in runs.values()]))
-        for curves in groups
-        for runs in curves.values()
-    )
-
-
-def cost_to(curves: Curves, column: str = "time") -> tuple[claims.Costs, float]:
-    """Each run's `column` (training seconds, or counted cost) when its smoothed loss first reaches
-    the common target (see above)."""
-    target = common_target(curves)
-    return costs_at(curves, target, column), target
-
-
-def reached(curves: Curves, target: float) -> dict[int, tuple[int, int]]:
-    """N -> (runs whose smoothed loss reached `target`, runs)."""
-    return {
-        n: (sum(bool((run["smooth_loss"] <= target).any()) for run in runs.values()), len(runs))
-        for n, runs in curves.items()
-    }
-
-
-def costs_at(curves: Curves, target: float, column: str) -> claims.Costs:
-    """Each run's `column` at the first row where its smoothed loss is at most `target`; a run that
-    never gets there is given its last row's (a lower bound on what it would have cost)."""
-    costs: claims.Costs = {}
-    for n, runs in curves.items():
-        for seed, run in runs.items():
-            there = run[run["smooth_loss"] <= target]
-            costs.setdefault(n, {})[seed] = float((there if len(there) else run)[column].iloc[0 if len(there) else -1])
-    return costs
-
-
-def diverged_counts(sweep: Sweep, schedule: str) -> dict[int, tuple[int, int]]:
-    """N -> (diverged runs, runs) for one stepsize schedule."""
-    jobs = sweep.jobs[sweep.jobs["alpha_schedule"] == schedule]
-    return {int(str(n)): counted for n, counted in tally(jobs, "N", jobs["diverged"]).items()}
-
-
-Row = tuple[claims.Judgement, str, str]  # a judgement, the stepsize design, the quantity judged
-Rules = tuple[Callable[[claims.Levels], claims.Judgement], Callable[[claims.Costs], claims.Judgement]]
 
 
 def judgements(fig1: Sweep, fig2: Sweep, search: divergence.Search | None = None) -> list[Row]:
@@ -254,50 +62,6 @@ def judgements(fig1: Sweep, fig2: Sweep, search: divergence.Search | None = None
     for (name, sweep), rules in zip(experiments(fig1, fig2), (CONVEX_RULES, NONCONVEX_RULES)):
         rows += [row for _, row in sweep_rows(name, sweep, rules)]
     return rows + _stability(fig2, search)
-
-
-CONVEX_RULES: Rules = (claims.convex_per_iteration, claims.convex_complexity)
-NONCONVEX_RULES: Rules = (claims.nonconvex_per_iteration, claims.nonconvex_complexity)
-
-
-def sweep_rows(name: str, sweep: Sweep, rules: Rules) -> list[tuple[str, Row]]:
-    """One figure's claims judged under each stepsize design of `sweep`, each with its schedule."""
-    per_iteration, complexity = rules
-    rows: list[tuple[str, Row]] = []
-    for schedule in schedules(sweep):
-        curves, label = seed_curves(sweep, schedule), f"`{name}`, {design(sweep.jobs, schedule)}"
-        gradient = gradient_levels(curves)
-        if gradient is not None:
-            quantity = f"log10 ‖∇L_meta‖² at iteration {gradient[1]}"
-            rows.append((schedule, (per_iteration(gradient[0]), label, quantity)))
-        last = _last(curves)
-        rows.append(
-            (schedule, (per_iteration(levels_at(curves, last)), label, f"log10 training loss at iteration {last}"))
-        )
-        rows += [(schedule, (judged, label, q)) for judged, q in _complexity(complexity, curves, sweep.counted)]
-    return rows
-
-
-def beside(main: Sweep, variant: Sweep, name: str, rules: Rules) -> tuple[list[list[str]], int]:
-    """`variant`'s verdicts (the same figure's claims, run another way) beside `main`'s for the same
-    claim, stepsize design and quantity: table rows, and how many verdicts change."""
-    kind = lambda row: (row[1][0].claim.key, row[0], row[1][2].split(" to ")[0])  # noqa: E731
-    before_of = {kind(row): row[1][0] for row in sweep_rows(name, main, rules)}
-    rows, changed = [], 0
-    for row in sweep_rows(name, variant, rules):
-        judged, _, quantity = row[1]
-        before = before_of.get(kind(row))
-        same = before is not None and before.verdict is judged.verdict
-        changed += before is not None and not same
-        rows.append([
-            judged.claim.statement, design(variant.jobs, row[0]), quantity, judged.evidence,
-            f"**{judged.verdict.value}**", before.verdict.value if before else "—",
-            "same" if same else ("**changes**" if before else "—"),
-        ])  # fmt: skip
-    return rows, changed
-
-
-BESIDE_HEADER = ["claim", "stepsize design", "quantity judged", "evidence"]
 
 
 def init_section(fig1: Sweep, variant: Sweep) -> list[str]:
@@ -333,24 +97,6 @@ def _stability(fig2: Sweep, search: divergence.Search | None) -> list[Row]:
         inverse = diverged_counts(fig2, "inverse_n")
         rows.append((claims.inverse_n(constant, inverse), f"`fig2_{dataset}`, constant α and α/N", "diverged runs"))
     return rows
-
-
-def _complexity(
-    rule: Callable[[claims.Costs], claims.Judgement], curves: dict[int, dict[int, pd.DataFrame]], counted: bool
-) -> list[tuple[claims.Judgement, str]]:
-    """A complexity claim on the counted cost (when there is one) and on wall-clock seconds."""
-    seconds, target = cost_to(curves, "time")
-    views = []
-    if counted:
-        cost, _ = cost_to(curves, "cost")
-        views.append((rule(cost), f"counted cost (seconds at the unit costs) to a training loss of {target:.3g}"))
-    label = "training seconds (wall-clock, noisy)" if counted else "training seconds"
-    return views + [(rule(seconds), f"{label} to a training loss of {target:.3g}")]
-
-
-def _last(curves: dict[int, dict[int, pd.DataFrame]]) -> int:
-    """The last iteration every run reached."""
-    return min(int(run["iteration"].max()) for runs in curves.values() for run in runs.values())
 
 
 def claims_table(fig1: Sweep, fig2: Sweep, search: divergence.Search | None = None) -> list[str]:
@@ -392,45 +138,6 @@ def accuracy_table(fig1: Sweep, fig2: Sweep) -> list[str]:
     header = ["geometry", "stepsize design", "N", "test accuracy % (seeds, 95%)", "per job (tasks, 95%)"]
     header.append("jobs × tasks")
     return table(header, rows, [False, False, True, True, True, True])
-
-
-def environment(jobs: pd.DataFrame) -> str:
-    """Where the jobs ran, as their summaries recorded it."""
-    columns = ["device", "device_name", "torch", "torch_threads"]
-    places = jobs.groupby(columns, dropna=False).size().reset_index(name="jobs")
-    return "; ".join(
-        f"{p.jobs} jobs on {p.device} ({p.device_name}, torch {p.torch}, " + f"{_threads(p.torch_threads)})"
-        for p in places.itertuples()
-    )
-
-
-def _threads(value: Any) -> str:
-    """A job's torch thread count as its summary recorded it (older summaries did not)."""
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return f"{int(value)} thread{'' if int(value) == 1 else 's'}"
-    return "threads not recorded"
-
-
-def algorithm_of(jobs: pd.DataFrame) -> str:
-    """The jobs' algorithm (anil or maml); jobs recorded before the column existed ran ANIL."""
-    return str(jobs["algorithm"].iloc[0]) if "algorithm" in jobs else "anil"
-
-
-def init_of(jobs: pd.DataFrame) -> str:
-    """The jobs' initialisation; jobs recorded before the option existed used PyTorch's defaults."""
-    return str(jobs["init"].iloc[0]) if "init" in jobs else DEFAULT_INIT
-
-
-def settings(jobs: pd.DataFrame) -> str:
-    first = jobs.iloc[0]
-    seeds = jobs["seed"].nunique()
-    return (
-        f"dataset={first['dataset']}, init={init_of(jobs)}, "
-        f"{first['ways']}-way {first['shots']}-shot, {first['query']} query, "
-        f"B = {first['B']} tasks, {first['iterations']} meta-iterations, {first['geometry']} head, λ = {first['lam']}, "
-        f"{first['optim']} β_w = {first['beta_w']}, β_φ = {first['beta_phi']}, {seeds} seeds per point; "
-        + "; ".join(design(jobs, schedule) for schedule in SCHEDULES if schedule in set(jobs["alpha_schedule"]))
-    )
 
 
 def why(tables: dict[str, pd.DataFrame], jobs: pd.DataFrame) -> list[str]:
@@ -475,15 +182,6 @@ def noise(tables: dict[str, pd.DataFrame]) -> list[str]:
         "against this; the counted cost has no such noise.",
         "",
     ]
-
-
-def final_accuracy(sweep: Sweep) -> str:
-    """The mean over jobs of the last validation accuracy each logged."""
-    if "val_accuracy" not in sweep.seeds:
-        return "not logged"
-    last = sweep.seeds.dropna(subset=["val_accuracy"]).sort_values("iteration").groupby("job").tail(1)
-    accuracy = 100 * last["val_accuracy"]
-    return f"{accuracy.mean():.1f}% (range {accuracy.min():.1f}–{accuracy.max():.1f}%)"
 
 
 def experiment(fig: str, sweep: Sweep) -> str:
