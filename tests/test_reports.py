@@ -24,7 +24,7 @@ ENVIRONMENT = dict(status="completed", device="cpu", device_name="x86_64", torch
 
 def synthetic_sweep(
     geometry, schedules, grid, loss, cost, diverged=(), dataset="embedded", seeds=3, iterations=120, units=None,
-    gradient=None, accuracy=None,
+    gradient=None, accuracy=None, algorithm="anil", optim=None,
 ):  # fmt: skip
     """Per-seed curves loss(N, iteration) with seconds per iteration cost(N), as collect() writes them;
     with `units`, also ANIL's operation counters for B = 8 (priced by those unit costs); with
@@ -50,7 +50,8 @@ def synthetic_sweep(
                         values.update(meta_sq_grad_norm_w=w, meta_sq_grad_norm_phi=w)
                     seeds_rows.append({**key, **values})
                 seconds = cost(n) * iterations
-                jobs.append({**key, **JOB_SETTINGS, **ENVIRONMENT, "iterations": iterations, "wall_time_s": seconds})
+                jobs.append({**key, **JOB_SETTINGS, **ENVIRONMENT, "iterations": iterations, "wall_time_s": seconds,
+                             "algorithm": algorithm, **(optim or {})})  # fmt: skip
                 jobs[-1]["train_time_s"] = seconds
                 if accuracy:
                     jobs[-1].update(test_accuracy=accuracy(n, seed), test_accuracy_ci95=0.01, test_tasks=300,
@@ -133,6 +134,80 @@ def test_complexity_claims_on_the_counted_cost_and_on_wall_clock_separately():
     assert not fig2_plain.counted  # no counters in the runs: wall-clock alone, labelled as before
     plain = reproduction.render(fig1, fig2_plain, ["x"])
     assert sum(line.startswith(f"| {claims.NONCONVEX_COMPLEXITY.statement} |") for line in plain.splitlines()) == 2
+
+
+PRICES = {
+    "grad_w": 0.001,
+    "grad_through_body": 0.03,
+    "hvp_w": 0.001,
+    "mixed_at_features": 0.001,
+    "hvp_through_body": 0.1,
+}
+UNITS = {"embedded": {"convex": PRICES, "nonconvex": PRICES}}
+
+
+def test_anil_against_maml_to_a_common_loss_can_agree_and_disagree():
+    """The same curves per iteration; MAML's iteration costs 10x in seconds (and its second-order
+    products go through the body): ANIL is cheaper on both views. When MAML's seconds are a tenth
+    of ANIL's, the wall-clock view must disagree while the counted view still agrees."""
+    fig1 = synthetic_sweep("convex", ["constant"], [1, 5, 10], saturating, lambda n: 0.1, seeds=5, units=UNITS)
+    fig2 = synthetic_sweep("nonconvex", ["constant"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1)
+    for seconds, wall_verdict in ((1.0, "agrees"), (0.01, "disagrees")):
+        maml = synthetic_sweep(
+            "convex", ["constant"], [1, 5], saturating, lambda n: seconds, seeds=5, units=UNITS, algorithm="maml"
+        )
+        text = reproduction.render(fig1, fig2, ["x"], against_maml=maml)
+        rows = claim_rows(text, claims.ANIL_VS_MAML)
+        assert len(rows) == 4  # counted cost and wall-clock, in the claims table and in the section
+        counted, wall = rows[:2]
+        assert "counted cost" in counted and "**agrees**" in counted
+        assert "wall-clock" in wall and f"**{wall_verdict}**" in wall
+        assert "## ANIL against MAML to the same loss (Table 2)" in text and "| 5 | MAML | 5/5 |" in text
+        assert "--maml outputs/sweeps/maml_embedded" in text
+    # equal cost, noisy: inconclusive
+    noisy = synthetic_sweep("convex", ["constant"], [1, 5], lambda n, i: saturating(n, i) * (1 + 0.3 * np.sin(i * n)),
+                            lambda n: 0.1, seeds=5, units=UNITS, algorithm="maml")  # fmt: skip
+    judged = maml_judgements(fig1, noisy)
+    assert all(j.verdict is not Verdict.AGREES for j in judged[1:])
+
+
+def maml_judgements(fig1, maml_sweep):
+    from anil.analysis.reports import maml
+
+    return [judged for judged, _, _ in maml.judgements(fig1, maml_sweep, "maml_embedded")]
+
+
+def test_theory_regime_section_states_stepsizes_against_the_curvature_and_sets_verdicts_beside():
+    """Practical Figure 1 saturates at N = 7 (agrees); the theory-regime runs slow down with N
+    (disagrees): the section must count the changed verdicts, state alpha*L from the curvature
+    measured on the same dataset and initialisation, and leave it out for another dataset."""
+    fig1 = synthetic_sweep("convex", ["constant"], CONVEX_GRID, saturating, lambda n: 0.1)
+    fig2 = synthetic_sweep("nonconvex", ["inverse_n"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1)
+    sgd = dict(optim="sgd", beta_w=1.0, beta_phi=1.0, beta_schedule="constant")
+    slower = synthetic_sweep("convex", ["constant"], CONVEX_GRID, slower_with_n, lambda n: 0.1, optim=sgd)
+    slow = synthetic_sweep("nonconvex", ["inverse_n"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1,
+                           optim={**sgd, "beta_schedule": "inverse_n"})  # fmt: skip
+    theory = sweeps.Sweep(pd.concat([slower.seeds, slow.seeds]), pd.concat([slower.jobs, slow.jobs]))
+    curvature = pd.DataFrame(
+        [dict(geometry=g, iteration=0, task=t, mu=mu, L=big) for g, mu, big in
+         (("convex", 0.01, 7.0), ("nonconvex", -2.0, 12.0)) for t in range(4)]
+    )  # fmt: skip
+    search = divergence.Search(fig2.jobs, curvature, {"dataset": "embedded", "init": "pytorch"})
+    from anil.analysis.reports import regimes
+
+    text = "\n".join(regimes.section(fig1, fig2, theory, search))
+    assert "### Convex inner loop (`theory_convex_embedded`, beside `fig1_embedded`)" in text
+    assert "| 1 | 0.1 | 1 | 1 | 0.7 | 0.001 | 0.999 |" in text  # alpha*L = 0.7, (1 - 0.001)^1
+    assert "| 30 | 0.00333 | 0.0333 | 0.0333 | 0.04 | -0.00667 | 3.2434 |" in text  # beta/N; (1 + 0.04)^30
+    convex_rows = [
+        line for line in text.splitlines() if line.startswith(f"| {claims.CONVEX_PER_ITERATION.statement} |")
+    ]
+    assert any(
+        "**inconclusive** | agrees | **changes** |" in row or "| agrees | **changes** |" in row for row in convex_rows
+    )
+    assert "verdicts differ from the practical regime's" in text
+    other = divergence.Search(fig2.jobs, curvature, {"dataset": "fc100", "init": "pytorch"})
+    assert "No curvature measurement on this dataset" in "\n".join(regimes.section(fig1, fig2, theory, other))
 
 
 def claim_rows(text, claim):

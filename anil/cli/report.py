@@ -3,6 +3,7 @@
     anil report all                                     # every document, from docs/data/ (seconds)
     anil report reproduction --fig1 SWEEP --fig2 SWEEP  # read two finished sweeps into docs/data/, then render
         [--divergence SWEEP --curvature DIR]            # and the N = 30 divergence search with its curvature
+        [--fig1-init SWEEP] [--theory DIR] [--maml SWEEP] # Figure 1 under the other init, the theorems' regime, MAML
     anil report theory --smoothness DIR                 # run the formula checks, read `anil smoothness` output
     anil report complexity | performance                # render (scripts/complexity.py, scripts/bench.py measure)
 
@@ -15,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from anil.analysis.reports import complexity, divergence, performance, reproduction, sweeps, theory
+from anil.analysis.reports import complexity, divergence, maml, performance, regimes, reproduction, sweeps, theory
 from anil.atomic import write_json_atomic
 
 DOCS = Path("docs")
@@ -32,6 +33,10 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--fig1-init", type=Path, help="reproduction: the fig1 sweep rerun under the other init (with --fig1)"
     )
+    parser.add_argument(
+        "--theory", type=Path, help="reproduction: the theory_* sweeps (both geometries under one folder; with --fig1)"
+    )
+    parser.add_argument("--maml", type=Path, help="reproduction: a finished maml_* sweep (with --fig1)")
     parser.add_argument("--divergence", type=Path, help="reproduction: a finished divergence_* sweep to read first")
     parser.add_argument(
         "--curvature", type=Path, help="reproduction: its dataset's `anil smoothness --curvature-only` folder"
@@ -65,8 +70,9 @@ def main(args: list[str]) -> int:
     docs: Path = options.docs
     if (options.fig1 is None) != (options.fig2 is None):
         cli.error("--fig1 and --fig2 go together")
-    if options.fig1_init is not None and options.fig1 is None:
-        cli.error("--fig1-init goes with --fig1")
+    for flag in ("fig1_init", "theory", "maml"):
+        if getattr(options, flag) is not None and options.fig1 is None:
+            cli.error(f"--{flag.replace('_', '-')} goes with --fig1")
     if (options.divergence is None) != (options.curvature is None):
         cli.error("--divergence and --curvature go together")
     if options.init_curvature and options.smoothness is None:
@@ -75,8 +81,13 @@ def main(args: list[str]) -> int:
         if options.fig1 is not None:
             for name, sweep in (("fig1", options.fig1), ("fig2", options.fig2)):
                 sweeps.collect(sweep, name, docs / "data" / "reproduction", docs / "figures")
-        if options.fig1_init is not None:
-            sweeps.collect(options.fig1_init, reproduction.VARIANT, docs / "data" / "reproduction", None)
+        for name, folder in (
+            (reproduction.VARIANT, options.fig1_init),
+            (regimes.NAME, options.theory),
+            (maml.NAME, options.maml),
+        ):
+            if folder is not None:
+                sweeps.collect(folder, name, docs / "data" / "reproduction", None)
         if options.divergence is not None:
             divergence.collect(options.divergence, options.curvature, docs / "data" / "reproduction")
         if options.smoothness is not None:

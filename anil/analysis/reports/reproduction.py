@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from anil.analysis import claims
-from anil.analysis.reports import divergence
+from anil.analysis.reports import divergence, maml, regimes
 from anil.analysis.reports.markdown import generated_by, source_name, table
 from anil.analysis.reports.sweeps import (
     BESIDE_HEADER,
@@ -52,16 +52,26 @@ FIGURES = ("fig1", "fig2")
 VARIANT = "fig1-init"  # the Figure 1 sweep rerun under the other initialisation (optional)
 
 
-def judgements(fig1: Sweep, fig2: Sweep, search: divergence.Search | None = None) -> list[Row]:
+def judgements(
+    fig1: Sweep, fig2: Sweep, search: divergence.Search | None = None, against_maml: Sweep | None = None
+) -> list[Row]:
     """Every claim, judged on these sweeps under each stepsize design, with the quantity it was
     judged on. The per-iteration claims are judged on ‖∇L_meta‖² (where logged) and on the
     training loss; the complexity claims on the counted cost (deterministic, where the runs have
     counters) and on training seconds as a second, noisy view. The stability claims are judged on
-    the divergence search when there is one, else on Figure 2's own runs."""
+    the divergence search when there is one, else on Figure 2's own runs; Table 2's claim on the
+    MAML sweep, when there is one."""
     rows: list[Row] = []
     for (name, sweep), rules in zip(experiments(fig1, fig2), (CONVEX_RULES, NONCONVEX_RULES)):
         rows += [row for _, row in sweep_rows(name, sweep, rules)]
-    return rows + _stability(fig2, search)
+    rows += _stability(fig2, search)
+    if against_maml is not None:
+        rows += maml.judgements(fig1, against_maml, maml_experiment(against_maml))
+    return rows
+
+
+def maml_experiment(sweep: Sweep) -> str:
+    return f"maml_{sweep.jobs['dataset'].iloc[0]}"
 
 
 def init_section(fig1: Sweep, variant: Sweep) -> list[str]:
@@ -99,7 +109,9 @@ def _stability(fig2: Sweep, search: divergence.Search | None) -> list[Row]:
     return rows
 
 
-def claims_table(fig1: Sweep, fig2: Sweep, search: divergence.Search | None = None) -> list[str]:
+def claims_table(
+    fig1: Sweep, fig2: Sweep, search: divergence.Search | None = None, against_maml: Sweep | None = None
+) -> list[str]:
     rows = [
         [
             judged.claim.statement,
@@ -110,7 +122,7 @@ def claims_table(fig1: Sweep, fig2: Sweep, search: divergence.Search | None = No
             f"**{judged.verdict.value}**",
             judged.reason,
         ]
-        for judged, label, quantity in judgements(fig1, fig2, search)
+        for judged, label, quantity in judgements(fig1, fig2, search, against_maml)
     ]
     header = ["claim", "where the paper says it", "experiment", "quantity judged", "evidence", "verdict", "why"]
     return table(header, rows, [False] * 7)
@@ -194,7 +206,14 @@ def experiments(fig1: Sweep, fig2: Sweep) -> list[tuple[str, Sweep]]:
     return [(experiment(fig, sweep), sweep) for fig, sweep in (("fig1", fig1), ("fig2", fig2))]
 
 
-def commands(fig1: Sweep, fig2: Sweep, search: divergence.Search | None, variant: Sweep | None = None) -> list[str]:
+def commands(
+    fig1: Sweep,
+    fig2: Sweep,
+    search: divergence.Search | None,
+    variant: Sweep | None = None,
+    theory: Sweep | None = None,
+    against_maml: Sweep | None = None,
+) -> list[str]:
     """The commands that produce this document's data, from the jobs' own settings."""
     sweeps = experiments(fig1, fig2)
     lines = [
@@ -222,6 +241,17 @@ def commands(fig1: Sweep, fig2: Sweep, search: divergence.Search | None, variant
         report += f" --divergence {search.sweep_dir} --curvature {search.curvature_dir}"
     if variant is not None:
         report += f" --fig1-init outputs/sweeps/{sweeps[0][0]}_init_{init_of(variant.jobs)}"
+    if theory is not None:
+        folder = f"outputs/sweeps/theory_{theory.jobs['dataset'].iloc[0]}"
+        lines += [
+            f"anil train -m experiment=theory_{g}_{theory.jobs['dataset'].iloc[0]} hydra.sweep.dir={folder}/{g}"
+            for g in sorted(set(theory.jobs["geometry"]))
+        ]
+        report += f" --theory {folder}"
+    if against_maml is not None:
+        name = maml_experiment(against_maml)
+        lines.append(f"anil train -m experiment={name} hydra.sweep.dir=outputs/sweeps/{name}")
+        report += f" --maml outputs/sweeps/{name}"
     return [*lines, report]
 
 
@@ -231,6 +261,8 @@ def render(
     sources: list[str],
     search: divergence.Search | None = None,
     variant: Sweep | None = None,
+    theory: Sweep | None = None,
+    against_maml: Sweep | None = None,
 ) -> str:
     last = int(fig1.seeds["iteration"].max())
     checkpoints = tuple(sorted({last // 3, 2 * last // 3, last}))
@@ -249,7 +281,7 @@ def render(
         "## Commands",
         "",
         "```",
-        *commands(fig1, fig2, search, variant),
+        *commands(fig1, fig2, search, variant, theory, against_maml),
         "```",
         "",
         f"Figure 1 settings: {settings(fig1.jobs)}. Figure 2 settings: {settings(fig2.jobs)}. Curves are the mean "
@@ -287,11 +319,15 @@ def render(
         "intervals; an interval that straddles the decision makes the verdict inconclusive. Each claim is judged "
         "under every stepsize design the sweeps ran, on the theorems' quantity and on the training loss.",
         "",
-        *claims_table(fig1, fig2, search),
+        *claims_table(fig1, fig2, search, against_maml),
         "",
     ]
     if search is not None:
         lines += search.section()
+    if theory is not None:
+        lines += regimes.section(fig1, fig2, theory, search)
+    if against_maml is not None:
+        lines += maml.section(fig1, against_maml, maml_experiment(against_maml))
     if variant is not None:
         lines += init_section(fig1, variant)
     lines += [*why(tables, pd.concat([fig1.jobs, fig2.jobs])), *noise(tables)]
@@ -313,12 +349,17 @@ def write(data_dir: Path, doc_path: Path) -> Path:
     units = json.loads(units_path.read_text(encoding="utf-8")).get("unit_costs") if units_path.exists() else None
     fig1, fig2 = (read(data_dir, name, units) for name in FIGURES)
     search = divergence.read(data_dir)
-    variant = read(data_dir, VARIANT, units) if (data_dir / f"{VARIANT}-jobs.csv").exists() else None
-    names = [*FIGURES, VARIANT] if variant is not None else list(FIGURES)
+    variant, theory, against_maml = (
+        read(data_dir, name, units) if (data_dir / f"{name}-jobs.csv").exists() else None
+        for name in (VARIANT, regimes.NAME, maml.NAME)
+    )
+    names = [*FIGURES] + [
+        name for name, sweep in ((VARIANT, variant), (regimes.NAME, theory), (maml.NAME, against_maml)) if sweep
+    ]
     sources = [source_name(data_dir / f"{name}-{kind}.csv", doc_path) for name in names for kind in ("seeds", "jobs")]
     if search is not None:
         sources += [source_name(path, doc_path) for path in search.paths]
     if fig1.counted or fig2.counted:
         sources.append(source_name(units_path, doc_path))
-    doc_path.write_text(render(fig1, fig2, sources, search, variant), encoding="utf-8")
+    doc_path.write_text(render(fig1, fig2, sources, search, variant, theory, against_maml), encoding="utf-8")
     return doc_path

@@ -1,0 +1,42 @@
+"""The experiment configs that carry measured or paired settings stay consistent with what they
+were derived from: the theory-regime stepsizes with the curvature docs/reproduction.md reports,
+the MAML sweep with the ANIL sweep it pairs with."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from helpers import REPO, compose_config
+
+DATA = REPO / "docs" / "data" / "reproduction"
+
+
+def measured_curvature(geometry):
+    """Median mu and L at initialisation, and how they were measured (dataset, init)."""
+    curvature = pd.read_csv(DATA / "divergence-curvature.csv")
+    rows = curvature[(curvature["geometry"] == geometry) & (curvature["iteration"] == 0)]
+    config = json.loads((DATA / "divergence-curvature.json").read_text())
+    return float(rows["mu"].median()), float(rows["L"].median()), (config["dataset"], config["init"])
+
+
+def test_theory_regime_stepsizes_follow_the_measured_curvature():
+    convex = compose_config(["experiment=theory_convex_embedded_hard"])
+    mu, big, measured_on = measured_curvature("convex")
+    assert measured_on == (convex.dataset.name, convex.init)
+    assert convex.inner_stepsize == pytest.approx(mu / big**2, rel=0.02)  # Proposition 2: alpha = mu / L^2
+    assert convex.optim.name == "sgd" and convex.optim.beta_schedule == "constant"
+    for n in (1, 20):
+        nonconvex = compose_config(["experiment=theory_nonconvex_embedded_hard", f"N={n}"])
+        _, big, measured_on = measured_curvature("nonconvex")
+        assert measured_on == (nonconvex.dataset.name, nonconvex.init)
+        assert nonconvex.inner_stepsize * n * big == pytest.approx(1.0, rel=0.02)  # alpha = 1 / (N L)
+        assert nonconvex.optim.beta_schedule == "inverse_n" and nonconvex.optim.beta_phi == nonconvex.optim.beta_w
+
+
+def test_maml_sweep_pairs_with_the_anil_figure_sweep():
+    maml = compose_config(["experiment=maml_embedded_hard"])
+    anil = compose_config(["experiment=fig1_embedded_hard", "alpha_design=fixed_alpha"])
+    assert maml.algorithm == "maml" and anil.algorithm == "anil"
+    same = ("B", "init", "iterations", "alpha", "alpha_schedule", "lam", "ways", "shots", "query", "optim", "dataset")
+    assert {k: getattr(maml, k) for k in same} == {k: getattr(anil, k) for k in same}
