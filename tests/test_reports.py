@@ -154,7 +154,7 @@ def test_anil_against_maml_to_a_common_loss_can_agree_and_disagree():
     fig2 = synthetic_sweep("nonconvex", ["constant"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1)
     for seconds, wall_verdict in ((1.0, "agrees"), (0.01, "disagrees")):
         maml = synthetic_sweep(
-            "convex", ["constant"], [1, 5], saturating, lambda n: seconds, seeds=5, units=UNITS, algorithm="maml"
+            "convex", ["constant"], [1, 5], saturating, lambda n, s=seconds: s, seeds=5, units=UNITS, algorithm="maml"
         )
         text = reproduction.render(fig1, fig2, ["x"], against_maml=maml)
         rows = claim_rows(text, claims.ANIL_VS_MAML)
