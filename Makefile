@@ -27,7 +27,7 @@ demo: install ## sweep N for both geometries on the embedded dataset, then draw 
 	@echo "figures and curves.csv are in $(DEMO_DIR)"
 
 REPRODUCE := outputs/sweeps/reproduce_$(STAMP)
-reproduce: install ## Figures 1-2 on the hard embedded dataset, test accuracy, the N = 30 search (about 2 h on 2 cores), then docs/reproduction.md
+reproduce: install ## Figures 1-2 on the hard embedded dataset, test accuracy, the N = 30 search, the theorems' regime, MAML (about 5 h on 2 cores), then docs/reproduction.md
 	$(BIN)/anil train -m experiment=fig1_embedded_hard hydra.sweep.dir=$(REPRODUCE)/fig1_embedded_hard
 	$(BIN)/anil train -m experiment=fig2_embedded_hard hydra.sweep.dir=$(REPRODUCE)/fig2_embedded_hard
 	$(BIN)/anil train -m experiment=fig1_embedded_hard alpha_design=fixed_alpha_n init=pytorch \
@@ -38,9 +38,15 @@ reproduce: install ## Figures 1-2 on the hard embedded dataset, test accuracy, t
 	$(BIN)/anil train -m experiment=divergence_embedded_hard hydra.sweep.dir=$(REPRODUCE)/divergence_embedded_hard
 	$(BIN)/anil smoothness --dataset embedded_hard --curvature-only --init authors --points 1 --train-iterations 0 \
 	    --B 16 --N 1 --out $(REPRODUCE)/embedded_hard_init_authors
+	for geometry in convex nonconvex; do \
+	    $(BIN)/anil train -m experiment=theory_$${geometry}_embedded_hard \
+	        hydra.sweep.dir=$(REPRODUCE)/theory_embedded_hard/$${geometry} || exit 1; \
+	done
+	$(BIN)/anil train -m experiment=maml_embedded_hard hydra.sweep.dir=$(REPRODUCE)/maml_embedded_hard
 	$(BIN)/anil report reproduction --fig1 $(REPRODUCE)/fig1_embedded_hard --fig2 $(REPRODUCE)/fig2_embedded_hard \
 	    --divergence $(REPRODUCE)/divergence_embedded_hard --curvature $(REPRODUCE)/embedded_hard_init_authors \
-	    --fig1-init $(REPRODUCE)/fig1_embedded_hard_init_pytorch
+	    --fig1-init $(REPRODUCE)/fig1_embedded_hard_init_pytorch --theory $(REPRODUCE)/theory_embedded_hard \
+	    --maml $(REPRODUCE)/maml_embedded_hard
 
 theory: install ## smoothness vs N and the Proposition 1 checks (about 25 min on 2 cores), then docs/theory.md
 	$(BIN)/anil smoothness --out outputs/smoothness/embedded_$(STAMP)

@@ -179,6 +179,18 @@ RESUMABLE_CHANGES = frozenset(
 )
 
 
+def resolve_references(values: dict[str, Any]) -> dict[str, Any]:
+    """A recorded config with its ${key} references replaced by their values (an experiment may set
+    one key from another, e.g. optim.beta_phi: ${optim.beta_w}). ValueError naming the reference
+    that cannot be resolved."""
+    try:
+        resolved = OmegaConf.to_container(OmegaConf.create(values), resolve=True)
+    except OmegaConfBaseException as error:
+        raise ValueError(f"a ${{...}} reference does not resolve: {explain(error)}") from None
+    assert isinstance(resolved, dict)
+    return {str(k): v for k, v in resolved.items()}
+
+
 def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{"a": {"b": 1}} -> {"a.b": 1}."""
     flat: dict[str, Any] = {}

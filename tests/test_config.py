@@ -154,3 +154,12 @@ def test_shell_completion_completes_anil_train(tmp_path):
     script = subprocess.run([*anil_command(), "train", "-sc", "install=bash"], capture_output=True, text=True).stdout
     assert "complete -o nospace -o default -F hydra_bash_completion anil" in script
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_recorded_config_with_references_reads_back_resolved():
+    from anil.config import resolve_references
+
+    recorded = {"optim": {"beta_w": 0.2, "beta_phi": "${optim.beta_w}"}, "N": 5}
+    assert resolve_references(recorded)["optim"]["beta_phi"] == 0.2
+    with pytest.raises(ValueError, match="does not resolve"):
+        resolve_references({"optim": {"beta_phi": "${optim.missing}"}})

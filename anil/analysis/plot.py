@@ -30,7 +30,7 @@ import yaml  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from anil.config import inner_stepsize  # noqa: E402
+from anil.config import inner_stepsize, resolve_references  # noqa: E402
 from anil.engine.opcount import count_names  # noqa: E402
 from anil.run.metrics import OBJECTIVE_METRICS, RENAMED  # noqa: E402
 from anil.run.outcome import Status, read_summary  # noqa: E402
@@ -94,7 +94,7 @@ def _read_job(folder: Path, config_path: Path) -> tuple[Job | None, str]:
     if not metrics_path.exists():
         return None, "no metrics.csv (not started, or failed before training; see its log)"
     try:
-        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        config = resolve_references(yaml.safe_load(config_path.read_text(encoding="utf-8")))
         metrics = read_complete_rows(metrics_path)
         summary = read_summary(folder)
     except (OSError, ValueError, yaml.YAMLError, pd.errors.ParserError) as error:  # ValueError: bad JSON or status

@@ -41,7 +41,7 @@ class JobRecord:
             self.created.append(record)
         hydra = HydraConfig.get()
         files = {
-            "config.yaml": OmegaConf.to_yaml(self.cfg),
+            "config.yaml": OmegaConf.to_yaml(self.cfg, resolve=True),  # the values the run used
             "hydra.yaml": OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra})),
             "overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(list(hydra.overrides.task))),
         }
