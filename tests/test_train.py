@@ -28,7 +28,16 @@ def only_run(cwd):
 
 @pytest.mark.parametrize("geometry", ["convex", "nonconvex"])
 def test_two_iterations_write_every_metric(tmp_path, geometry):
-    train(tmp_path, f"geometry={geometry}", "N=2", "seed=3", f"hydra.run.dir={tmp_path}/outputs/runs/a")
+    run_dir = f"hydra.run.dir={tmp_path}/outputs/runs/a"
+    train(
+        tmp_path,
+        f"geometry={geometry}",
+        "N=2",
+        "seed=3",
+        "optim.beta_w=0.002",
+        "optim.beta_phi=${optim.beta_w}",
+        run_dir,
+    )
     run = only_run(tmp_path)
     metrics = pd.read_csv(run / "metrics.csv")
     assert tuple(metrics.columns) == COLUMNS
@@ -42,6 +51,7 @@ def test_two_iterations_write_every_metric(tmp_path, geometry):
     assert summary["final"]["loss"] == pytest.approx(metrics["loss"].iloc[-1])
     config = (run / ".hydra" / "config.yaml").read_text()
     assert f"name: {geometry}" in config
+    assert "beta_phi: 0.002" in config and "${" not in config  # recorded as the values the run used
 
 
 def test_same_seed_same_losses(tmp_path):
