@@ -156,7 +156,7 @@ def test_anil_against_maml_to_a_common_loss_can_agree_and_disagree():
         maml = synthetic_sweep(
             "convex", ["constant"], [1, 5], saturating, lambda n, s=seconds: s, seeds=5, units=UNITS, algorithm="maml"
         )
-        text = reproduction.render(fig1, fig2, ["x"], against_maml=maml)
+        text = reproduction.render(fig1, fig2, ["x"], reproduction.Others(maml=maml))
         rows = claim_rows(text, claims.ANIL_VS_MAML)
         assert len(rows) == 4  # counted cost and wall-clock, in the claims table and in the section
         counted, wall = rows[:2]
@@ -299,7 +299,7 @@ def test_divergence_search_judges_stability_either_way():
 def test_the_report_judges_stability_on_the_search_when_there_is_one():
     fig1 = synthetic_sweep("convex", ["constant"], CONVEX_GRID, saturating, cost=lambda n: 0.1)
     fig2 = synthetic_sweep("nonconvex", ["constant"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1)
-    text = reproduction.render(fig1, fig2, ["x"], search({0.4: 3, 0.8: 3}, {}))
+    text = reproduction.render(fig1, fig2, ["x"], reproduction.Others(search({0.4: 3, 0.8: 3}, {})))
     (row,) = claim_rows(text, claims.INVERSE_N)
     assert "**agrees**" in row and "base α=0.4: 3/3" in row and "## Divergence at N = 30" in text
 
@@ -586,13 +586,19 @@ def test_the_other_initialisation_is_judged_beside_the_main_one():
     fig1 = synthetic_sweep("convex", ["inverse_n"], CONVEX_GRID, saturating, cost=lambda n: 0.1)
     fig1.jobs["init"] = "authors"
     fig2 = synthetic_sweep("nonconvex", ["constant"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1)
+    fig2.jobs["init"] = "authors"
     variant = synthetic_sweep("convex", ["inverse_n"], CONVEX_GRID, slower_with_n, cost=lambda n: 0.1)
     variant.jobs["init"] = "pytorch"
-    text = reproduction.render(fig1, fig2, ["x"], variant=variant)
-    section = text.split("## Under the other initialisation (init=pytorch)")[1]
-    row = next(line for line in section.splitlines() if "training loss at iteration 120" in line)
-    assert "**disagrees** | agrees | **changes** |" in row  # saturating under authors, slower under pytorch
+    variant2 = synthetic_sweep("nonconvex", ["constant"], NONCONVEX_GRID, faster_with_n, lambda n: 0.1)
+    variant2.jobs["init"] = "pytorch"
+    text = reproduction.render(fig1, fig2, ["x"], reproduction.Others(inits={"fig1": variant, "fig2": variant2}))
+    for figure, claim in (("Figure 1", claims.CONVEX_PER_ITERATION), ("Figure 2", claims.NONCONVEX_PER_ITERATION)):
+        section = text.split(f"## {figure} under the other initialisation (init=pytorch)")[1].split("\n## ")[0]
+        row = next(line for line in claim_rows(section, claim) if "training loss at iteration 120" in line)
+        assert "**disagrees** | agrees | **changes** |" in row  # the paper's shape under authors, not under pytorch
     assert "alpha_design=fixed_alpha_n init=pytorch hydra.sweep.dir=outputs/sweeps/fig1_embedded_init_pytorch" in text
-    assert "--fig1-init outputs/sweeps/fig1_embedded_init_pytorch" in text
-    same = reproduction.render(fig1, fig2, ["x"], variant=fig1)
-    assert "0 of" in same.split("## Under the other initialisation")[1].split("|")[0]  # nothing changes
+    assert "alpha_design=fixed_alpha init=pytorch hydra.sweep.dir=outputs/sweeps/fig2_embedded_init_pytorch" in text
+    assert "--fig1-init outputs/sweeps/fig1_embedded_init_pytorch --fig2-init" in text
+    same = reproduction.render(fig1, fig2, ["x"], reproduction.Others(inits={"fig1": fig1}))
+    assert "0 of" in same.split("## Figure 1 under the other initialisation")[1].split("|")[0]  # nothing changes
+    assert "## Figure 2 under" not in same

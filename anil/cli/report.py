@@ -3,7 +3,8 @@
     anil report all                                     # every document, from docs/data/ (seconds)
     anil report reproduction --fig1 SWEEP --fig2 SWEEP  # read two finished sweeps into docs/data/, then render
         [--divergence SWEEP --curvature DIR]            # and the N = 30 divergence search with its curvature
-        [--fig1-init SWEEP] [--theory DIR] [--maml SWEEP] # Figure 1 under the other init, the theorems' regime, MAML
+        [--fig1-init SWEEP] [--fig2-init SWEEP]         # a figure's sweep under the other initialisation
+        [--theory DIR] [--maml SWEEP]                   # the theorems' regime, MAML beside ANIL
     anil report theory --smoothness DIR                 # run the formula checks, read `anil smoothness` output
     anil report complexity | performance                # render (scripts/complexity.py, scripts/bench.py measure)
 
@@ -30,9 +31,10 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--docs", type=Path, default=DOCS, help="the docs folder (default docs)")
     parser.add_argument("--fig1", type=Path, help="reproduction: a finished fig1_* sweep to read first")
     parser.add_argument("--fig2", type=Path, help="reproduction: a finished fig2_* sweep to read first")
-    parser.add_argument(
-        "--fig1-init", type=Path, help="reproduction: the fig1 sweep rerun under the other init (with --fig1)"
-    )
+    for fig in ("fig1", "fig2"):
+        parser.add_argument(
+            f"--{fig}-init", type=Path, help=f"reproduction: the {fig} sweep rerun under the other init (with --fig1)"
+        )
     parser.add_argument(
         "--theory", type=Path, help="reproduction: the theory_* sweeps (both geometries under one folder; with --fig1)"
     )
@@ -70,7 +72,7 @@ def main(args: list[str]) -> int:
     docs: Path = options.docs
     if (options.fig1 is None) != (options.fig2 is None):
         cli.error("--fig1 and --fig2 go together")
-    for flag in ("fig1_init", "theory", "maml"):
+    for flag in ("fig1_init", "fig2_init", "theory", "maml"):
         if getattr(options, flag) is not None and options.fig1 is None:
             cli.error(f"--{flag.replace('_', '-')} goes with --fig1")
     if (options.divergence is None) != (options.curvature is None):
@@ -82,7 +84,8 @@ def main(args: list[str]) -> int:
             for name, sweep in (("fig1", options.fig1), ("fig2", options.fig2)):
                 sweeps.collect(sweep, name, docs / "data" / "reproduction", docs / "figures")
         for name, folder in (
-            (reproduction.VARIANT, options.fig1_init),
+            (reproduction.INIT_VARIANTS["fig1"], options.fig1_init),
+            (reproduction.INIT_VARIANTS["fig2"], options.fig2_init),
             (regimes.NAME, options.theory),
             (maml.NAME, options.maml),
         ):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,12 +50,21 @@ from anil.analysis.statistics import interval
 
 COMMAND = "anil report reproduction"
 FIGURES = ("fig1", "fig2")
-VARIANT = "fig1-init"  # the Figure 1 sweep rerun under the other initialisation (optional)
+INIT_VARIANTS = {"fig1": "fig1-init", "fig2": "fig2-init"}  # a figure's sweep rerun under the other init
+VARIANT = INIT_VARIANTS["fig1"]
 
 
-def judgements(
-    fig1: Sweep, fig2: Sweep, search: divergence.Search | None = None, against_maml: Sweep | None = None
-) -> list[Row]:
+@dataclass(frozen=True)
+class Others:
+    """What the document reads beside the two figure sweeps; each part is optional."""
+
+    search: divergence.Search | None = None  # the N = 30 divergence search and its curvature
+    inits: dict[str, Sweep] = field(default_factory=dict)  # "fig1"/"fig2" -> that sweep under the other init
+    theory: Sweep | None = None  # the theorems' regime, both geometries
+    maml: Sweep | None = None  # MAML beside Figure 1's fixed-α runs
+
+
+def judgements(fig1: Sweep, fig2: Sweep, others: Others = Others()) -> list[Row]:
     """Every claim, judged on these sweeps under each stepsize design, with the quantity it was
     judged on. The per-iteration claims are judged on ‖∇L_meta‖² (where logged) and on the
     training loss; the complexity claims on the counted cost (deterministic, where the runs have
@@ -64,9 +74,9 @@ def judgements(
     rows: list[Row] = []
     for (name, sweep), rules in zip(experiments(fig1, fig2), (CONVEX_RULES, NONCONVEX_RULES)):
         rows += [row for _, row in sweep_rows(name, sweep, rules)]
-    rows += _stability(fig2, search)
-    if against_maml is not None:
-        rows += maml.judgements(fig1, against_maml, maml_experiment(against_maml))
+    rows += _stability(fig2, others.search)
+    if others.maml is not None:
+        rows += maml.judgements(fig1, others.maml, maml_experiment(others.maml))
     return rows
 
 
@@ -74,16 +84,18 @@ def maml_experiment(sweep: Sweep) -> str:
     return f"maml_{sweep.jobs['dataset'].iloc[0]}"
 
 
-def init_section(fig1: Sweep, variant: Sweep) -> list[str]:
-    """Figure 1's claims judged on `variant` (the Figure 1 sweep rerun, or part of it, under the
-    other initialisation) beside the main sweep's verdicts for the same design and quantity."""
-    init, other = init_of(variant.jobs), init_of(fig1.jobs)
-    rows, changed = beside(fig1, variant, experiment("fig1", fig1), CONVEX_RULES)
+def init_section(fig: str, main: Sweep, variant: Sweep) -> list[str]:
+    """A figure's claims judged on `variant` (its sweep rerun, or part of it, under the other
+    initialisation) beside the main sweep's verdicts for the same design and quantity."""
+    init, other = init_of(variant.jobs), init_of(main.jobs)
+    rules = CONVEX_RULES if fig == "fig1" else NONCONVEX_RULES
+    rows, changed = beside(main, variant, experiment(fig, main), rules)
     header = [*BESIDE_HEADER, f"verdict, init={init}", f"init={other}", ""]
+    figure = f"Figure {fig[-1]}"
     return [
-        f"## Under the other initialisation (init={init})",
+        f"## {figure} under the other initialisation (init={init})",
         "",
-        f"The Figure 1 sweep rerun with `init={init}` ({settings(variant.jobs)}; {environment(variant.jobs)}; "
+        f"The {figure} sweep rerun with `init={init}` ({settings(variant.jobs)}; {environment(variant.jobs)}; "
         f"{variant.jobs['wall_time_s'].sum() / 60:.1f} min of job time; final validation accuracy "
         f"{final_accuracy(variant)}), judged by the same rules. {changed} of {len(rows)} verdicts change.",
         "",
@@ -109,9 +121,7 @@ def _stability(fig2: Sweep, search: divergence.Search | None) -> list[Row]:
     return rows
 
 
-def claims_table(
-    fig1: Sweep, fig2: Sweep, search: divergence.Search | None = None, against_maml: Sweep | None = None
-) -> list[str]:
+def claims_table(fig1: Sweep, fig2: Sweep, others: Others = Others()) -> list[str]:
     rows = [
         [
             judged.claim.statement,
@@ -122,7 +132,7 @@ def claims_table(
             f"**{judged.verdict.value}**",
             judged.reason,
         ]
-        for judged, label, quantity in judgements(fig1, fig2, search, against_maml)
+        for judged, label, quantity in judgements(fig1, fig2, others)
     ]
     header = ["claim", "where the paper says it", "experiment", "quantity judged", "evidence", "verdict", "why"]
     return table(header, rows, [False] * 7)
@@ -206,27 +216,22 @@ def experiments(fig1: Sweep, fig2: Sweep) -> list[tuple[str, Sweep]]:
     return [(experiment(fig, sweep), sweep) for fig, sweep in (("fig1", fig1), ("fig2", fig2))]
 
 
-def commands(
-    fig1: Sweep,
-    fig2: Sweep,
-    search: divergence.Search | None,
-    variant: Sweep | None = None,
-    theory: Sweep | None = None,
-    against_maml: Sweep | None = None,
-) -> list[str]:
+def commands(fig1: Sweep, fig2: Sweep, others: Others = Others()) -> list[str]:
     """The commands that produce this document's data, from the jobs' own settings."""
     sweeps = experiments(fig1, fig2)
+    search, theory = others.search, others.theory
     lines = [
         f"anil train -m experiment={name} init={init_of(sweep.jobs)} hydra.sweep.dir=outputs/sweeps/{name}"
         for name, sweep in sweeps
     ]
-    if variant is not None:
-        designs = {"constant": "fixed_alpha", "inverse_n": "fixed_alpha_n"}
+    designs = {"constant": "fixed_alpha", "inverse_n": "fixed_alpha_n"}
+    variants = {fig: (name, others.inits[fig]) for fig, (name, _) in zip(FIGURES, sweeps) if fig in others.inits}
+    for name, variant in variants.values():
         chosen = ",".join(designs[s] for s in schedules(variant) if s in designs)
         init = init_of(variant.jobs)
         lines.append(
-            f"anil train -m experiment={sweeps[0][0]} alpha_design={chosen} init={init} "
-            f"hydra.sweep.dir=outputs/sweeps/{sweeps[0][0]}_init_{init}"
+            f"anil train -m experiment={name} alpha_design={chosen} init={init} "
+            f"hydra.sweep.dir=outputs/sweeps/{name}_init_{init}"
         )
     for name, sweep in sweeps:
         if "test_accuracy" in sweep.jobs and sweep.jobs["test_accuracy"].notna().any():
@@ -239,8 +244,8 @@ def commands(
     if search is not None:
         lines += search.commands()
         report += f" --divergence {search.sweep_dir} --curvature {search.curvature_dir}"
-    if variant is not None:
-        report += f" --fig1-init outputs/sweeps/{sweeps[0][0]}_init_{init_of(variant.jobs)}"
+    for fig, (name, variant) in variants.items():
+        report += f" --{fig}-init outputs/sweeps/{name}_init_{init_of(variant.jobs)}"
     if theory is not None:
         folder = f"outputs/sweeps/theory_{theory.jobs['dataset'].iloc[0]}"
         lines += [
@@ -248,8 +253,8 @@ def commands(
             for g in sorted(set(theory.jobs["geometry"]))
         ]
         report += f" --theory {folder}"
-    if against_maml is not None:
-        name = maml_experiment(against_maml)
+    if others.maml is not None:
+        name = maml_experiment(others.maml)
         lines.append(f"anil train -m experiment={name} hydra.sweep.dir=outputs/sweeps/{name}")
         report += f" --maml outputs/sweeps/{name}"
     return [*lines, report]
@@ -259,10 +264,7 @@ def render(
     fig1: Sweep,
     fig2: Sweep,
     sources: list[str],
-    search: divergence.Search | None = None,
-    variant: Sweep | None = None,
-    theory: Sweep | None = None,
-    against_maml: Sweep | None = None,
+    others: Others = Others(),
 ) -> str:
     last = int(fig1.seeds["iteration"].max())
     checkpoints = tuple(sorted({last // 3, 2 * last // 3, last}))
@@ -281,7 +283,7 @@ def render(
         "## Commands",
         "",
         "```",
-        *commands(fig1, fig2, search, variant, theory, against_maml),
+        *commands(fig1, fig2, others),
         "```",
         "",
         f"Figure 1 settings: {settings(fig1.jobs)}. Figure 2 settings: {settings(fig2.jobs)}. Curves are the mean "
@@ -291,7 +293,7 @@ def render(
         f"Where they ran: Figure 1: {environment(fig1.jobs)}; Figure 2: {environment(fig2.jobs)}. Sweep wall time "
         "(sum of the jobs' own): "
         + ", ".join(f"{fig} {minutes:.1f} min" for fig, minutes in wall.items())
-        + (f", divergence search {search.wall_minutes():.1f} min" if search is not None else "")
+        + (f", divergence search {others.search.wall_minutes():.1f} min" if others.search is not None else "")
         + f". Final validation accuracy: Figure 1 {final_accuracy(fig1)}, Figure 2 {final_accuracy(fig2)}.",
         "",
         "## Figures",
@@ -319,17 +321,18 @@ def render(
         "intervals; an interval that straddles the decision makes the verdict inconclusive. Each claim is judged "
         "under every stepsize design the sweeps ran, on the theorems' quantity and on the training loss.",
         "",
-        *claims_table(fig1, fig2, search, against_maml),
+        *claims_table(fig1, fig2, others),
         "",
     ]
-    if search is not None:
-        lines += search.section()
-    if theory is not None:
-        lines += regimes.section(fig1, fig2, theory, search)
-    if against_maml is not None:
-        lines += maml.section(fig1, against_maml, maml_experiment(against_maml))
-    if variant is not None:
-        lines += init_section(fig1, variant)
+    if others.search is not None:
+        lines += others.search.section()
+    if others.theory is not None:
+        lines += regimes.section(fig1, fig2, others.theory, others.search)
+    if others.maml is not None:
+        lines += maml.section(fig1, others.maml, maml_experiment(others.maml))
+    for fig, main in zip(FIGURES, (fig1, fig2)):
+        if fig in others.inits:
+            lines += init_section(fig, main, others.inits[fig])
     lines += [*why(tables, pd.concat([fig1.jobs, fig2.jobs])), *noise(tables)]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -348,18 +351,20 @@ def write(data_dir: Path, doc_path: Path) -> Path:
     units_path = data_dir.parent / "complexity.json"
     units = json.loads(units_path.read_text(encoding="utf-8")).get("unit_costs") if units_path.exists() else None
     fig1, fig2 = (read(data_dir, name, units) for name in FIGURES)
-    search = divergence.read(data_dir)
-    variant, theory, against_maml = (
-        read(data_dir, name, units) if (data_dir / f"{name}-jobs.csv").exists() else None
-        for name in (VARIANT, regimes.NAME, maml.NAME)
+    present = lambda name: (data_dir / f"{name}-jobs.csv").exists()  # noqa: E731
+    inits = {fig: read(data_dir, name, units) for fig, name in INIT_VARIANTS.items() if present(name)}
+    theory, against_maml = (
+        read(data_dir, name, units) if present(name) else None for name in (regimes.NAME, maml.NAME)
     )
-    names = [*FIGURES] + [
-        name for name, sweep in ((VARIANT, variant), (regimes.NAME, theory), (maml.NAME, against_maml)) if sweep
+    search = divergence.read(data_dir)
+    names = [*FIGURES, *(INIT_VARIANTS[fig] for fig in inits)] + [
+        name for name, sweep in ((regimes.NAME, theory), (maml.NAME, against_maml)) if sweep
     ]
     sources = [source_name(data_dir / f"{name}-{kind}.csv", doc_path) for name in names for kind in ("seeds", "jobs")]
     if search is not None:
         sources += [source_name(path, doc_path) for path in search.paths]
     if fig1.counted or fig2.counted:
         sources.append(source_name(units_path, doc_path))
-    doc_path.write_text(render(fig1, fig2, sources, search, variant, theory, against_maml), encoding="utf-8")
+    others = Others(search, inits, theory, against_maml)
+    doc_path.write_text(render(fig1, fig2, sources, others), encoding="utf-8")
     return doc_path
