@@ -518,6 +518,21 @@ def test_performance_report_against_the_compute_limit_and_the_external_baseline(
     assert "learn2learn-style / engine at N=1 (convex, FC100) >= 1.3 | 1.400 | yes" in text
     assert "learn2learn-style / engine at N=7 (convex, FC100) >= 1.3 | 1.067 | **no**" in text
     assert "engine / FLOP limit at N=7 (convex, FC100) <= 2.0 | 3.000 | **no**" in text
+    assert "## CPU, body in bfloat16" not in text  # no bf16 benchmark: no section
+    # the bf16 rerun: its own section, with its own ratios and targets
+    for row in rows:
+        row.update(engine_s=row["engine_s"] / 2, engine_over_flop_limit=row["engine_s"] / 2 / 0.5,
+                   l2l_style_over_engine=2 * row["l2l_style_over_engine"])  # fmt: skip
+    bf16 = {**data, "rows": rows, "command": "scripts/bench.py --bf16", "variant": {"bf16": True}}
+    (tmp_path / "docs" / "data" / "performance-cpu-bf16.json").write_text(json.dumps(bf16))
+    text = performance.write(tmp_path / "docs" / "data", tmp_path / "docs" / "performance.md").read_text()
+    section = text.split("## CPU, body in bfloat16 (`bf16=true`)")[1].split("## GPU")[0]
+    assert (
+        "`scripts/bench.py --bf16`" in section
+        and "| fc100 | convex | 7 | 0.750 | 0.500 | 1.50 | 1.600 | 2.13 |" in section
+    )
+    assert "engine / FLOP limit at N=7 (convex, FC100) <= 2.0 | 1.500 | yes" in section
+    assert "performance-cpu-bf16.json" in text.split("\n")[2]  # named as a source
 
 
 def test_performance_report_renders_the_device_check(tmp_path):

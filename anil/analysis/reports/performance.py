@@ -15,6 +15,8 @@ from anil.analysis.reports.markdown import generated_by, source_name, table
 
 COMMAND = "anil report performance"
 CPU_DATA = "performance-cpu.json"  # scripts/bench.py --out docs/data/performance-cpu.json
+# scripts/bench.py --bf16 --parts fc100-convex --N 1 7 --no-extras --out docs/data/performance-cpu-bf16.json
+CPU_BF16_DATA = "performance-cpu-bf16.json"
 GPU_DATA = "gpu-check.json"  # OUT/gpu_check.json of bash scripts/gpu_check.sh OUT, copied
 
 
@@ -70,6 +72,32 @@ def device_section(data: dict[str, Any], title: str, source: str) -> list[str]:
         [[n, f"{v:.3f}", "yes" if ok else "**no**"] for n, v, ok in targets(data["rows"], calls)],
     )
     return lines
+
+
+def bf16_section(data: dict[str, Any], source: str) -> list[str]:
+    """The CPU benchmark rerun with the body autocast to bfloat16 (engine and floor; the reference
+    and the learn2learn-style row stay in float32), so its ratios compare bf16 against fp32 code
+    measured in the same run."""
+    header = ["dataset", "B", "geometry", "N", "order", "engine s", "reference s", "floor s", "engine/floor",
+              "reference/engine", "graph MiB"]  # fmt: skip
+    lines = [
+        "## CPU, body in bfloat16 (`bf16=true`)",
+        "",
+        f"From `{source}`, measured on {data.get('date', 'an unrecorded date')} by `{data.get('command')}`: torch "
+        f"{data['torch']} on {data['machine']}, median of {data['repeats']} iterations. The body's convolutions, "
+        "BatchNorm and pooling run in bfloat16 (oneDNN's bf16 kernels on CPUs with AVX-512 BF16 or AMX), the inner "
+        "loop and the head stay in float32; the reference and the learn2learn-style row are float32 code, so "
+        "their ratios to the engine are what `bf16=true` buys on this CPU. The FLOP limit is still the fp32 GEMM "
+        "peak.",
+        "",
+        *table(header, [_row(r) for r in data["rows"]], [False, True, False, True, False, *[True] * 6]),
+        *limit_lines(data),
+        "",
+        "Targets (ratios from this one run):",
+        "",
+    ]
+    checks = [[n, f"{v:.3f}", "yes" if ok else "**no**"] for n, v, ok in targets(data["rows"], {})]
+    return lines + table(["target", "measured", "met"], checks)
 
 
 def limit_lines(data: dict[str, Any]) -> list[str]:
@@ -142,9 +170,12 @@ def _row(r: dict[str, Any]) -> list[Any]:
     ]  # fmt: skip
 
 
-def render(cpu: tuple[dict[str, Any], str] | None, gpu: tuple[dict[str, Any], str] | None) -> str:
+Measured = tuple[dict[str, Any], str]  # a benchmark's JSON and how the document names its file
+
+
+def render(cpu: Measured | None, gpu: Measured | None, cpu_bf16: Measured | None = None) -> str:
     """Each device's (data, how the document names its file), or None where it was not measured."""
-    sources = [source for _, source in filter(None, (cpu, gpu))]
+    sources = [source for _, source in filter(None, (cpu, cpu_bf16, gpu))]
     lines = ["# Performance", "", generated_by(COMMAND, sources or ["docs/data"]), ""]
     lines += intro()
     lines.append("")
@@ -153,6 +184,8 @@ def render(cpu: tuple[dict[str, Any], str] | None, gpu: tuple[dict[str, Any], st
     else:
         lines += ["## CPU", "", f"Not measured: `scripts/bench.py --out docs/data/{CPU_DATA}` measures it."]
     lines.append("")
+    if cpu_bf16:
+        lines += [*bf16_section(*cpu_bf16), ""]
     if gpu:
         lines += gpu_report.section(gpu[0], gpu[1], device_section)
     else:
@@ -168,7 +201,7 @@ def render(cpu: tuple[dict[str, Any], str] | None, gpu: tuple[dict[str, Any], st
 
 def write(data_dir: Path, doc_path: Path) -> Path:
     found = []
-    for name in (CPU_DATA, GPU_DATA):
+    for name in (CPU_DATA, GPU_DATA, CPU_BF16_DATA):
         path = data_dir / name
         found.append(
             (json.loads(path.read_text(encoding="utf-8")), source_name(path, doc_path)) if path.exists() else None
