@@ -206,6 +206,7 @@ def test_theory_regime_section_states_stepsizes_against_the_curvature_and_sets_v
         "**inconclusive** | agrees | **changes** |" in row or "| agrees | **changes** |" in row for row in convex_rows
     )
     assert "verdicts differ from the practical regime's" in text
+    assert "Chance, a uniform guess over 5 classes: ln 5 = 1.609." in text and "N=30: " in text
     other = divergence.Search(fig2.jobs, curvature, {"dataset": "fc100", "init": "pytorch"})
     assert "No curvature measurement on this dataset" in "\n".join(regimes.section(fig1, fig2, theory, other))
 

@@ -24,6 +24,7 @@ from anil.analysis.reports.sweeps import (
     BESIDE_HEADER,
     CONVEX_RULES,
     NONCONVEX_RULES,
+    SMOOTH,
     Sweep,
     beside,
     environment,
@@ -32,8 +33,10 @@ from anil.analysis.reports.sweeps import (
     markdown_table,
     per_n,
     schedules,
+    seed_curves,
     settings,
 )
+from anil.analysis.statistics import interval
 
 NAME = "theory"  # docs/data/reproduction/theory-{seeds,jobs}.csv: both geometries' theory-regime sweeps
 
@@ -106,6 +109,20 @@ def reading(jobs: pd.DataFrame, geometry: str, mu_l: tuple[float, float] | None)
     )
 
 
+def against_chance(runs: Sweep) -> str:
+    """Each N's final smoothed training loss beside the loss of a uniform guess, ln(ways): with
+    labels drawn afresh for every task, a head that barely adapts cannot beat it."""
+    ways = int(runs.jobs["ways"].iloc[0])
+    finals = []
+    for schedule in schedules(runs):
+        for n, by_seed in sorted(seed_curves(runs, schedule).items()):
+            finals.append(f"N={n}: {interval([float(run['smooth_loss'].iloc[-1]) for run in by_seed.values()])}")
+    return (
+        f"Final training loss (smoothed over {SMOOTH} iterations; mean [95% over seeds]): {'; '.join(finals)}. "
+        f"Chance, a uniform guess over {ways} classes: ln {ways} = {math.log(ways):.3f}."
+    )
+
+
 def section(fig1: Sweep, fig2: Sweep, theory: Sweep, search: divergence.Search | None) -> list[str]:
     """docs/reproduction.md's section: per geometry, the theory-regime runs' stepsizes, their
     numbers per N, and each claim's verdict there beside the practical sweep's."""
@@ -140,6 +157,8 @@ def section(fig1: Sweep, fig2: Sweep, theory: Sweep, search: divergence.Search |
             *table(header, stepsize_rows(runs.jobs, geometry, mu_l), [True] * len(header)),
             "",
             reading(runs.jobs, geometry, mu_l),
+            "",
+            against_chance(runs),
             "",
         ]
         for schedule in schedules(runs):
