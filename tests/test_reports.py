@@ -207,6 +207,9 @@ def test_theory_regime_section_states_stepsizes_against_the_curvature_and_sets_v
     )
     assert "verdicts differ from the practical regime's" in text
     assert "Chance, a uniform guess over 5 classes: ln 5 = 1.609." in text and "N=30: " in text
+    assert "N shrinks it by 1%" in text  # alpha*mu = 0.001 in the synthetic runs: 0.999^15 / 0.999 = 0.986
+    tiny = slower.jobs.assign(alpha=2e-4)
+    assert "cannot show here" in regimes.reading(tiny, "convex", (0.01, 7.0))
     other = divergence.Search(fig2.jobs, curvature, {"dataset": "fc100", "init": "pytorch"})
     assert "No curvature measurement on this dataset" in "\n".join(regimes.section(fig1, fig2, theory, other))
 
