@@ -48,14 +48,15 @@ reproduce: install ## Figures 1-2 on the hard embedded dataset, test accuracy, t
 	    --fig1-init $(REPRODUCE)/fig1_embedded_hard_init_pytorch --theory $(REPRODUCE)/theory_embedded_hard \
 	    --maml $(REPRODUCE)/maml_embedded_hard
 
-theory: install ## smoothness vs N and the Proposition 1 checks (about 25 min on 2 cores), then docs/theory.md
-	$(BIN)/anil smoothness --out outputs/smoothness/embedded_$(STAMP)
+theory: install ## smoothness vs N on the hard embedded data, the Proposition 1 checks (about 1 h on 2 cores), then docs/theory.md
+	$(BIN)/anil smoothness --dataset embedded_hard --init authors --out outputs/smoothness/embedded_hard_$(STAMP)
 	for init in pytorch authors; do \
-	    $(BIN)/anil smoothness --curvature-only --init $${init} --points 1 --train-iterations 0 --B 16 \
-	        --out outputs/smoothness/init_$${init}_$(STAMP) || exit 1; \
+	    $(BIN)/anil smoothness --dataset embedded_hard --curvature-only --init $${init} --points 1 \
+	        --train-iterations 0 --B 16 --N 1 --out outputs/smoothness/embedded_hard_init_$${init}_$(STAMP) || exit 1; \
 	done
-	$(BIN)/anil report theory --smoothness outputs/smoothness/embedded_$(STAMP) \
-	    --init-curvature outputs/smoothness/init_pytorch_$(STAMP) outputs/smoothness/init_authors_$(STAMP)
+	$(BIN)/anil report theory --smoothness outputs/smoothness/embedded_hard_$(STAMP) \
+	    --init-curvature outputs/smoothness/embedded_hard_init_pytorch_$(STAMP) \
+	    outputs/smoothness/embedded_hard_init_authors_$(STAMP)
 
 complexity: install ## ANIL vs MAML per meta-iteration (about 3 min), then docs/complexity.md
 	$(BIN)/python scripts/complexity.py

@@ -621,3 +621,15 @@ def test_the_other_initialisation_is_judged_beside_the_main_one():
     same = reproduction.render(fig1, fig2, ["x"], reproduction.Others(inits={"fig1": fig1}))
     assert "0 of" in same.split("## Figure 1 under the other initialisation")[1].split("|")[0]  # nothing changes
     assert "## Figure 2 under" not in same
+
+
+def test_cost_claims_are_inconclusive_when_the_runs_did_not_learn():
+    """Runs that stay at their starting loss all 'reach' the common target at once: whatever the
+    seconds per iteration, the cost claims must not be decided on them."""
+    flat = lambda n, i: 1.6  # noqa: E731
+    fig1 = synthetic_sweep("convex", ["constant"], CONVEX_GRID, flat, lambda n: 0.1 * n, units=UNITS)
+    fig2 = synthetic_sweep("nonconvex", ["constant"], NONCONVEX_GRID, flat, lambda n: 0.1 * n, units=UNITS)
+    text = reproduction.render(fig1, fig2, ["x"])
+    for claim in (claims.CONVEX_COMPLEXITY, claims.NONCONVEX_COMPLEXITY):
+        rows = claim_rows(text, claim)
+        assert rows and all("**inconclusive**" in row and "the runs did not learn" in row for row in rows)

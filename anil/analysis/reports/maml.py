@@ -24,6 +24,7 @@ from anil.analysis.reports.sweeps import (
     reached,
     seed_curves,
     settings,
+    unless_stalled,
 )
 from anil.analysis.statistics import interval
 
@@ -58,6 +59,7 @@ def judgements(anil: Sweep, maml: Sweep, name: str) -> list[Row]:
     rows: list[Row] = []
     for column, quantity in views(anil, maml)[1:]:
         judged = claims.anil_vs_maml(costs_at(anil_curves, target, column), costs_at(maml_curves, target, column))
+        judged = unless_stalled(judged, target, anil_curves, maml_curves)
         rows.append((judged, label, f"{quantity} to a training loss of {target:.3g}"))
     return rows
 

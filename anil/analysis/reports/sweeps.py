@@ -8,6 +8,7 @@ initialisation) are all built from these pieces.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,11 +23,12 @@ from anil.analysis.cost import UnitCosts, counted_cost, has_counters, prices_for
 from anil.analysis.plot import draw, find_jobs, per_seed, summarise_seeds
 from anil.analysis.reports.jobs import DEFAULT_INIT, job_row, tally
 from anil.analysis.reports.markdown import table
-from anil.analysis.statistics import Interval, interval
+from anil.analysis.statistics import Interval, Verdict, interval
 from anil.run.metrics import OBJECTIVE_METRICS
 
 SMOOTH = 10  # rolling window (iterations) for the figures and for every number read off a curve
 SCHEDULES = ("constant", "inverse_n", "authors")  # the order designs are reported in
+LEARNED = 0.01  # a cost target must lie this fraction below the starting loss to say anything
 # The cost claims need a common target: the loss level that the median run of every N reaches,
 # i.e. the worst N's median final (smoothed) loss. A run that never reaches it is given its whole
 # training time, a lower bound on its cost.
@@ -281,12 +283,32 @@ def _complexity(
 ) -> list[tuple[claims.Judgement, str]]:
     """A complexity claim on the counted cost (when there is one) and on wall-clock seconds."""
     seconds, target = cost_to(curves, "time")
+    judge = lambda costs: unless_stalled(rule(costs), target, curves)  # noqa: E731
     views = []
     if counted:
         cost, _ = cost_to(curves, "cost")
-        views.append((rule(cost), f"counted cost (seconds at the unit costs) to a training loss of {target:.3g}"))
+        views.append((judge(cost), f"counted cost (seconds at the unit costs) to a training loss of {target:.3g}"))
     label = "training seconds (wall-clock, noisy)" if counted else "training seconds"
-    return views + [(rule(seconds), f"{label} to a training loss of {target:.3g}")]
+    return views + [(judge(seconds), f"{label} to a training loss of {target:.3g}")]
+
+
+def start_level(*groups: Curves) -> float:
+    """The median over every run of its first logged training loss: where training started."""
+    return float(
+        np.median([run["loss"].iloc[0] for curves in groups for runs in curves.values() for run in runs.values()])
+    )
+
+
+def unless_stalled(judged: claims.Judgement, target: float, *groups: Curves) -> claims.Judgement:
+    """`judged`, or inconclusive when the common target is not clearly below where the runs started
+    (by LEARNED): then every run "reaches" it at once and its cost says nothing about the claim."""
+    start = start_level(*groups)
+    if target < (1 - LEARNED) * start:
+        return judged
+    reason = (
+        f"the common target ({target:.3g}) is not below where training started ({start:.3g}): the runs did not learn"
+    )
+    return dataclasses.replace(judged, verdict=Verdict.INCONCLUSIVE, reason=reason)
 
 
 def _last(curves: dict[int, dict[int, pd.DataFrame]]) -> int:
