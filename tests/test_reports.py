@@ -294,10 +294,15 @@ def test_divergence_search_judges_stability_either_way():
     calm = search({}, {}, dataset="fc100")
     verdicts = {j.claim.key: j.verdict for j, _ in calm.judgements()}
     assert verdicts == {"divergence-at-30": Verdict.DISAGREES, "inverse-n-stepsize": Verdict.INCONCLUSIVE}
-    assert "No base α of the grid" in "\n".join(calm.section())
+    assert "No base α of the grid" in "\n".join(calm.section()) and "the grid should go higher" in "\n".join(
+        calm.section()
+    )
     assert "stopped learning): constant α: none; α/N: none." in section  # blown-up runs are not "stalled"
     stalled = "\n".join(search({}, {}, constant_stalled={0.4: 3, 0.8: 2}).section())
     assert "stopped learning): constant α: base α=0.4: 3/3, base α=0.8: 2/3; α/N: none." in stalled
+    assert "the grid should go higher" in stalled  # the largest alpha stalled only 2 of 3 runs
+    collapsed = "\n".join(search({}, {}, constant_stalled={0.4: 3, 0.8: 3}).section())
+    assert "At the largest, 0.8" in collapsed and "makes training collapse, not diverge" in collapsed
 
 
 def test_the_report_judges_stability_on_the_search_when_there_is_one():

@@ -114,6 +114,19 @@ class Search:
             (claims.inverse_n(constant, inverse, key="base α"), f"diverged runs at N = {self.n}"),
         ]
 
+    def none_diverged(self, curvature: float) -> str:
+        """What a search without a constant-α blow-up says: where its largest α ended."""
+        top = max(self.jobs.loc[self.jobs["alpha_schedule"] == "constant", "alpha_base"])
+        stalled, runs = self.stalled("constant").get(top, (0, 0))
+        said = f"No base α of the grid made most constant-α runs diverge at N = {self.n}"
+        if runs and stalled == runs:
+            return (
+                f"{said}. At the largest, {top:g} (α·L = {top * curvature:.3g} at initialisation), every run "
+                "stopped at or above the chance loss without blowing up: here a too-large constant α makes "
+                "training collapse, not diverge, and a larger α would not change that."
+            )
+        return f"{said}: the grid should go higher."
+
     def commands(self) -> list[str]:
         c = self.curvature_config
         return [
@@ -154,7 +167,7 @@ class Search:
             f"α·L = {smallest * middle:.3g} at initialisation; α/N at that base ({smallest / self.n:.3g}) "
             f"diverged in {inverse.get(smallest, (0, 0))[0]} of {inverse.get(smallest, (0, 0))[1]} runs."
             if smallest is not None
-            else f"No base α of the grid made most constant-α runs diverge at N = {self.n}: the grid should go higher."
+            else self.none_diverged(middle)
         )
         stalled = "; ".join(
             f"{'constant α' if schedule == 'constant' else 'α/N'}: "
