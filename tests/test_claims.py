@@ -130,6 +130,8 @@ def test_divergence_rule(dataset, diverged, runs, expected):
 )  # fmt: skip
 def test_inverse_n_rule(constant, inverse, expected):
     assert claims.inverse_n(constant, inverse).verdict is expected
+    failed = claims.inverse_n(constant, inverse, failure="failed")
+    assert failed.verdict is expected and failed.evidence.startswith("failed runs, constant α:")
 
 
 @pytest.mark.parametrize(

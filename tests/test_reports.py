@@ -301,7 +301,12 @@ def test_divergence_search_judges_stability_either_way():
     stalled = "\n".join(search({}, {}, constant_stalled={0.4: 3, 0.8: 2}).section())
     assert "stopped learning): constant α: base α=0.4: 3/3, base α=0.8: 2/3; α/N: none." in stalled
     assert "the grid should go higher" in stalled  # the largest alpha stalled only 2 of 3 runs
-    collapsed = "\n".join(search({}, {}, constant_stalled={0.4: 3, 0.8: 3}).section())
+    collapsing = search({}, {}, constant_stalled={0.4: 3, 0.8: 3})
+    by_quantity = {quantity.split(" at ")[0]: j.verdict for j, quantity in collapsing.judgements()[1:]}
+    # nothing blew up, so on divergence alone there is nothing to restore; counting a collapse to
+    # chance as a failure, alpha/N (which never collapsed) restores what constant alpha lost
+    assert by_quantity == {"diverged runs": Verdict.INCONCLUSIVE, "failed runs": Verdict.AGREES}
+    collapsed = "\n".join(collapsing.section())
     assert "At the largest, 0.8" in collapsed and "makes training collapse, not diverge" in collapsed
 
 

@@ -203,26 +203,32 @@ def divergence_at_30(dataset: str, diverged: int, runs: int, n: int = 30) -> Jud
     )
 
 
-def inverse_n(constant: dict[K, tuple[int, int]], inverse: dict[K, tuple[int, int]], key: str = "N") -> Judgement:
-    """Where a constant α diverged, α/N did not. Inputs: `key` (N, or the base α of a search at one
-    N) -> (diverged runs, runs) per schedule."""
+def inverse_n(
+    constant: dict[K, tuple[int, int]], inverse: dict[K, tuple[int, int]], key: str = "N", failure: str = "diverged"
+) -> Judgement:
+    """Where a constant α failed, α/N did not. Inputs: `key` (N, or the base α of a search at one
+    N) -> (failed runs, runs) per schedule; `failure` says what failing means (a past participle:
+    "diverged", or "failed" for diverged or stalled at chance)."""
     evidence = (
-        "diverged runs, constant α: " + ", ".join(f"{key}={n:g}: {d}/{r}" for n, (d, r) in sorted(constant.items()))
+        f"{failure} runs, constant α: " + ", ".join(f"{key}={n:g}: {d}/{r}" for n, (d, r) in sorted(constant.items()))
         + "; α/N: " + ", ".join(f"{key}={n:g}: {d}/{r}" for n, (d, r) in sorted(inverse.items()))
     )  # fmt: skip
     unstable = [n for n, (d, _) in constant.items() if d > 0 and n in inverse]
     if not unstable:
         return Judgement(
-            INVERSE_N, Verdict.INCONCLUSIVE, evidence, "constant α did not diverge: there was nothing to restore"
+            INVERSE_N, Verdict.INCONCLUSIVE, evidence, f"constant α never {failure}: there was nothing to restore"
         )
     if all(inverse[n][0] == 0 for n in unstable):
         return Judgement(
-            INVERSE_N, Verdict.AGREES, evidence, f"α/N stayed stable at {key}={unstable}, where constant α diverged"
+            INVERSE_N, Verdict.AGREES, evidence, f"α/N stayed stable at {key}={unstable}, where constant α {failure}"
         )
     if all(inverse[n][0] >= constant[n][0] for n in unstable):
-        return Judgement(INVERSE_N, Verdict.DISAGREES, evidence, "α/N diverged as often as constant α")
+        return Judgement(INVERSE_N, Verdict.DISAGREES, evidence, f"α/N {failure} as often as constant α")
     return Judgement(
-        INVERSE_N, Verdict.INCONCLUSIVE, evidence, "α/N diverged less often, but not never: more seeds would decide it"
+        INVERSE_N,
+        Verdict.INCONCLUSIVE,
+        evidence,
+        f"α/N {failure} less often, but not never: more seeds would decide it",
     )
 
 

@@ -112,7 +112,16 @@ class Search:
         return [
             (claims.divergence_at_30(self.dataset, *at_paper, n=self.n), f"diverged runs at α = {PAPER_ALPHA:g}"),
             (claims.inverse_n(constant, inverse, key="base α"), f"diverged runs at N = {self.n}"),
+            (
+                claims.inverse_n(self.failed("constant"), self.failed("inverse_n"), key="base α", failure="failed"),
+                f"failed runs at N = {self.n} (diverged, or ended at or above the chance loss)",
+            ),
         ]
+
+    def failed(self, schedule: str) -> dict[float, tuple[int, int]]:
+        """Base α -> (runs under `schedule` that diverged or stalled at chance, runs)."""
+        diverged, stalled = self.counts(schedule), self.stalled(schedule)
+        return {a: (d + stalled[a][0], r) for a, (d, r) in diverged.items()}
 
     def none_diverged(self, curvature: float) -> str:
         """What a search without a constant-α blow-up says: where its largest α ended."""
