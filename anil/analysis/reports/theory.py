@@ -246,7 +246,7 @@ def smoothness_section(smoothness: dict[str, Any]) -> list[str]:
     summary = summarise(norms)
     grid = sorted(summary["N"].unique())
     command = (
-        f"anil smoothness --dataset {config['dataset']} --N {' '.join(map(str, config['N']))} "
+        f"anil smoothness --dataset {config['dataset']} --init {init_of(config)} --N {' '.join(map(str, config['N']))} "
         f"--points {config['points']} --train-iterations {config['train_iterations']} "
         f"--tolerance {config['tolerance']} --max-iterations {config['max_iterations']} --B {config['B']} "
         f"--alpha {config['alpha']} --lam {config['lam']} --out {config['out']}"
