@@ -643,3 +643,8 @@ def test_cost_claims_are_inconclusive_when_the_runs_did_not_learn():
     for claim in (claims.CONVEX_COMPLEXITY, claims.NONCONVEX_COMPLEXITY):
         rows = claim_rows(text, claim)
         assert rows and all("**inconclusive**" in row and "the runs did not learn" in row for row in rows)
+    # starting above chance and falling only to it (ln 5 = 1.609) is not learning either
+    to_chance = lambda n, i: max(1.61, 2.0 - 0.01 * i / n)  # noqa: E731
+    fig1 = synthetic_sweep("convex", ["constant"], CONVEX_GRID, to_chance, lambda n: 0.1 * n, units=UNITS)
+    rows = claim_rows(reproduction.render(fig1, fig2, ["x"]), claims.CONVEX_COMPLEXITY)
+    assert rows and all("**inconclusive**" in row and "chance (1.61)" in row for row in rows)

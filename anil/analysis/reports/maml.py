@@ -17,6 +17,7 @@ from anil.analysis.reports.sweeps import (
     Curves,
     Row,
     Sweep,
+    chance,
     common_target,
     costs_at,
     design,
@@ -59,7 +60,7 @@ def judgements(anil: Sweep, maml: Sweep, name: str) -> list[Row]:
     rows: list[Row] = []
     for column, quantity in views(anil, maml)[1:]:
         judged = claims.anil_vs_maml(costs_at(anil_curves, target, column), costs_at(maml_curves, target, column))
-        judged = unless_stalled(judged, target, anil_curves, maml_curves)
+        judged = unless_stalled(judged, target, chance(maml.jobs), anil_curves, maml_curves)
         rows.append((judged, label, f"{quantity} to a training loss of {target:.3g}"))
     return rows
 

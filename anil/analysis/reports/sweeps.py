@@ -252,7 +252,10 @@ def sweep_rows(name: str, sweep: Sweep, rules: Rules) -> list[tuple[str, Row]]:
         rows.append(
             (schedule, (per_iteration(levels_at(curves, last)), label, f"log10 training loss at iteration {last}"))
         )
-        rows += [(schedule, (judged, label, q)) for judged, q in _complexity(complexity, curves, sweep.counted)]
+        rows += [
+            (schedule, (judged, label, q))
+            for judged, q in _complexity(complexity, curves, sweep.counted, chance(sweep.jobs))
+        ]
     return rows
 
 
@@ -279,11 +282,11 @@ BESIDE_HEADER = ["claim", "stepsize design", "quantity judged", "evidence"]
 
 
 def _complexity(
-    rule: Callable[[claims.Costs], claims.Judgement], curves: dict[int, dict[int, pd.DataFrame]], counted: bool
+    rule: Callable[[claims.Costs], claims.Judgement], curves: Curves, counted: bool, chance_loss: float
 ) -> list[tuple[claims.Judgement, str]]:
     """A complexity claim on the counted cost (when there is one) and on wall-clock seconds."""
     seconds, target = cost_to(curves, "time")
-    judge = lambda costs: unless_stalled(rule(costs), target, curves)  # noqa: E731
+    judge = lambda costs: unless_stalled(rule(costs), target, chance_loss, curves)  # noqa: E731
     views = []
     if counted:
         cost, _ = cost_to(curves, "cost")
@@ -299,14 +302,21 @@ def start_level(*groups: Curves) -> float:
     )
 
 
-def unless_stalled(judged: claims.Judgement, target: float, *groups: Curves) -> claims.Judgement:
-    """`judged`, or inconclusive when the common target is not clearly below where the runs started
-    (by LEARNED): then every run "reaches" it at once and its cost says nothing about the claim."""
+def chance(jobs: pd.DataFrame) -> float:
+    """The training loss of a uniform guess over the jobs' classes per task, ln(ways)."""
+    return math.log(int(jobs["ways"].iloc[0]))
+
+
+def unless_stalled(judged: claims.Judgement, target: float, chance_loss: float, *groups: Curves) -> claims.Judgement:
+    """`judged`, or inconclusive when the common target is not clearly (by LEARNED) below both where
+    the runs started and chance: then reaching it says nothing about learning, and its cost
+    nothing about the claim."""
     start = start_level(*groups)
-    if target < (1 - LEARNED) * start:
+    if target < (1 - LEARNED) * min(start, chance_loss):
         return judged
     reason = (
-        f"the common target ({target:.3g}) is not below where training started ({start:.3g}): the runs did not learn"
+        f"the common target ({target:.3g}) is not below both where training started ({start:.3g}) and chance "
+        f"({chance_loss:.3g}): the runs did not learn"
     )
     return dataclasses.replace(judged, verdict=Verdict.INCONCLUSIVE, reason=reason)
 
