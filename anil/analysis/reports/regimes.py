@@ -169,7 +169,7 @@ def section(fig1: Sweep, fig2: Sweep, theory: Sweep, search: divergence.Search |
         ]
         for schedule in schedules(runs):
             lines += [*markdown_table(per_n(runs, schedule, checkpoints)), ""]
-        verdict_header = [*BESIDE_HEADER, "verdict, theorems' regime", "practical regime", ""]
+        verdict_header = [*BESIDE_HEADER, "verdict, theorems' regime", "practical regime", "", "why"]
         lines += [
             f"{changed} of {len(rows)} verdicts differ from the practical regime's (same design and quantity).",
             "",

@@ -90,7 +90,7 @@ def init_section(fig: str, main: Sweep, variant: Sweep) -> list[str]:
     init, other = init_of(variant.jobs), init_of(main.jobs)
     rules = CONVEX_RULES if fig == "fig1" else NONCONVEX_RULES
     rows, changed = beside(main, variant, experiment(fig, main), rules)
-    header = [*BESIDE_HEADER, f"verdict, init={init}", f"init={other}", ""]
+    header = [*BESIDE_HEADER, f"verdict, init={init}", f"init={other}", "", "why"]
     figure = f"Figure {fig[-1]}"
     return [
         f"## {figure} under the other initialisation (init={init})",

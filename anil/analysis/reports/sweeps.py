@@ -273,7 +273,7 @@ def beside(main: Sweep, variant: Sweep, name: str, rules: Rules) -> tuple[list[l
         rows.append([
             judged.claim.statement, design(variant.jobs, row[0]), quantity, judged.evidence,
             f"**{judged.verdict.value}**", before.verdict.value if before else "—",
-            "same" if same else ("**changes**" if before else "—"),
+            "same" if same else ("**changes**" if before else "—"), judged.reason,
         ])  # fmt: skip
     return rows, changed
 
