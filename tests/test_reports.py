@@ -336,7 +336,7 @@ def test_collect_reads_a_real_sweep(tmp_path):
         assert seeds.loc[seeds["N"] == n, "loss"].tolist() == pytest.approx(metrics["loss"].tolist(), rel=1e-6)
     assert (tmp_path / "figures" / "procedural_convex.png").stat().st_size > 10_000 and len(written) == 4
     assert jobs["test_accuracy"].isna().all()  # nobody ran anil eval yet
-    variant = sweeps.collect(sweep, reproduction.VARIANT, tmp_path / "data", None)  # no figures drawn
+    variant = sweeps.collect(sweep, reproduction.INIT_VARIANTS["fig1"], tmp_path / "data", None)  # no figures drawn
     assert [p.name for p in variant] == ["fig1-init-seeds.csv", "fig1-init-jobs.csv"]
 
 

@@ -32,14 +32,15 @@ from anil.analysis.statistics import interval
 NAME = "maml"  # docs/data/reproduction/maml-{seeds,jobs}.csv
 
 
-def _curves(anil: Sweep, maml: Sweep) -> tuple[str, Curves, Curves]:
-    """The stepsize design the MAML sweep ran, and both algorithms' curves at the N they share."""
+def _curves(anil: Sweep, maml: Sweep) -> tuple[str, Curves, Curves, float]:
+    """The stepsize design the MAML sweep ran, both algorithms' curves at the N they share, and
+    their common loss target."""
     schedule = str(maml.jobs["alpha_schedule"].iloc[0])
     maml_curves = seed_curves(maml, schedule)
     anil_curves = {n: runs for n, runs in seed_curves(anil, schedule).items() if n in maml_curves}
     if not anil_curves:
         raise ValueError(f"the MAML sweep's N ({sorted(maml_curves)}) share none with the ANIL sweep's ({schedule})")
-    return schedule, anil_curves, maml_curves
+    return schedule, anil_curves, maml_curves, common_target(anil_curves, maml_curves)
 
 
 def views(anil: Sweep, maml: Sweep) -> list[tuple[str, str]]:
@@ -54,8 +55,11 @@ def views(anil: Sweep, maml: Sweep) -> list[tuple[str, str]]:
 def judgements(anil: Sweep, maml: Sweep, name: str) -> list[Row]:
     """The Table 2 claim judged on the cost views (the claim is about computation, so the
     iteration count is reported but not judged)."""
-    schedule, anil_curves, maml_curves = _curves(anil, maml)
-    target = common_target(anil_curves, maml_curves)
+    return _judge(anil, maml, name, _curves(anil, maml))
+
+
+def _judge(anil: Sweep, maml: Sweep, name: str, compared: tuple[str, Curves, Curves, float]) -> list[Row]:
+    schedule, anil_curves, maml_curves, target = compared
     label = f"`{name}` beside `{anil_name(anil)}`, {design(maml.jobs, schedule)}"
     rows: list[Row] = []
     for column, quantity in views(anil, maml)[1:]:
@@ -72,8 +76,8 @@ def anil_name(anil: Sweep) -> str:
 def section(anil: Sweep, maml: Sweep, name: str) -> list[str]:
     """docs/reproduction.md's ANIL-against-MAML section: per N and algorithm, the runs that reached
     the common target and what they spent on the way, then the verdicts."""
-    schedule, anil_curves, maml_curves = _curves(anil, maml)
-    target = common_target(anil_curves, maml_curves)
+    compared = _curves(anil, maml)
+    schedule, anil_curves, maml_curves, target = compared
     chosen = views(anil, maml)
     rows = []
     for n in sorted(maml_curves):
@@ -84,7 +88,7 @@ def section(anil: Sweep, maml: Sweep, name: str) -> list[str]:
     header = ["N", "algorithm", "reached", *(f"{quantity} to the target" for _, quantity in chosen)]
     verdicts = [
         [j.claim.statement, label, quantity, j.evidence, f"**{j.verdict.value}**", j.reason]
-        for j, label, quantity in judgements(anil, maml, name)
+        for j, label, quantity in _judge(anil, maml, name, compared)
     ]
     return [
         "## ANIL against MAML to the same loss (Table 2)",

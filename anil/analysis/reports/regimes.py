@@ -37,6 +37,7 @@ from anil.analysis.reports.sweeps import (
     settings,
 )
 from anil.analysis.statistics import interval
+from anil.config import OptimConfig, outer_stepsizes
 
 NAME = "theory"  # docs/data/reproduction/theory-{seeds,jobs}.csv: both geometries' theory-regime sweeps
 NEGLIGIBLE = 0.01  # a change of (1 − αμ)^N across the N grid below this cannot order the N
@@ -70,19 +71,23 @@ def stepsize_rows(jobs: pd.DataFrame, geometry: str, mu_l: tuple[float, float] |
     for n, group in jobs.groupby("N"):
         first = group.iloc[0]
         alpha, n = float(first["alpha"]), int(str(n))
-        scale = 1 / n if first.get("beta_schedule", "constant") == "inverse_n" else 1.0
-        row = [
-            str(n),
-            f"{alpha:.3g}",
-            f"{float(first['beta_w']) * scale:.3g}",
-            f"{float(first['beta_phi']) * scale:.3g}",
-        ]
+        optim = OptimConfig(
+            str(first["optim"]), float(first["beta_w"]), float(first["beta_phi"]),
+            beta_schedule=str(first.get("beta_schedule", "constant")),
+        )  # fmt: skip
+        row = [str(n), f"{alpha:.3g}", *(f"{beta:.3g}" for beta in outer_stepsizes(optim, n))]
         if mu_l is not None:
             mu, big = mu_l
-            factor = (1 - alpha * mu) ** n if geometry == "convex" else (1 + alpha * big) ** n
-            row += [f"{alpha * big:.3g}", f"{alpha * mu:.3g}", f"{factor:.6g}"]
+            row += [f"{alpha * big:.3g}", f"{alpha * mu:.3g}", f"{n_factor(geometry, alpha, mu_l, n):.6g}"]
         rows.append(row)
     return rows
+
+
+def n_factor(geometry: str, alpha: float, mu_l: tuple[float, float], n: int) -> float:
+    """How N enters the bounds at stepsize α: Theorem 1's (1 − αμ)^N (convex), Proposition 3's
+    (1 + αL)^N (nonconvex)."""
+    mu, big = mu_l
+    return (1 - alpha * mu) ** n if geometry == "convex" else (1 + alpha * big) ** n
 
 
 def reading(jobs: pd.DataFrame, geometry: str, mu_l: tuple[float, float] | None) -> str:
@@ -94,7 +99,7 @@ def reading(jobs: pd.DataFrame, geometry: str, mu_l: tuple[float, float] | None)
     alpha_at = {int(str(n)): float(a) for n, a in jobs.groupby("N")["alpha"].first().items()}
     lo, hi = grid[0], grid[-1]
     if geometry == "convex":
-        spread = (1 - alpha_at[hi] * mu) ** hi / (1 - alpha_at[lo] * mu) ** lo
+        spread = n_factor(geometry, alpha_at[hi], mu_l, hi) / n_factor(geometry, alpha_at[lo], mu_l, lo)
         steps = math.log(2) / (alpha_at[hi] * mu) if alpha_at[hi] * mu > 0 else math.inf
         room = (
             f"within this grid N moves it by less than {NEGLIGIBLE:.0%}, so Theorem 1's dependence on N cannot show "
@@ -107,7 +112,7 @@ def reading(jobs: pd.DataFrame, geometry: str, mu_l: tuple[float, float] | None)
             f"Theorem 1's N-dependent term shrinks, goes from N = {lo} to N = {hi} by a factor {spread:.6g} (halving "
             f"it would take about {steps:.3g} inner steps): {room}."
         )
-    growth = {n: (1 + alpha_at[n] * big) ** n for n in grid}
+    growth = {n: n_factor(geometry, alpha_at[n], mu_l, n) for n in (lo, hi)}
     return (
         f"With L = {big:.3g} (median at initialisation), (1 + αL)^N, the factor Proposition 3's smoothness "
         f"constants carry, is {growth[lo]:.3g} at N = {lo} and {growth[hi]:.3g} at N = {hi} (bounded by e = 2.72 "

@@ -51,7 +51,6 @@ from anil.analysis.statistics import interval
 COMMAND = "anil report reproduction"
 FIGURES = ("fig1", "fig2")
 INIT_VARIANTS = {"fig1": "fig1-init", "fig2": "fig2-init"}  # a figure's sweep rerun under the other init
-VARIANT = INIT_VARIANTS["fig1"]
 
 
 @dataclass(frozen=True)
