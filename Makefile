@@ -30,8 +30,10 @@ REPRODUCE := outputs/sweeps/reproduce_$(STAMP)
 reproduce: install ## Figures 1-2 on the hard embedded dataset, test accuracy, the N = 30 search, the theorems' regime, MAML (about 5 h on 2 cores), then docs/reproduction.md
 	$(BIN)/anil train -m experiment=fig1_embedded_hard hydra.sweep.dir=$(REPRODUCE)/fig1_embedded_hard
 	$(BIN)/anil train -m experiment=fig2_embedded_hard hydra.sweep.dir=$(REPRODUCE)/fig2_embedded_hard
-	$(BIN)/anil train -m experiment=fig1_embedded_hard alpha_design=fixed_alpha_n init=pytorch \
-	    hydra.sweep.dir=$(REPRODUCE)/fig1_embedded_hard_init_pytorch
+	for figure in fig1 fig2; do \
+	    $(BIN)/anil train -m experiment=$${figure}_embedded_hard alpha_design=fixed_alpha_n init=pytorch \
+	        hydra.sweep.dir=$(REPRODUCE)/$${figure}_embedded_hard_init_pytorch || exit 1; \
+	done
 	for job in $(REPRODUCE)/fig*_embedded_hard/geometry=*; do \
 	    $(BIN)/anil eval $${job} --tasks 300 --checkpoint last || exit 1; \
 	done
@@ -45,7 +47,8 @@ reproduce: install ## Figures 1-2 on the hard embedded dataset, test accuracy, t
 	$(BIN)/anil train -m experiment=maml_embedded_hard hydra.sweep.dir=$(REPRODUCE)/maml_embedded_hard
 	$(BIN)/anil report reproduction --fig1 $(REPRODUCE)/fig1_embedded_hard --fig2 $(REPRODUCE)/fig2_embedded_hard \
 	    --divergence $(REPRODUCE)/divergence_embedded_hard --curvature $(REPRODUCE)/embedded_hard_init_authors \
-	    --fig1-init $(REPRODUCE)/fig1_embedded_hard_init_pytorch --theory $(REPRODUCE)/theory_embedded_hard \
+	    --fig1-init $(REPRODUCE)/fig1_embedded_hard_init_pytorch \
+	    --fig2-init $(REPRODUCE)/fig2_embedded_hard_init_pytorch --theory $(REPRODUCE)/theory_embedded_hard \
 	    --maml $(REPRODUCE)/maml_embedded_hard
 
 theory: install ## smoothness vs N on the hard embedded data, the Proposition 1 checks (about 45 min on 2 cores), then docs/theory.md
