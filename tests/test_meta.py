@@ -92,6 +92,24 @@ def test_per_task_batchnorm_equals_running_each_task_alone():
         assert torch.allclose(ordered, alone, rtol=1e-10, atol=1e-12)
 
 
+def test_cpu_and_gpu_body_layouts_compute_the_same_function():
+    """The CPU path (tasks as conv groups, channels-last) and the GPU path (one dense conv, the
+    per-task BatchNorm through a view) give the same features and the same gradients in phi."""
+    model, sampler = make("convex")
+    batch = sampler.sample(3)
+    images = task_minor_images(batch, DTYPE)
+    probe = torch.randn(images.shape[0], model.body.feature_size(28), dtype=DTYPE)
+    results = []
+    for forward in (model.body._forward_grouped, model.body._forward_dense):
+        features = forward(images, 3)
+        gradients = torch.autograd.grad((features * probe).sum(), list(model.body.parameters()))
+        results.append((features, torch.cat([g.flatten() for g in gradients])))
+    (grouped, grouped_grad), (dense, dense_grad) = results
+    assert grouped.is_contiguous() and grouped.shape == dense.shape
+    assert relative_error(grouped, dense) < 1e-12
+    assert relative_error(grouped_grad, dense_grad) < 1e-12
+
+
 def test_chunked_body_pass_gives_the_same_features():
     model, sampler = make("nonconvex")
     batch = sampler.sample(6)

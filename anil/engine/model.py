@@ -1,9 +1,15 @@
 """The network: a Conv-4 body phi with per-task BatchNorm, and a head w per geometry.
 
 The body takes the images of T tasks in *task-minor* order, [n, T, ch, S, S] flattened to
-[n*T, ch, S, S] (n images per task). Then a conv output [n*T, C, h, w] is, without a copy, the
-tensor [n, T*C, h, w], and one fused batch_norm over it normalises each (task, channel) pair over
-that task's own n images: exactly the statistics each task would get if it ran on its own.
+[n*T, ch, S, S] (n images per task). On a GPU, a conv output [n*T, C, h, w] is, without a copy,
+the tensor [n, T*C, h, w], and one fused batch_norm over it normalises each (task, channel) pair over that task's own n images:
+exactly the statistics each task would get if it ran on its own. On a CPU the body runs in
+channels-last memory ([rows, h, w, C] in memory), the layout oneDNN's convolutions and PyTorch's
+max-pool are fastest in (a meta-iteration measured 1.65x faster than with the dense NCHW body,
+side by side, FC100 shape, B = 32, N = 7, 2 threads); there a task's channels are not adjacent
+in memory, so the tasks go side by side in the channel dimension instead:
+[n*T, ch, S, S] is, without a copy, [n, T*ch, S, S], a grouped conv (one group per task, the same
+filters in each) gives [n, T*C, h, w], and the same fused batch_norm applies.
 
 BatchNorm always uses the statistics of the batch at hand (no running averages), in training and
 in evaluation alike, as in MAML/ANIL reference code: a task is normalised over its support and
@@ -35,6 +41,11 @@ class Body(nn.Module):
 
     def forward(self, x: torch.Tensor, tasks: int = 1) -> torch.Tensor:
         """x: [n*T, ch, S, S] in task-minor order -> features [n*T, d]."""
+        if x.device.type == "cpu":
+            return self._forward_grouped(x, tasks)
+        return self._forward_dense(x, tasks)
+
+    def _forward_dense(self, x: torch.Tensor, tasks: int) -> torch.Tensor:
         for conv, weight, bias in zip(self.convs, self.bn_weight, self.bn_bias):
             x = conv(x)  # [n*T, C, h, w]
             rows, channels, height, width = x.shape
@@ -45,6 +56,17 @@ class Body(nn.Module):
             # ReLU after the pool: the same values and gradients (both are monotone), on 4x fewer elements
             x = F.relu(F.max_pool2d(grouped.reshape(rows, channels, height, width), 2))
         return x.flatten(1)
+
+    def _forward_grouped(self, x: torch.Tensor, tasks: int) -> torch.Tensor:
+        rows, channels, height, width = x.shape
+        x = x.reshape(rows // tasks, tasks * channels, height, width)  # [n, T*ch, S, S], a view
+        x = x.contiguous(memory_format=torch.channels_last)
+        for conv, weight, bias in zip(self.convs, self.bn_weight, self.bn_bias):
+            # the same filters in every group: the repeat's backward sums the tasks' weight gradients
+            x = F.conv2d(x, conv.weight.repeat(tasks, 1, 1, 1), padding=1, groups=tasks)  # [n, T*C, h, w]
+            x = F.batch_norm(x, None, None, weight.repeat(tasks), bias.repeat(tasks), training=True, eps=BN_EPS)
+            x = F.relu(F.max_pool2d(x, 2))  # [n, T*C, h/2, w/2]; ReLU after the pool as above
+        return x.reshape(rows, -1)  # [n, T, C, s, s] -> [n*T, C*s*s], the order a per-task pass gives
 
     @staticmethod
     def feature_size(image_size: int, filters: int = 64, blocks: int = 4) -> int:
