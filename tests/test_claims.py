@@ -152,3 +152,12 @@ def test_anil_vs_maml_rule(maml_factor, noise, expected):
     judged = claims.anil_vs_maml(anil, maml)
     assert judged.verdict is expected and "N=1" in judged.evidence and "N=5" in judged.evidence
     assert claims.anil_vs_maml(anil, {10: maml[5]}).verdict is Verdict.INCONCLUSIVE  # no common N
+
+
+def test_anil_vs_maml_names_where_each_is_cheaper():
+    anil = {n: {s: 10.0 * (1 + 0.1 * s) for s in SEEDS} for n in (1, 5, 10)}
+    factor = {1: [0.5] * 5, 5: [1.4, 0.6, 1.4, 0.6, 1.4], 10: [3.0] * 5}  # per seed; N=5 straddles 1
+    maml = {n: {s: c * factor[n][s] for s, c in by_seed.items()} for n, by_seed in anil.items()}
+    judged = claims.anil_vs_maml(anil, maml)
+    assert judged.verdict is Verdict.DISAGREES
+    assert judged.reason == "MAML reaches the target for less at N=[1]; ANIL for less at N=[10]"

@@ -244,7 +244,10 @@ def anil_vs_maml(anil: Costs, maml: Costs) -> Judgement:
     verdicts = {n: decide(r) for n, r in ratios.items()}
     cheaper = [n for n, v in verdicts.items() if v is Verdict.DISAGREES]
     if cheaper:
-        return Judgement(ANIL_VS_MAML, Verdict.DISAGREES, evidence, f"MAML reaches the target for less at N={cheaper}")
+        dearer = [n for n, v in verdicts.items() if v is Verdict.AGREES]
+        where_anil = f"; ANIL for less at N={dearer}" if dearer else ""
+        reason = f"MAML reaches the target for less at N={cheaper}{where_anil}"
+        return Judgement(ANIL_VS_MAML, Verdict.DISAGREES, evidence, reason)
     if all(v is Verdict.AGREES for v in verdicts.values()):
         return Judgement(ANIL_VS_MAML, Verdict.AGREES, evidence, f"ANIL reaches the target for less at N={grid}")
     n, undecided = min(((n, r) for n, r in ratios.items() if verdicts[n] is not Verdict.AGREES), key=lambda t: t[0])

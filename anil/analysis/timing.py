@@ -27,9 +27,18 @@ def median_seconds(step: Callable[[], Any], repeats: int, device: torch.device) 
     return interleaved({"step": step}, repeats, device)["step"]
 
 
+def fastest_seconds(step: Callable[[], Any], repeats: int, device: torch.device) -> float:
+    return min(_round_robin({"step": step}, repeats, device)["step"])
+
+
 def interleaved(steps: dict[str, Callable[[], Any]], repeats: int, device: torch.device) -> dict[str, float]:
     """Median seconds of each step, run round-robin after one warm-up each, so that drift of the
     machine (frequency, allocator state, other load) hits all of them alike and ratios stay fair."""
+    return {name: statistics.median(values) for name, values in _round_robin(steps, repeats, device).items()}
+
+
+def _round_robin(steps: dict[str, Callable[[], Any]], repeats: int, device: torch.device) -> dict[str, list[float]]:
+    """Seconds of every call of each step, `repeats` rounds of one call each, after one warm-up each."""
     for step in steps.values():
         step()
     times: dict[str, list[float]] = {name: [] for name in steps}
@@ -40,7 +49,7 @@ def interleaved(steps: dict[str, Callable[[], Any]], repeats: int, device: torch
             step()
             sync(device)
             times[name].append(time.perf_counter() - tick)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
 
 
 def make_batch(side: int, tasks: int, device: torch.device, seed: int = 0, channels: int = 3) -> TaskBatch:

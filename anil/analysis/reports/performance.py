@@ -114,7 +114,8 @@ def limit_lines(data: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
     return [
         "",
-        f"Against the machine's limit: fp32 matrix products ran at {peak / 1e9:.0f} GFLOP/s in this run; the body's "
+        f"Against the machine's limit: fp32 matrix products ran at up to {peak / 1e9:.0f} GFLOP/s in this run "
+        "(the fastest of ten 2048^3 products); the body's "
         "convolutions forward and backward over the meta-batch's images, at that rate, take the FLOP-limit time "
         "(anil/analysis/baseline.py counts the FLOPs from the layer shapes). The learn2learn-style row is ANIL "
         "as usually written (conv with bias → BatchNorm2d → ReLU → max-pool, a Python loop over tasks, the "
