@@ -27,7 +27,7 @@ demo: install ## sweep N for both geometries on the embedded dataset, then draw 
 	@echo "figures and curves.csv are in $(DEMO_DIR)"
 
 REPRODUCE := outputs/sweeps/reproduce_$(STAMP)
-reproduce: install ## Figures 1-2 on the hard embedded dataset, test accuracy, the N = 30 search, the theorems' regime, MAML (about 5 h on 2 cores), then docs/reproduction.md
+reproduce: install ## Figures 1-2 on the hard embedded dataset, test accuracy, the N = 30 search, the theorems' regime, MAML (about 9 h on 2 cores), then docs/reproduction.md
 	$(BIN)/anil train -m experiment=fig1_embedded_hard hydra.sweep.dir=$(REPRODUCE)/fig1_embedded_hard
 	$(BIN)/anil train -m experiment=fig2_embedded_hard hydra.sweep.dir=$(REPRODUCE)/fig2_embedded_hard
 	for figure in fig1 fig2; do \
