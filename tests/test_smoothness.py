@@ -25,7 +25,7 @@ def tiny_setup(geometry):
 
 
 def learner_for(config):
-    return lambda n: make_learner(config, 28, torch.device("cpu"), inner_loop(config, steps=n))
+    return lambda n: make_learner(config, (1, 28), torch.device("cpu"), inner_loop(config, steps=n))
 
 
 def test_probe_restores_the_parameters_and_is_a_local_derivative():

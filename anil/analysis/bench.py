@@ -165,7 +165,7 @@ def run_grid(options: argparse.Namespace, part: str, device: torch.device) -> li
     side = SHAPES[dataset]
     tasks = options.B if dataset == "fc100" else options.mini_B
     batch = make_batch(side, tasks, device)
-    auto = BodyPass.auto(device, WAYS * (SHOTS + QUERY), side, options.bf16)
+    auto = BodyPass.auto(device, WAYS * (SHOTS + QUERY), (3, side), options.bf16)
     floor_model = make_model("convex", side, device, options.compile)
     floors = interleaved(
         {str(c): floor_step(floor_model, batch, BodyPass(c, options.bf16)) for c in sorted({0, auto.chunk_tasks})},
@@ -226,7 +226,7 @@ def extras(options: argparse.Namespace, device: torch.device) -> dict[str, Any]:
         b: operator_calls(engine_step(model, make_batch(side, b, device), inner, BodyPass(0)), device)
         for b in (4, 8 if options.quick else 32)
     }
-    auto = BodyPass.auto(device, WAYS * (SHOTS + QUERY), side, options.bf16)
+    auto = BodyPass.auto(device, WAYS * (SHOTS + QUERY), (3, side), options.bf16)
     repeats = max(2, options.repeats * 2 // 5)
     parts = breakdown(model, make_batch(side, options.B, device), inner, auto, repeats, device)
     scaling = {

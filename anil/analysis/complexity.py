@@ -66,7 +66,7 @@ def measure(
     model = make_model(geometry, SIDE, device)
     batch = make_batch(SIDE, tasks, device)
     inner = InnerLoop(n, alpha, lam if geometry == "convex" else 0.0, first_order=False)
-    body = BodyPass.auto(device, WAYS * (SHOTS + QUERY), SIDE)
+    body = BodyPass.auto(device, WAYS * (SHOTS + QUERY), (3, SIDE))
     contenders = forwards(model, batch, inner, body)
     seconds = interleaved({name: as_step(model, f) for name, f in contenders.items()}, repeats, device)
     row: dict[str, Any] = {"geometry": geometry, "N": n, "B": tasks}

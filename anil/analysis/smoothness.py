@@ -173,11 +173,11 @@ def measure(config: TrainConfig, probe: Probe) -> Measured:
     device = resolve_device(config.device)
     setup = build(config, device)
     batch = setup.sampler.sample(config.B)  # one fixed meta-batch for every point, N and direction
-    side = int(setup.sampler.images.shape[2])  # the body pass is sized to the images
+    shape = (int(setup.sampler.images.shape[1]), int(setup.sampler.images.shape[2]))  # the body pass is sized to them
     exact = dataclasses.replace(config, first_order=False)
 
     def learner_for(n: int) -> MetaLearner:
-        return make_learner(exact, side, device, inner_loop(exact, steps=n))
+        return make_learner(exact, shape, device, inner_loop(exact, steps=n))
 
     marks = sorted({round(i * probe.train_iterations / max(probe.points - 1, 1)) for i in range(probe.points)})
     measured, done = Measured([], [], []), 0

@@ -39,7 +39,7 @@ def split_features(features: torch.Tensor, batch: TaskBatch) -> tuple[torch.Tens
     return support, query
 
 
-CPU_CHUNK_PIXELS = 50 * 32 * 32  # image pixels per body call on a CPU: one 5-way 5+5 task at 32x32
+CPU_CHUNK_VALUES = 2 * 50 * 28 * 28  # image values (channels x pixels) per body call on a CPU
 
 
 @dataclass(frozen=True)
@@ -50,15 +50,17 @@ class BodyPass:
     bf16: bool = False  # autocast the body to bfloat16 (tensor cores on a GPU; also runs on a CPU)
 
     @classmethod
-    def auto(cls, device: torch.device, images_per_task: int, side: int, bf16: bool = False) -> BodyPass:
-        """All tasks at once on an accelerator. On a CPU, about 50 images of 32x32 per call (whole
-        tasks, at least one): the activations of a whole meta-batch (hundreds of MB) fall out of
-        cache and element-wise ops become memory bound. With the channels-last body, one FC100
-        task per call was the fastest of 1, 2, 4 and 8 tasks in a side-by-side timing (B = 32,
-        N = 7, 2 threads: 0.99, 1.13, 1.57, 1.60 s)."""
+    def auto(cls, device: torch.device, images_per_task: int, shape: tuple[int, int], bf16: bool = False) -> BodyPass:
+        """All tasks at once on an accelerator. On a CPU, whole tasks (at least one) up to about
+        78,000 image values per call: the activations of a whole meta-batch (hundreds of MB) fall
+        out of cache and element-wise ops become memory bound. `shape`: (channels, side). With the
+        channels-last body, side-by-side timings of 1, 2, 4 and 8 tasks per call (5-way 5+5, 2
+        threads) found one task fastest at 3x32x32 (B = 32, N = 7: 0.99, 1.13, 1.57, 1.60 s) and
+        two at 1x28x28 (B = 8, N = 5: 0.32, 0.22, 0.28, 0.31 s), which this budget gives."""
         if device.type != "cpu":
             return cls(0, bf16)
-        return cls(max(1, CPU_CHUNK_PIXELS // (images_per_task * side * side)), bf16)
+        channels, side = shape
+        return cls(max(1, CPU_CHUNK_VALUES // (images_per_task * channels * side * side)), bf16)
 
 
 def encode(

@@ -19,7 +19,7 @@ from anil.config import check_device, validate
 from anil.data import load_splits
 from anil.run import checkpoint
 from anil.run.checkpoint import BEST, CHECKPOINT
-from anil.run.setup import image_side, make_learner, make_model, resolve_device, task_set
+from anil.run.setup import image_shape, make_learner, make_model, resolve_device, task_set
 
 Z95 = 1.959964  # two-sided 95% quantile of the standard normal
 EVAL_JSON = "eval.json"
@@ -62,7 +62,7 @@ def evaluate_run(
     model.load_state_dict(state["model"])
     batches = task_set(config, test, "test", tasks, device, seed)
     shown = tqdm(batches, total=len(batches), disable=not progress, desc="test tasks", unit="batch")
-    losses, accuracies = make_learner(config, image_side(test), device).score(model, shown)
+    losses, accuracies = make_learner(config, image_shape(test), device).score(model, shown)
     return {
         "accuracy": accuracies.double().mean().item(),
         "accuracy_ci95": confidence_interval(accuracies),

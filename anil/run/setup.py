@@ -54,8 +54,9 @@ def dtype_of(config: TrainConfig) -> torch.dtype:
     return dtype
 
 
-def image_side(split: Split) -> int:
-    return int(split.images.shape[2])
+def image_shape(split: Split) -> tuple[int, int]:
+    """(channels, side) of the split's square images."""
+    return int(split.images.shape[1]), int(split.images.shape[2])
 
 
 def make_model(config: TrainConfig, split: Split, device: torch.device) -> AnilNet:
@@ -84,15 +85,17 @@ def inner_loop(config: TrainConfig, steps: int | None = None) -> InnerLoop:
     return InnerLoop(n, inner_stepsize(config.alpha, config.alpha_schedule, n), config.lam, config.first_order)
 
 
-def make_learner(config: TrainConfig, side: int, device: torch.device, inner: InnerLoop | None = None) -> MetaLearner:
+def make_learner(
+    config: TrainConfig, shape: tuple[int, int], device: torch.device, inner: InnerLoop | None = None
+) -> MetaLearner:
     """ANIL (batched body, adapted head) or MAML (every parameter adapted), as config.algorithm says,
-    for images `side` pixels wide on `device`."""
+    for images of `shape` (channels, side) on `device`."""
     inner = inner or inner_loop(config)
     if config.algorithm == "maml":
         return Maml(inner, dtype_of(config))
     if config.engine == "per_task":
         return AnilPerTask(inner, dtype_of(config))
-    body = BodyPass.auto(device, config.ways * (config.shots + config.query), side, config.bf16)
+    body = BodyPass.auto(device, config.ways * (config.shots + config.query), shape, config.bf16)
     return Anil(inner, dtype_of(config), body)
 
 
@@ -154,7 +157,8 @@ def build(config: TrainConfig, device: torch.device, world: World | None = None)
     objective = None
     if config.grad_eval_every:
         objective = task_set(config, splits.train, "train", config.grad_eval_tasks, device, OBJECTIVE_SEED)
-    check_fits(config, image_side(splits.train), int(splits.train.images.shape[1]), device)
+    channels, side = image_shape(splits.train)
+    check_fits(config, side, channels, device)
     model = make_model(config, splits.train, device)
     if config.compile_body:
         model.body.compile()  # in place: parameter names and checkpoints stay the same
@@ -168,7 +172,7 @@ def build(config: TrainConfig, device: torch.device, world: World | None = None)
         optimizer=make_optimizer(model, config.optim, config.N),
         sampler=sampler,
         val_tasks=val_tasks,
-        learner=make_learner(config, image_side(splits.train), device),
+        learner=make_learner(config, (channels, side), device),
         world=world,
         objective_tasks=objective,
     )
