@@ -42,7 +42,7 @@ from anil.analysis.spectra import (  # noqa: E402
 )
 from anil.config import TrainConfig  # noqa: E402
 from anil.engine.learner import MetaLearner  # noqa: E402
-from anil.run.setup import Setup, build, dtype_of, inner_loop, make_learner, resolve_device  # noqa: E402
+from anil.run.setup import Setup, build, dtype_of, image_shape, inner_loop, make_learner, resolve_device  # noqa: E402
 from anil.run.trainer import meta_step  # noqa: E402
 from anil.tasks import TaskBatch  # noqa: E402
 
@@ -173,7 +173,7 @@ def measure(config: TrainConfig, probe: Probe) -> Measured:
     device = resolve_device(config.device)
     setup = build(config, device)
     batch = setup.sampler.sample(config.B)  # one fixed meta-batch for every point, N and direction
-    shape = (int(setup.sampler.images.shape[1]), int(setup.sampler.images.shape[2]))  # the body pass is sized to them
+    shape = image_shape(setup.sampler.images.shape)  # the body pass is sized to the images
     exact = dataclasses.replace(config, first_order=False)
 
     def learner_for(n: int) -> MetaLearner:

@@ -62,7 +62,7 @@ def evaluate_run(
     model.load_state_dict(state["model"])
     batches = task_set(config, test, "test", tasks, device, seed)
     shown = tqdm(batches, total=len(batches), disable=not progress, desc="test tasks", unit="batch")
-    losses, accuracies = make_learner(config, image_shape(test), device).score(model, shown)
+    losses, accuracies = make_learner(config, image_shape(test.images.shape), device).score(model, shown)
     return {
         "accuracy": accuracies.double().mean().item(),
         "accuracy_ci95": confidence_interval(accuracies),

@@ -54,9 +54,9 @@ def dtype_of(config: TrainConfig) -> torch.dtype:
     return dtype
 
 
-def image_shape(split: Split) -> tuple[int, int]:
-    """(channels, side) of the split's square images."""
-    return int(split.images.shape[1]), int(split.images.shape[2])
+def image_shape(images: tuple[int, ...]) -> tuple[int, int]:
+    """(channels, side) from the shape [count, channels, side, side] of square images."""
+    return int(images[1]), int(images[2])
 
 
 def make_model(config: TrainConfig, split: Split, device: torch.device) -> AnilNet:
@@ -157,7 +157,7 @@ def build(config: TrainConfig, device: torch.device, world: World | None = None)
     objective = None
     if config.grad_eval_every:
         objective = task_set(config, splits.train, "train", config.grad_eval_tasks, device, OBJECTIVE_SEED)
-    channels, side = image_shape(splits.train)
+    channels, side = image_shape(splits.train.images.shape)
     check_fits(config, side, channels, device)
     model = make_model(config, splits.train, device)
     if config.compile_body:
