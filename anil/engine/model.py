@@ -10,7 +10,9 @@ convolutions and PyTorch's max-pool are fastest in (scripts/bench.py at the FC10
 N = 7, 2 threads: 0.98 s per meta-iteration, 1.55 s with the dense NCHW body). There a task's
 channels are not adjacent in memory, so the tasks go side by side in the channel dimension
 instead: [n*T, ch, S, S] is, without a copy, [n, T*ch, S, S], a grouped conv (one group per task,
-the same filters in each) gives [n, T*C, h, w], and the same fused batch_norm applies.
+the same filters in each) gives [n, T*C, h, w], and per-channel BatchNorm over it is again per
+task. It runs through anil.engine.batchnorm, which sums the statistics accurately (PyTorch's own
+channels-last CPU kernel sums them naively in float32).
 
 BatchNorm always uses the statistics of the batch at hand (no running averages), in training and
 in evaluation alike, as in MAML/ANIL reference code: a task is normalised over its support and
@@ -24,6 +26,8 @@ from typing import cast
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from anil.engine.batchnorm import batch_norm
 
 BN_EPS = 1e-5
 
@@ -71,7 +75,8 @@ class Body(nn.Module):
         for filters, weight, bias in zip(self._filters(), self.bn_weight, self.bn_bias):
             # the same filters in every group: the repeat's backward sums the tasks' weight gradients
             x = F.conv2d(x, filters.repeat(tasks, 1, 1, 1), padding=1, groups=tasks)  # [n, T*C, h, w]
-            x = F.batch_norm(x, None, None, weight.repeat(tasks), bias.repeat(tasks), training=True, eps=BN_EPS)
+            # not F.batch_norm: its channels-last CPU kernel sums the statistics naively in float32 (batchnorm.py)
+            x = batch_norm(x, weight.repeat(tasks), bias.repeat(tasks), BN_EPS)
             x = F.relu(F.max_pool2d(x, 2))  # [n, T*C, h/2, w/2]; ReLU after the pool as above
         return x.reshape(rows, -1)  # [n, T, C, s, s] -> [n*T, C*s*s], the order a per-task pass gives
 

@@ -1,0 +1,92 @@
+"""Per-task BatchNorm on channels-last CPU tensors, with the statistics summed accurately.
+
+Why not F.batch_norm there: PyTorch's CPU kernel for a channels-last input (aten/src/ATen/native/
+cpu/batch_norm_kernel.cpp, the `_channels_last_impl` functions) keeps one float32 buffer of C sums
+per thread and adds the rows of [n*h*w, C] into it one after another: the mean, the variance and,
+in backward, the sum of dy and of (x - mean) * dy are naive float32 sums of up to n*h*w/threads
+terms, and how the rows split between threads changes the result. The contiguous (NCHW) kernel
+accumulates each channel in float64. At the FC100 shape the channels-last statistics are off by
+about 1e-5 and the meta-gradient of the body by up to 1e-3 relative (tests/test_numerics.py).
+
+Here the same four sums come from torch.sum, whose reductions sum in cascades (a few levels of
+short partial sums) and so stay within a few float32 roundings, and the element-wise work is a
+handful of fused element-wise kernels on the channels-last tensors: the layout is kept, no copy
+to NCHW and back.
+
+`batch_norm` is training-mode BatchNorm without running statistics, as the body uses it. Its
+backward is exact to first order; asked for a graph (create_graph=True: MAML's second order, the
+Hessian probes), it differentiates a plain-operator recomputation instead, so double backward is
+exact too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+DIMS = (0, 2, 3)  # every axis but the channel: BatchNorm's statistics are per channel
+
+
+def _per_channel(values: torch.Tensor) -> torch.Tensor:
+    """[C] -> [1, C, 1, 1], to broadcast over [n, C, h, w]."""
+    return values.view(1, -1, 1, 1)
+
+
+def reference_batch_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    """Training-mode BatchNorm from plain operators, two passes over x (differentiable to any order).
+    x: [n, C, h, w]; weight, bias: [C]."""
+    mean = x.mean(DIMS, keepdim=True)  # [1, C, 1, 1]
+    centred = x - mean
+    variance = (centred * centred).mean(DIMS, keepdim=True)  # biased, as BatchNorm normalises
+    return centred * (_per_channel(weight) * torch.rsqrt(variance + eps)) + _per_channel(bias)
+
+
+class _AccurateBatchNorm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+        count = x.numel() // x.shape[1]  # n*h*w values per channel
+        mean = x.sum(DIMS) / count  # [C]
+        centred = x - _per_channel(mean)  # [n, C, h, w], the memory format of x
+        invstd = torch.rsqrt((centred * centred).sum(DIMS) / count + eps)  # [C]
+        ctx.save_for_backward(x, weight, bias, mean, invstd)
+        ctx.eps = eps
+        return torch.addcmul(_per_channel(bias), centred, _per_channel(invstd * weight))
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight, bias, mean, invstd = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a graph of the backward is wanted
+            with torch.enable_grad():
+                inputs = [t.detach().requires_grad_() if not t.requires_grad else t for t in (x, weight, bias)]
+                out = reference_batch_norm(inputs[0], inputs[1], inputs[2], ctx.eps)
+                grads = torch.autograd.grad(out, inputs, grad, create_graph=True)
+            return (*grads, None)
+        count = x.numel() // x.shape[1]
+        grad_bias = grad.sum(DIMS)  # [C]
+        centred = x - _per_channel(mean)
+        grad_scale = centred.mul_(grad).sum(DIMS)  # sum of dy * (x - mean), [C]
+        # dx = (dy - mean(dy) - (x - mean) * grad_scale * invstd^2 / count) * invstd * weight,
+        # as dx = dy * a + x * c + d with per-channel a, c, d: two fused passes
+        a = invstd * weight
+        c = -grad_scale * invstd * invstd / count * a
+        d = -grad_bias / count * a - c * mean
+        grad_x = torch.addcmul(torch.addcmul(_per_channel(d), x, _per_channel(c)), grad, _per_channel(a))
+        return grad_x, grad_scale * invstd, grad_bias, None
+
+
+def batch_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    """Training-mode BatchNorm (batch statistics, no running averages) of x [n, C, h, w].
+
+    Channels-last float32/float64 tensors on a CPU take the accurate path above; everything else
+    (NCHW, GPUs, bfloat16 under autocast, whose own rounding is far coarser) takes F.batch_norm."""
+    accurate = (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and not x.is_contiguous()
+        and x.is_contiguous(memory_format=torch.channels_last)
+    )
+    if not accurate:
+        return F.batch_norm(x, None, None, weight, bias, training=True, eps=eps)
+    return _AccurateBatchNorm.apply(x, weight, bias, eps)
