@@ -1,20 +1,25 @@
 """What the benchmark measures the engine against besides its own reference: the machine's compute
 limit, and a conventional learn2learn-style ANIL step.
 
-- **Compute limit.** The fp32 matrix-multiply peak of this machine, measured in the same run
-  (median of square products), and the FLOPs of the body's convolutions forward and backward,
-  counted from the layer shapes. Their ratio is the least time any implementation of the body
-  pass can take; engine time over that is how far from the machine's limit the engine sits.
+- **Compute limit.** The machine's fp32 peak, measured in the same run and at the engine's thread
+  count: the fastest of square matrix products of several sizes and of every convolution kernel
+  the body runs (each layer forward, and its input and weight gradients, at the engine's images
+  per call and memory layout), so that no kernel of the body can beat it. With the FLOPs of the
+  body's convolutions forward and backward, counted from the layer shapes, it gives the least time
+  any implementation of the body pass can take (engine/limit >= 1 by construction); engine time
+  over that is how far from the machine's limit the engine sits.
 - **learn2learn-style step.** How ANIL is usually written (learn2learn's ANIL example: a Conv-4 of
   conv with bias -> BatchNorm2d -> ReLU -> max-pool in NCHW, then a head adapted per task): a
   Python loop over tasks, each running the body over its own 50 images, adapting the head N steps
-  with create_graph=True, and back-propagating its query loss. Written here from that
-  description; it shares no code with the engine.
+  with create_graph=True, and back-propagating its query loss; the head is linear (convex) or
+  linear -> ReLU -> linear (nonconvex). Written here from that description; it shares no code with
+  the engine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -38,13 +43,61 @@ CATEGORIES = {
 }  # fmt: skip
 
 
-def gemm_peak(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
-    """FLOP/s of a size x size x size fp32 matrix product: the fastest of `repeats` after a
-    warm-up. The best, not the median: a peak is what the machine attains, and on a shared
-    machine the median of five has read as low as 135 GFLOP/s where the best reads 185, below the
-    rate the body's own convolutions reached in the same run."""
-    a, b = (torch.randn(size, size, device=device) for _ in range(2))
-    return 2 * size**3 / fastest_seconds(lambda: a @ b, repeats, device)
+GEMM_SIZES = (1024, 2048, 3072)
+PEAK_METHOD = (
+    "the fastest of square fp32 matrix products (sizes {sizes}) and of the body's convolution kernels "
+    "(each layer forward, input gradient and weight gradient, {images} images per call, {layout}), each the "
+    "best of {repeats} after a warm-up, at {threads} threads"
+)
+
+
+def peak_rates(device: torch.device, images: int, channels: int, side: int, repeats: int = 5) -> dict[str, float]:
+    """FLOP/s of each kernel that bounds the body: square GEMMs and the body's convolutions
+    (forward, input gradient, weight gradient per layer) at `images` images per call, in the
+    memory layout the body uses on `device`. The best of `repeats`, not the median: a peak is what
+    the machine attains (the median of five GEMMs once read 135 GFLOP/s on a shared machine
+    whose convolutions reached 176 in the same run)."""
+    rates: dict[str, float] = {}
+    for size in GEMM_SIZES:
+        a, b = (torch.randn(size, size, device=device) for _ in range(2))
+        rates[f"gemm {size}"] = 2 * size**3 / fastest_seconds(_product(a, b), repeats, device)
+    layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    c_in, h = channels, side
+    for layer in range(BLOCKS):
+        x = torch.randn(images, c_in, h, h, device=device).contiguous(memory_format=layout)
+        weight = torch.randn(FILTERS, c_in, 3, 3, device=device)
+        out = F.conv2d(x, weight, padding=1)
+        flops = 2.0 * images * c_in * FILTERS * 9 * h * h
+        kernels = {"forward": _conv_forward(x, weight)}
+        for name, mask in (("input gradient", [True, False, False]), ("weight gradient", [False, True, False])):
+            kernels[name] = _conv_backward(out, x, weight, mask)
+        for name, kernel in kernels.items():
+            rates[f"conv {layer + 1} {name}"] = flops / fastest_seconds(kernel, repeats, device)
+        c_in, h = FILTERS, h // 2
+    return rates
+
+
+def peak_method(device: torch.device, images: int, repeats: int = 5) -> str:
+    """How peak_rates measured, in words (the performance document quotes it)."""
+    layout = "channels-last" if device.type == "cpu" else "NCHW"
+    sizes = ", ".join(str(s) for s in GEMM_SIZES)
+    threads = torch.get_num_threads()
+    return PEAK_METHOD.format(sizes=sizes, images=images, layout=layout, repeats=repeats, threads=threads)
+
+
+def _product(a: torch.Tensor, b: torch.Tensor) -> Callable[[], object]:
+    return lambda: a @ b
+
+
+def _conv_forward(x: torch.Tensor, weight: torch.Tensor) -> Callable[[], object]:
+    return lambda: F.conv2d(x, weight, padding=1)
+
+
+def _conv_backward(out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, mask: list[bool]) -> Callable[[], object]:
+    grad = torch.randn_like(out)
+    return lambda: torch.ops.aten.convolution_backward(
+        grad, x, weight, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, mask
+    )
 
 
 def operator_time(step: Callable[[], None], device: torch.device) -> dict[str, float]:
@@ -74,9 +127,10 @@ def body_flops(images: int, channels: int, side: int) -> float:
 
 
 class ConventionalNet(nn.Module):
-    """Conv-4 as it is usually written: conv (with bias) -> BatchNorm2d -> ReLU -> 2x2 max-pool."""
+    """Conv-4 as it is usually written: conv (with bias) -> BatchNorm2d -> ReLU -> 2x2 max-pool, and
+    a head of nn.Linear layers (one: convex; two with a ReLU between: nonconvex, `hidden` wide)."""
 
-    def __init__(self, channels: int, side: int, ways: int):
+    def __init__(self, channels: int, side: int, ways: int, hidden: int = 0):
         super().__init__()
         layers: list[nn.Module] = []
         for layer in range(BLOCKS):
@@ -87,7 +141,15 @@ class ConventionalNet(nn.Module):
                 nn.MaxPool2d(2),
             ]
         self.body = nn.Sequential(*layers, nn.Flatten())
-        self.head = nn.Linear(FILTERS * (side // 2**BLOCKS) ** 2, ways)
+        sizes = [FILTERS * (side // 2**BLOCKS) ** 2, *([hidden] if hidden else []), ways]
+        self.head = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def _apply_head(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """The head's layers [weight, bias, weight, bias, ...] with a ReLU between them."""
+    for i in range(0, len(params), 2):
+        x = F.linear(F.relu(x) if i else x, params[i], params[i + 1])
+    return x
 
 
 def conventional_step(net: ConventionalNet, batch: TaskBatch, inner: InnerLoop) -> Callable[[], None]:
@@ -95,7 +157,8 @@ def conventional_step(net: ConventionalNet, batch: TaskBatch, inner: InnerLoop) 
     create_graph=True, query losses averaged into one backward."""
     ways, shots, query = batch.ways, batch.shots, batch.query
     labels_s, labels_q = class_labels(ways, shots, batch.images.device), class_labels(ways, query, batch.images.device)
-    images = batch.images.to(net.head.weight.dtype) / 255  # [B, ways, k+q, ch, S, S]
+    head: list[torch.Tensor] = [p for layer in net.head for p in cast(nn.Linear, layer).parameters()]
+    images = batch.images.to(head[0].dtype) / 255  # [B, ways, k+q, ch, S, S]
 
     def step() -> None:
         net.zero_grad(set_to_none=True)
@@ -104,14 +167,13 @@ def conventional_step(net: ConventionalNet, batch: TaskBatch, inner: InnerLoop) 
             x = images[task]  # [ways, k+q, ch, S, S]
             features = net.body(x.flatten(0, 1)).view(ways, shots + query, -1)  # [ways, k+q, d]
             support, queried = features[:, :shots].flatten(0, 1), features[:, shots:].flatten(0, 1)
-            weight: torch.Tensor = net.head.weight
-            bias: torch.Tensor = net.head.bias
+            params = head
             for _ in range(inner.steps):
-                loss = F.cross_entropy(F.linear(support, weight, bias), labels_s)
-                loss = loss + inner.lam / 2 * (weight.pow(2).sum() + bias.pow(2).sum())
-                g_weight, g_bias = torch.autograd.grad(loss, (weight, bias), create_graph=True)
-                weight, bias = weight - inner.stepsize * g_weight, bias - inner.stepsize * g_bias
-            total = total + F.cross_entropy(F.linear(queried, weight, bias), labels_q)
+                loss = F.cross_entropy(_apply_head(params, support), labels_s)
+                loss = loss + inner.lam / 2 * torch.stack([p.pow(2).sum() for p in params]).sum()
+                grads = torch.autograd.grad(loss, params, create_graph=True)
+                params = [p - inner.stepsize * g for p, g in zip(params, grads)]
+            total = total + F.cross_entropy(_apply_head(params, queried), labels_q)
         (total / batch.tasks).backward()
 
     return step

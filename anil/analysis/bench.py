@@ -1,8 +1,6 @@
-"""Benchmark a meta-iteration: the batched engine against the per-task reference and the floor.
-
-    .venv/bin/python scripts/bench.py --out docs/data/performance-cpu.json   # the CPU grid (about 10 minutes, 2 cores)
-    .venv/bin/python scripts/bench.py --quick                                 # a one-minute smoke of every measurement
-    .venv/bin/python scripts/bench.py --device cuda --mini-B 32 --repeats 20
+"""What the benchmark measures for a meta-iteration: the batched engine against the per-task
+reference, the floor, the learn2learn-style baseline and the machine's limit (scripts/bench.py
+runs it and writes the JSON).
 
 In one process and on identical inputs (random uint8 tasks of the real shapes, 5-way, 5 support
 + 5 query per class), it times the median of `--repeats` meta-iterations after one warm-up of:
@@ -10,7 +8,9 @@ In one process and on identical inputs (random uint8 tasks of the real shapes, 5
   reference  the per-task loop of anil_reference_meta_loss + backward (second order only)
   floor      one forward + backward of body + a linear head over the same images, no inner loop:
              the best of one batch and cache-sized chunks
-It also reports the memory autograd keeps for backward (CPU) or the peak allocation (CUDA), the
+On the FC100 rows it also times the learn2learn-style loop (anil/analysis/baseline.py) and puts
+the engine against the FLOP limit at the machine's measured peak. It reports the memory
+autograd keeps for backward (CPU) or the peak allocation (CUDA), the
 number of aten operator calls per meta-iteration for B = 4 and B = 32 (PyTorch profiler, body in
 one call: the GPU path), a breakdown of one iteration, and how time grows with B. It prints
 tables and writes everything as JSON (--out), from which docs/performance.md is generated
@@ -20,21 +20,20 @@ tables and writes everything as JSON (--out), from which docs/performance.md is 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
-from anil.analysis.baseline import ConventionalNet, body_flops, conventional_step, gemm_peak, operator_time
+from anil.analysis.baseline import ConventionalNet, body_flops, conventional_step, operator_time
+from anil.analysis.benchsteps import (
+    breakdown,
+    engine_loss,
+    engine_step,
+    floor_step,
+    graphed_engine_step,
+    reference_step,
+)
 from anil.analysis.timing import (
     QUERY,
     SHOTS,
@@ -47,120 +46,30 @@ from anil.analysis.timing import (
     operator_calls,
     peak_bytes,
 )
-from anil.data.sampler import TaskSampler
-from anil.data.split import Split
-from anil.engine.anil import BodyPass, adapt, anil_meta_loss, anil_reference_meta_loss, encode
-from anil.engine.losses import query_loss
+from anil.engine.anil import BodyPass
 from anil.engine.model import AnilNet
-from anil.engine.opcount import OpCounts
-from anil.run.graphs import WARMUP_CALLS, GraphedGradients
-from anil.tasks import InnerLoop, TaskBatch, class_labels
+from anil.tasks import InnerLoop
 
 SHAPES = {"fc100": 32, "miniimagenet": 84}  # 3-channel images of this side
 PARTS = ("fc100-convex", "fc100-nonconvex", "miniimagenet-convex")
-Step = Callable[[], None]
 
 
-def engine_step(model: AnilNet, batch: TaskBatch, inner: InnerLoop, body: BodyPass) -> Step:
-    def step() -> None:
-        model.zero_grad(set_to_none=True)
-        anil_meta_loss(model, batch, inner, torch.float32, body).loss.backward()
-
-    return step
+def images_per_call(device: torch.device, side: int, tasks: int) -> int:
+    """Images in one body call of the engine (its chunking on a CPU, the whole meta-batch elsewhere)."""
+    chunk = BodyPass.auto(device, WAYS * (SHOTS + QUERY), (3, side)).chunk_tasks or tasks
+    return min(chunk, tasks) * WAYS * (SHOTS + QUERY)
 
 
-def graphed_engine_step(model: AnilNet, batch: TaskBatch, inner: InnerLoop, body: BodyPass) -> Step:
-    """engine_step replayed from a CUDA graph after its warm-up calls (eager on a CPU)."""
-
-    def compute(batch: TaskBatch, counts: OpCounts) -> torch.Tensor:
-        model.zero_grad(set_to_none=True)
-        loss = anil_meta_loss(model, batch, inner, torch.float32, body).loss
-        loss.backward()
-        return loss.detach()
-
-    graphed = GraphedGradients(compute, list(model.parameters()), batch.images.device)
-
-    def step() -> None:
-        graphed(batch, OpCounts())
-
-    for _ in range(WARMUP_CALLS + 1):  # warm up and capture before anything is timed
-        step()
-    return step
-
-
-def engine_loss(model: AnilNet, batch: TaskBatch, inner: InnerLoop, body: BodyPass) -> Callable[[], torch.Tensor]:
-    """The engine's meta-loss as a function of nothing (what peak_bytes records the graph of)."""
-    return lambda: anil_meta_loss(model, batch, inner, torch.float32, body).loss
-
-
-def reference_step(model: AnilNet, batch: TaskBatch, inner: InnerLoop) -> Step:
-    def step() -> None:
-        model.zero_grad(set_to_none=True)
-        anil_reference_meta_loss(model, batch, inner, torch.float32).backward()
-
-    return step
-
-
-def floor_step(model: AnilNet, batch: TaskBatch, body: BodyPass) -> Step:
-    """Body + linear head over all the images, one backward: the least any ANIL iteration can cost."""
-    labels = class_labels(WAYS, SHOTS + QUERY, batch.images.device)
-
-    def step() -> None:
-        model.zero_grad(set_to_none=True)
-        support, query = encode(model, batch, torch.float32, body)
-        features = torch.cat([support, query], dim=1)  # [B, ways*(k+q), d]
-        logits = F.linear(features, model.head[0], model.head[1])
-        F.cross_entropy(logits.flatten(0, 1), labels.repeat(batch.tasks)).backward()
-
-    return step
-
-
-def breakdown(
-    model: AnilNet, batch: TaskBatch, inner: InnerLoop, body: BodyPass, repeats: int, device: torch.device
-) -> dict[str, float]:
-    """Median seconds of each part of one meta-iteration."""
-    split = Split(
-        np.random.default_rng(0).integers(0, 256, (64 * 600, *batch.images.shape[3:]), dtype=np.uint8),
-        np.full(64, 600),
-        [str(i) for i in range(64)],
-        "random",
-    )
-    sampler = TaskSampler(split, WAYS, SHOTS, QUERY, torch.Generator(device=device).manual_seed(0))
-    labels_s, labels_q = class_labels(WAYS, SHOTS, device), class_labels(WAYS, QUERY, device)
-    state: dict[str, Any] = {}
-
-    def body_forward() -> None:
-        state["features"] = encode(model, batch, torch.float32, body)
-
-    def inner_loop() -> None:
-        support, query = state["features"]
-        adapted, _ = adapt(list(model.head), support, labels_s, inner)
-        state["loss"] = query_loss(adapted, query, labels_q).mean()
-
-    def backward() -> None:
-        model.zero_grad(set_to_none=True)
-        body_forward()
-        inner_loop()
-        state["loss"].backward()
-
-    timed = interleaved(
-        {
-            "sampling": lambda: sampler.sample(batch.tasks),
-            "body forward": body_forward,
-            "inner loop (forward)": inner_loop,
-            "whole": backward,
-        },
-        repeats,
-        device,
-    )
-    whole = timed.pop("whole")
-    timed["backward (body + inner loop)"] = whole - timed["body forward"] - timed["inner loop (forward)"]
-    return timed
-
-
-def run_grid(options: argparse.Namespace, part: str, device: torch.device) -> list[dict[str, Any]]:
+def run_grid(
+    options: argparse.Namespace,
+    part: str,
+    device: torch.device,
+    on_row: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> list[dict[str, Any]]:
     """One dataset and geometry's rows. The floor runs interleaved with the engine and the
-    reference on the second-order rows; first-order rows use the floor of the row with the same N."""
+    reference on the second-order rows; first-order rows use the floor of the row with the same N.
+    `on_row` gets the rows so far after each one (the driver writes them out, so a run cut short
+    keeps what it measured)."""
     dataset, geometry = part.split("-")
     side = SHAPES[dataset]
     tasks = options.B if dataset == "fc100" else options.mini_B
@@ -177,8 +86,8 @@ def run_grid(options: argparse.Namespace, part: str, device: torch.device) -> li
     floor_at: dict[int, float] = {}
     grid_n = options.N if dataset == "fc100" else [7]
     model = make_model(geometry, side, device, options.compile)
-    conventional = ConventionalNet(3, side, WAYS).to(device)
-    limit = body_flops(tasks * WAYS * (SHOTS + QUERY), 3, side) / options.gemm_peak  # seconds at the GEMM peak
+    conventional = ConventionalNet(3, side, WAYS, model.head[0].shape[0] if geometry == "nonconvex" else 0).to(device)
+    limit = body_flops(tasks * WAYS * (SHOTS + QUERY), 3, side) / options.peak  # seconds at the machine's peak
     for first_order in (False, True) if dataset == "fc100" else (False,):
         for n in grid_n:
             inner = InnerLoop(n, 0.1, 0.01 if geometry == "convex" else 0.0, first_order)
@@ -187,7 +96,7 @@ def run_grid(options: argparse.Namespace, part: str, device: torch.device) -> li
             if not first_order:
                 steps["reference"] = reference_step(model, batch, inner)
                 steps["floor"] = floor_step(floor_model, batch, best_floor)
-                if dataset == "fc100" and geometry == "convex":  # the external baseline, where its target is
+                if dataset == "fc100":  # the external baseline, where its targets are
                     steps["l2l_style"] = conventional_step(conventional, batch, inner)
             timed = interleaved(steps, options.repeats if not first_order else max(2, options.repeats * 2 // 5), device)
             floor = timed.get("floor") or floor_at[n]
@@ -214,6 +123,8 @@ def run_grid(options: argparse.Namespace, part: str, device: torch.device) -> li
             )
             rows.append(row)
             print(_row_line(row), flush=True)
+            if on_row:
+                on_row(rows)
     return rows
 
 
@@ -294,120 +205,9 @@ def _row_line(row: dict[str, Any]) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="scripts/bench.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--repeats", type=int, default=10, help="timed iterations per measurement (median)")
-    parser.add_argument("--B", type=int, default=32, help="tasks per meta-batch at the FC100 shape")
-    parser.add_argument("--mini-B", type=int, default=4, help="tasks per meta-batch at the miniImageNet shape")
-    parser.add_argument("--N", type=int, nargs="+", default=[1, 7, 30])
-    parser.add_argument("--bf16", action="store_true", help="autocast the body to bfloat16 (engine and floor)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the body")
-    parser.add_argument("--cuda-graphs", action="store_true", help="replay the engine's iteration from a CUDA graph")
-    parser.add_argument("--quick", action="store_true", help="B=4, 1 repeat, N=1 7: checks that everything runs")
-    parser.add_argument("--parts", nargs="+", choices=PARTS, help="measure only these (default: all)")
-    parser.add_argument(
-        "--no-extras",
-        dest="extras",
-        action="store_false",
-        help="only the grid rows: no operator calls, launches, profile, breakdown or B scaling",
-    )
-    parser.add_argument("--gemm-peak", type=float, help=argparse.SUPPRESS)  # FLOP/s, measured once by the parent
-    parser.add_argument("--part", choices=[*PARTS, "extras"], help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, default=Path("outputs/bench/bench.json"))
-    options = parser.parse_args(argv)
-    if options.quick:
-        options.B, options.mini_B, options.repeats, options.N = 4, 2, 1, [1, 7]
-    device = torch.device(
-        "cuda"
-        if options.device == "auto" and torch.cuda.is_available()
-        else ("cpu" if options.device == "auto" else options.device)
-    )
-    if options.gemm_peak is None:
-        options.gemm_peak = gemm_peak(device)
-    if options.part:  # one part, in its own process: memory of one part never weighs on the next
-        result = run_grid(options, options.part, device) if options.part != "extras" else extras(options, device)
-        options.out.write_text(json.dumps(result))
-        return
-    machine = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
-    )
-    print(
-        f"torch {torch.__version__} on {machine}; 5-way, 5+5 per class; median of {options.repeats}"
-        + ("; body in bf16" if options.bf16 else "")
-        + ("; body compiled" if options.compile else "")
-        + ("; CUDA graphs" if options.cuda_graphs else "")
-    )
-    print(
-        "| dataset | B | geometry | N | order | engine s | reference s | floor s | engine/floor "
-        "| reference/engine | graph MiB |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
-    # Each part in a fresh process: measured in one long process, later rows ran up to 25% slower
-    # (allocator state), which skews comparisons between rows.
-    given = sys.argv[1:] if argv is None else argv
-    args = [*given, "--gemm-peak", repr(options.gemm_peak)]  # every part uses this one measurement
-    print(f"fp32 GEMM peak: {options.gemm_peak / 1e9:.0f} GFLOP/s (2048^3, the fastest of 10)", flush=True)
-    parts = options.parts or list(PARTS)
-    measured = (*parts, "extras") if options.extras else tuple(parts)
-    results = {part: _run_part(part, args) for part in measured}
-    results.setdefault("extras", {"engine_s_by_B": {}, "operator_calls": {}})
-    rows = [row for part in parts for row in results[part]]
-    engine_n7 = next(
-        (
-            r["engine_s"]
-            for r in rows
-            if r["dataset"] == "fc100" and r["geometry"] == "convex" and r["N"] == 7 and r["order"] == "second"
-        ),
-        None,
-    )
-    if engine_n7 is not None:
-        results["extras"]["engine_s_by_B"][str(options.B)] = engine_n7
-        print(f"engine at B={options.B}: {engine_n7:.3f} s ({1000 * engine_n7 / options.B:.1f} ms/task; the grid row)")
-    calls = {int(b): n for b, n in results["extras"]["operator_calls"].items()}
-    _print_targets(rows, calls)
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    options.out.write_text(
-        json.dumps(
-            {
-                "machine": machine,
-                "torch": torch.__version__,
-                "device": str(device),
-                "repeats": options.repeats,
-                "threads": torch.get_num_threads(),
-                "gemm_peak_flops": options.gemm_peak,
-                "date": time.strftime("%Y-%m-%d"),
-                "variant": {"bf16": options.bf16, "compile": options.compile, "cuda_graphs": options.cuda_graphs},
-                "command": _command(given),
-                "rows": rows,
-                **results["extras"],
-            },
-            indent=2,
-        )
-    )
-    print(f"wrote {options.out}")
-
-
-def _command(args: list[str]) -> str:
-    return " ".join([".venv/bin/python scripts/bench.py", *args])
-
-
-def _run_part(part: str, args: list[str]) -> Any:
-    """Run the benchmark for one part in a child process (same arguments) and read back its JSON."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / f"{part}.json"
-        args = list(args)
-        if "--out" in args:
-            del args[args.index("--out") : args.index("--out") + 2]
-        subprocess.run(
-            [sys.executable, "-m", "anil.analysis.bench", *args, "--part", part, "--out", str(out)], check=True
-        )
-        return json.loads(out.read_text())
-
-
 Target = tuple[str, float, bool]  # what is checked, the measured value, whether it is met
+L2L_TARGET = 2.0  # the learn2learn-style loop at least this much slower than the engine, N = 1, 7, 30
+LIMIT_TARGET = 2.0  # the engine within this factor of the FLOP limit at the machine's peak
 
 
 def targets(rows: list[dict[str, Any]], calls: dict[int, int]) -> list[Target]:
@@ -426,28 +226,19 @@ def targets(rows: list[dict[str, Any]], calls: dict[int, int]) -> list[Target]:
     checks.append(("engine never slower than the reference (min reference/engine >= 1)", min(ratios), min(ratios) >= 1))
     if 4 in calls and 32 in calls:  # not in a --quick run
         checks.append(("operator calls B=32 within 10% of B=4", calls[32] / calls[4], calls[32] <= 1.1 * calls[4]))
-    for n in (1, 7):
-        row = find(dataset="fc100", geometry="convex", N=n, order="second")
-        if row and row.get("l2l_style_over_engine") is not None:
-            name = f"learn2learn-style / engine at N={n} (convex, FC100) >= 1.3"
-            checks.append((name, row["l2l_style_over_engine"], row["l2l_style_over_engine"] >= 1.3))
+    for geometry in ("convex", "nonconvex"):
+        for n in (1, 7, 30):
+            row = find(dataset="fc100", geometry=geometry, N=n, order="second")
+            if row and row.get("l2l_style_over_engine") is not None:
+                name = f"learn2learn-style / engine at N={n} ({geometry}, FC100) >= {L2L_TARGET}"
+                checks.append((name, row["l2l_style_over_engine"], row["l2l_style_over_engine"] >= L2L_TARGET))
     row = find(dataset="fc100", geometry="convex", N=7, order="second")
     if row and row.get("engine_over_flop_limit") is not None:
-        name = "engine / FLOP limit at N=7 (convex, FC100) <= 2.0"
-        checks.append((name, row["engine_over_flop_limit"], row["engine_over_flop_limit"] <= 2.0))
+        name = f"engine / FLOP limit at N=7 (convex, FC100) <= {LIMIT_TARGET}"
+        checks.append((name, row["engine_over_flop_limit"], row["engine_over_flop_limit"] <= LIMIT_TARGET))
     low = find(dataset="fc100", geometry="convex", N=1, order="second")
     high = find(dataset="fc100", geometry="convex", N=30, order="second")
     if low and high:
         ratio = high["memory_bytes"] / low["memory_bytes"]
         checks.append(("memory at N=30 within 10% of N=1 (convex)", ratio, ratio <= 1.1))
     return checks
-
-
-def _print_targets(rows: list[dict[str, Any]], calls: dict[int, int]) -> None:
-    print("\ntargets:")
-    for name, value, ok in targets(rows, calls):
-        print(f"  {'met' if ok else 'NOT MET':<8} {name}: {value:.3f}")
-
-
-if __name__ == "__main__":
-    main()

@@ -52,7 +52,8 @@ class _AccurateBatchNorm(torch.autograd.Function):
         invstd = torch.rsqrt((centred * centred).sum(DIMS) / count + eps)  # [C]
         ctx.save_for_backward(x, weight, bias, mean, invstd)
         ctx.eps = eps
-        return torch.addcmul(_per_channel(bias), centred, _per_channel(invstd * weight))
+        # in place: the centred values are not needed after this, and a fresh output costs an allocation
+        return torch.addcmul(_per_channel(bias), centred, _per_channel(invstd * weight), out=centred)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -72,7 +73,8 @@ class _AccurateBatchNorm(torch.autograd.Function):
         a = invstd * weight
         c = -grad_scale * invstd * invstd / count * a
         d = -grad_bias / count * a - c * mean
-        grad_x = torch.addcmul(torch.addcmul(_per_channel(d), x, _per_channel(c)), grad, _per_channel(a))
+        grad_x = torch.addcmul(_per_channel(d), x, _per_channel(c), out=centred)  # reuses the buffer, as above
+        grad_x = torch.addcmul(grad_x, grad, _per_channel(a), out=grad_x)
         return grad_x, grad_scale * invstd, grad_bias, None
 
 
