@@ -24,7 +24,8 @@ from typing import Any
 import torch
 
 from anil.analysis.baseline import peak_method, peak_rates
-from anil.analysis.bench import PARTS, SHAPES, extras, images_per_call, run_grid, targets
+from anil.analysis.bench import PARTS, SHAPES, extras, images_per_call, run_grid
+from anil.analysis.targets import targets
 from anil.atomic import write_json_atomic
 
 

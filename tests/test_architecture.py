@@ -1,9 +1,13 @@
 """The package's layers import only downward: the engine and the data layer never reach the run,
 analysis or command-line layers; the engine never imports the data layer; only the command line
-imports Hydra; and the project cites nothing outside its repository."""
+imports Hydra; imports are absolute (so none escapes these rules); scripts/ drive the package
+and nothing imports them; the readers of run folders never load torch; and the project cites
+nothing outside its repository."""
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,14 +18,15 @@ PACKAGE = REPO / "anil"
 
 # layer -> the anil modules it may import (its own modules are always allowed)
 ALLOWED = {
-    "base": {"anil", "anil.config", "anil.tasks", "anil.atomic"},
-    "data": {"anil.config", "anil.tasks", "anil.atomic"},
+    "base": {"anil", "anil.config", "anil.validation", "anil.tasks", "anil.atomic"},
+    "data": {"anil.config", "anil.validation", "anil.tasks", "anil.atomic"},
     "engine": {"anil.tasks"},
-    "run": {"anil.config", "anil.tasks", "anil.atomic", "anil.data", "anil.engine"},
-    "analysis": {"anil.config", "anil.tasks", "anil.atomic", "anil.data", "anil.engine", "anil.run"},
+    "run": {"anil.config", "anil.validation", "anil.tasks", "anil.atomic", "anil.data", "anil.engine"},
+    "analysis": {"anil.config", "anil.validation", "anil.tasks", "anil.atomic", "anil.data", "anil.engine", "anil.run"},
     "cli": {
         "anil",
         "anil.config",
+        "anil.validation",
         "anil.tasks",
         "anil.atomic",
         "anil.data",
@@ -30,7 +35,7 @@ ALLOWED = {
         "anil.analysis",
     },
 }
-BASE = {"__init__.py", "__main__.py", "config.py", "tasks.py", "atomic.py"}
+BASE = {"__init__.py", "__main__.py", "config.py", "validation.py", "tasks.py", "atomic.py"}
 
 
 def layer_of(path: Path) -> str:
@@ -74,6 +79,70 @@ def test_imports_go_down_the_layers(path):
         assert any(name == a or name.startswith(a + ".") for a in allowed if a != "anil") or name in allowed, (
             f"{path.relative_to(REPO)} ({layer}) imports {name}"
         )
+
+
+def test_imports_are_absolute():
+    """A relative import would slip past the layer rules above, which read absolute names."""
+    for path in [*modules(), *(REPO / "scripts").glob("*.py")]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        relative = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level]
+        assert not relative, f"{path.relative_to(REPO)}: relative import at line(s) {relative}"
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "scripts").glob("*.py")), ids=lambda p: p.name)
+def test_scripts_use_the_package_without_hydra(path):
+    """scripts/ are drivers over the package's layers: they import anil but never Hydra (which
+    lives in anil/cli only), and no module of the package imports a script."""
+    names = imports(path)
+    assert not {n for n in names if n == "hydra" or n.startswith(("hydra.", "omegaconf"))}, path.name
+    for module in modules():
+        assert not {n for n in imports(module) if n == "scripts" or n.startswith("scripts.")}, module
+
+
+# What reads run folders, sweeps and measured data: `anil plot`, `anil table`, `anil report`, the
+# metrics and summary formats, statistics, claims. They start without torch's seconds of import.
+TORCH_FREE = [
+    "anil.cli.main",
+    "anil.cli.plot",
+    "anil.cli.table",
+    "anil.cli.report",
+    "anil.run.metrics",
+    "anil.run.outcome",
+    "anil.run.folder",
+    "anil.run.errors",
+    "anil.engine.counters",
+    "anil.analysis.plot",
+    "anil.analysis.table",
+    "anil.analysis.statistics",
+    "anil.analysis.claims",
+    "anil.analysis.cost",
+    "anil.analysis.targets",
+    "anil.analysis.smoothness_summary",
+    *sorted(f"anil.analysis.reports.{p.stem}" for p in (PACKAGE / "analysis" / "reports").glob("*.py")),
+]
+FIRST_TORCH_IMPORT = """
+import builtins, importlib, sys
+original, culprit = builtins.__import__, []
+def watch(name, globals=None, locals=None, fromlist=(), level=0):
+    if name.split(".")[0] == "torch" and "torch" not in sys.modules and not culprit:
+        culprit.append((globals or {}).get("__name__"))
+    return original(name, globals, locals, fromlist, level)
+builtins.__import__ = watch
+for module in sys.argv[1:]:
+    importlib.import_module(module)
+    if culprit:
+        print(f"importing {module} loads torch (first imported by {culprit[0]})")
+        break
+"""
+
+
+def test_readers_of_run_folders_do_not_import_torch():
+    """In a fresh interpreter (this one has torch loaded): importing any reader leaves torch out."""
+    result = subprocess.run(
+        [sys.executable, "-c", FIRST_TORCH_IMPORT, *TORCH_FREE], capture_output=True, text=True, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "", result.stdout
 
 
 def test_only_the_command_line_imports_hydra():

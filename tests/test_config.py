@@ -8,8 +8,9 @@ import yaml
 
 from anil.cli.checks import check_overrides, job_overrides
 from anil.cli.compose import compose_train, config_groups, hydra_context
-from anil.config import ConfigError, TrainConfig, from_dict
-from helpers import anil_command, compose_config
+from anil.config import ConfigError, TrainConfig
+from anil.validation import from_dict
+from helpers import anil, anil_command, compose_config
 
 GROUPS = config_groups()
 
@@ -101,14 +102,14 @@ def test_from_dict_rejects_unknown_nested_key():
 
 
 def test_bad_config_on_the_command_line_is_one_line_and_writes_nothing(tmp_path):
-    result = subprocess.run([*anil_command(), "train", "N=-1"], cwd=tmp_path, capture_output=True, text=True)
+    result = anil("train", "N=-1", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["anil train: config error: N=-1: inner-loop steps must be >= 1"]
     assert list(tmp_path.iterdir()) == []
 
 
 def test_help_lists_the_groups(tmp_path):
-    result = subprocess.run([*anil_command(), "train", "--help"], cwd=tmp_path, capture_output=True, text=True)
+    result = anil("train", "--help", cwd=tmp_path)
     assert result.returncode == 0
     for group, options in GROUPS.items():
         assert f"{group}: {', '.join(options)}" in result.stdout
@@ -132,8 +133,7 @@ def test_sweep_expansion_is_hydras_own(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["experiment=demo", "dataset=procedural", "iterations=1", "eval_every=0", "eval_tasks=2", "B=2",
             "device=cpu", "N=1,2"]  # fmt: skip
-    result = subprocess.run([*anil_command(), "train", "-m", *args, f"hydra.sweep.dir={sweep}"],
-                            cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    result = anil("train", "-m", *args, f"hydra.sweep.dir={sweep}", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     launched = sorted(
         tuple(sorted(yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())))
@@ -145,13 +145,14 @@ def test_sweep_expansion_is_hydras_own(tmp_path):
     assert len(launched) == 4 and checked == launched
 
 
+@pytest.mark.slow  # a process: completion reads COMP_LINE from its environment
 def test_shell_completion_completes_anil_train(tmp_path):
     env = {**os.environ, "COMP_LINE": "anil train geometry=", "COMP_POINT": "20"}
     result = subprocess.run(
         [*anil_command(), "-sc", "query=bash"], capture_output=True, text=True, env=env, cwd=tmp_path
     )
     assert result.returncode == 0 and result.stdout.split() == ["geometry=convex", "geometry=nonconvex"]
-    script = subprocess.run([*anil_command(), "train", "-sc", "install=bash"], capture_output=True, text=True).stdout
+    script = anil("train", "-sc", "install=bash").stdout
     assert "complete -o nospace -o default -F hydra_bash_completion anil" in script
     assert list(tmp_path.iterdir()) == []
 

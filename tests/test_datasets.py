@@ -1,7 +1,5 @@
 """FC100 and miniImageNet from every supported on-disk format, the decoded cache, and bad input."""
 
-import subprocess
-
 import numpy as np
 import pytest
 
@@ -10,7 +8,7 @@ from anil.data import DatasetError, load_splits
 from anil.data.fc100 import FINE_NAMES
 from anil.run.outcome import Status
 from anil.run.trainer import run
-from helpers import anil_command, reload_from_cache
+from helpers import anil, reload_from_cache
 from helpers import formats as fixtures
 
 
@@ -218,12 +216,7 @@ def test_training_runs_on_each_fixture_format(tmp_path, writer, name):
 
 def test_command_line_error_is_one_line(tmp_path):
     missing = tmp_path / "nowhere"
-    result = subprocess.run(
-        [*anil_command(), "train", "dataset=fc100", f"dataset.root={missing}", f"hydra.run.dir={tmp_path}/run"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    result = anil("train", "dataset=fc100", f"dataset.root={missing}", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"anil train: dataset.root={missing} does not exist; point it at the folder holding "

@@ -19,7 +19,7 @@ import yaml
 from anil.atomic import current_umask
 from anil.config import DatasetConfig
 from anil.data import DatasetError, load_splits
-from anil.run.trainer import StopRequests
+from anil.run.stops import StopRequests
 from helpers import anil, anil_command
 from helpers import formats as fixtures
 
@@ -115,6 +115,7 @@ def test_the_run_lock_never_follows_a_link(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1 and target.read_text() == "keep me"
 
 
+@pytest.mark.slow  # processes
 def test_runs_started_together_get_folders_of_their_own(tmp_path):
     runs = [subprocess.Popen([*anil_command(), "train", *RUN, f"N={n}"], cwd=tmp_path, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True) for n in (1, 5, 9)]  # fmt: skip
@@ -180,6 +181,7 @@ print("classes", len(splits.train.counts), len(splits.val.counts), len(splits.te
 """
 
 
+@pytest.mark.slow  # processes
 def test_processes_racing_on_a_fresh_cache_all_succeed_and_decode_once(tmp_path):
     root = fixtures.write_cifar(tmp_path / "data")
     for attempt in range(3):
@@ -262,6 +264,7 @@ def start_and_stop(tmp_path, *overrides, wait_for="training convex"):
             process.kill()
 
 
+@pytest.mark.slow  # processes
 def test_sigterm_is_honoured_inside_a_very_long_inner_loop(tmp_path):
     code, took, output = start_and_stop(tmp_path, "N=200000", "B=2", "iterations=3")
     assert code == 130 and took < StopRequests.GRACE + 10, output
@@ -270,6 +273,7 @@ def test_sigterm_is_honoured_inside_a_very_long_inner_loop(tmp_path):
     assert "anil resume" in output
 
 
+@pytest.mark.slow  # processes
 def test_sigterm_is_honoured_inside_a_very_long_validation(tmp_path):
     code, took, output = start_and_stop(tmp_path, "eval_every=1", "eval_tasks=10000000", "B=2", "iterations=5",
                                         wait_for="iteration 1: validating")  # fmt: skip
@@ -282,7 +286,7 @@ def test_sigterm_is_honoured_inside_a_very_long_validation(tmp_path):
 def test_a_request_before_a_section_still_preempts_it(monkeypatch):
     """SIGTERM arriving between sections (after a step, before its validation; or while the run is
     being built) must not let the next section run unbounded: it keeps what is left of its grace."""
-    from anil.run.trainer import StopNow
+    from anil.run.stops import StopNow
 
     monkeypatch.setattr(StopRequests, "GRACE", 0.3)
     with StopRequests() as stop:
@@ -468,6 +472,7 @@ def test_eval_prints_its_result_even_when_it_cannot_write_it(tmp_path):
     assert result.stderr.strip().startswith("anil eval: cannot write") and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # processes
 def test_a_second_ctrl_c_is_one_line(tmp_path):
     log = tmp_path / "out.txt"
     with open(log, "w") as out:

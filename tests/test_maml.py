@@ -1,7 +1,5 @@
 """MAML (algorithm=maml) against its formula, and the operation counters of both algorithms."""
 
-import subprocess
-
 import pandas as pd
 import pytest
 import torch
@@ -13,7 +11,7 @@ from anil.engine.maml import maml_meta_loss, task_images
 from anil.engine.model import head_logits
 from anil.engine.opcount import OpCounts
 from anil.tasks import InnerLoop, class_labels
-from helpers import DTYPE, SMOKE, anil_command, make
+from helpers import DTYPE, SMOKE, anil, make
 
 
 def support_and_query_loss(model, batch, task, params, lam):
@@ -94,12 +92,7 @@ def test_counters_do_not_count_a_forward_without_backward():
 
 def test_maml_trains_through_the_cli_and_logs_its_counts(tmp_path):
     run = tmp_path / "run"
-    result = subprocess.run(
-        [*anil_command(), "train", *SMOKE, "algorithm=maml", "N=2", f"hydra.run.dir={run}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    result = anil("train", *SMOKE, "algorithm=maml", "N=2", f"hydra.run.dir={run}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "MAML at iteration 0" in result.stdout + result.stderr
     metrics = pd.read_csv(run / "metrics.csv")
@@ -108,11 +101,6 @@ def test_maml_trains_through_the_cli_and_logs_its_counts(tmp_path):
 
 
 def test_maml_refuses_anil_only_options(tmp_path):
-    result = subprocess.run(
-        [*anil_command(), "train", *SMOKE, "algorithm=maml", "bf16=true", f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    result = anil("train", *SMOKE, "algorithm=maml", "bf16=true", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert result.returncode == 2 and "apply to algorithm=anil only" in result.stderr
     assert not (tmp_path / "run").exists()

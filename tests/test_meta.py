@@ -174,8 +174,8 @@ def test_authors_initialisation_draws_from_the_stated_distributions():
     """init=authors: Xavier-uniform conv and head weights (bound sqrt(6 / (fan_in + fan_out))),
     zero head biases, BatchNorm weights in U(0, 1), BatchNorm biases 0; init=pytorch keeps
     BatchNorm weights at 1. A Kolmogorov-Smirnov distance checks the uniform shapes."""
-    from anil.config import CHOICES
     from anil.engine.model import INITS
+    from anil.validation import CHOICES
 
     assert CHOICES["init"] == INITS
 

@@ -22,6 +22,7 @@ def test_the_package_list_names_every_package_folder():
     assert PYPROJECT["tool"]["setuptools"]["package-dir"] == {"anil.conf": "conf"}
 
 
+@pytest.mark.slow  # builds and installs a wheel, runs it as processes
 def test_a_wheel_installed_outside_the_clone_trains_and_plots(tmp_path):
     wheels = tmp_path / "wheels"
     built = subprocess.run(

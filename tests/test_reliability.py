@@ -59,6 +59,7 @@ def assert_same_run(run_dir, reference):
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
 
 
+@pytest.mark.slow  # processes and signals
 @pytest.mark.parametrize("kill_after", [2, 11, 25])
 def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path, reference, kill_after):
     run_dir = tmp_path / "run"
@@ -72,6 +73,7 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path, referenc
     assert_same_run(run_dir, reference)
 
 
+@pytest.mark.slow  # processes and signals
 def test_sigterm_checkpoints_and_says_how_to_resume(tmp_path, reference):
     run_dir = tmp_path / "run"
     process = start(run_dir)
@@ -163,6 +165,7 @@ def test_resume_refusals_are_one_line(tmp_path):
     assert broken.returncode == 1 and "is corrupt" in broken.stderr and len(broken.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # processes and signals
 def test_a_second_process_in_the_same_run_directory_is_refused(tmp_path):
     run_dir = tmp_path / "run"
     first = start(run_dir, "iterations=100000")

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from anil.analysis import claims
-from anil.analysis.reports import complexity, divergence, performance, reproduction, sweeps, theory
+from anil.analysis.reports import complexity, divergence, performance, provenance, reproduction, sweeps, theory
 from anil.analysis.statistics import Verdict
-from helpers import REPO, anil_command
+from helpers import REPO, anil
 
 # --- reproduction ------------------------------------------------------------------------------
 
@@ -157,7 +157,7 @@ def test_anil_against_maml_to_a_common_loss_can_agree_and_disagree():
         maml = synthetic_sweep(
             "convex", ["constant"], [1, 5], saturating, lambda n, s=seconds: s, seeds=5, units=UNITS, algorithm="maml"
         )
-        text = reproduction.render(fig1, fig2, ["x"], reproduction.Others(maml=maml))
+        text = reproduction.render(fig1, fig2, ["x"], provenance.Others(maml=maml))
         rows = claim_rows(text, claims.ANIL_VS_MAML)
         assert len(rows) == 4  # counted cost and wall-clock, in the claims table and in the section
         counted, wall = rows[:2]
@@ -314,7 +314,7 @@ def test_divergence_search_judges_stability_either_way():
 def test_the_report_judges_stability_on_the_search_when_there_is_one():
     fig1 = synthetic_sweep("convex", ["constant"], CONVEX_GRID, saturating, cost=lambda n: 0.1)
     fig2 = synthetic_sweep("nonconvex", ["constant"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1)
-    text = reproduction.render(fig1, fig2, ["x"], reproduction.Others(search({0.4: 3, 0.8: 3}, {})))
+    text = reproduction.render(fig1, fig2, ["x"], provenance.Others(search({0.4: 3, 0.8: 3}, {})))
     rows = claim_rows(text, claims.INVERSE_N)  # on blow-ups, and on failed runs (blown up or collapsed)
     assert len(rows) == 2 and all("**agrees**" in row and "base α=0.4: 3/3" in row for row in rows)
     assert "## Divergence at N = 30" in text
@@ -324,7 +324,7 @@ def test_collect_reads_a_real_sweep(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["experiment=fig1_embedded", "dataset=procedural", "N=1,2", "seed=0", "iterations=3", "eval_every=0",
             "eval_tasks=4", "B=2", "device=cpu", f"hydra.sweep.dir={sweep}"]  # fmt: skip
-    result = subprocess.run([*anil_command(), "train", "-m", *args], cwd=tmp_path, capture_output=True, text=True)
+    result = anil("train", "-m", *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     written = sweeps.collect(sweep, "fig1", tmp_path / "data", tmp_path / "figures")
     seeds, jobs = sweeps.read(tmp_path / "data", "fig1").seeds, sweeps.read(tmp_path / "data", "fig1").jobs
@@ -345,11 +345,10 @@ def test_collect_reads_meta_test_accuracy_and_a_divergence_search(tmp_path):
     args = ["experiment=divergence_embedded_hard", "dataset=procedural", "N=3", "alpha=0.1,50", "seed=0",
             "alpha_schedule=constant", "iterations=3", "eval_tasks=4", "B=2", "device=cpu", "blowup_loss=3",
             f"hydra.sweep.dir={sweep}"]  # fmt: skip
-    result = subprocess.run([*anil_command(), "train", "-m", *args], cwd=tmp_path, capture_output=True, text=True)
+    result = anil("train", "-m", *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     first = next(sweep.glob("*alpha=0.1,*"))
-    result = subprocess.run([*anil_command(), "eval", str(first), "--tasks", "8", "--checkpoint", "last"],
-                            cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    result = anil("eval", str(first), "--tasks", "8", "--checkpoint", "last", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     curvature = tmp_path / "curvature"
     curvature.mkdir()
@@ -600,7 +599,7 @@ def test_committed_documents_are_what_their_data_gives(doc, tmp_path):
     """`anil report DOC` on a copy of docs/ rewrites the document byte for byte."""
     docs = tmp_path / "docs"
     subprocess.run(["cp", "-r", str(REPO / "docs"), str(docs)], check=True)
-    result = subprocess.run([*anil_command(), "report", doc, "--docs", str(docs)], capture_output=True, text=True)
+    result = anil("report", doc, "--docs", str(docs))
     assert result.returncode == 0, result.stderr
     assert (docs / f"{doc}.md").read_text() == (REPO / "docs" / f"{doc}.md").read_text()
 
@@ -624,7 +623,7 @@ def test_the_other_initialisation_is_judged_beside_the_main_one():
     variant.jobs["init"] = "pytorch"
     variant2 = synthetic_sweep("nonconvex", ["constant"], NONCONVEX_GRID, faster_with_n, lambda n: 0.1)
     variant2.jobs["init"] = "pytorch"
-    text = reproduction.render(fig1, fig2, ["x"], reproduction.Others(inits={"fig1": variant, "fig2": variant2}))
+    text = reproduction.render(fig1, fig2, ["x"], provenance.Others(inits={"fig1": variant, "fig2": variant2}))
     for figure, claim in (("Figure 1", claims.CONVEX_PER_ITERATION), ("Figure 2", claims.NONCONVEX_PER_ITERATION)):
         section = text.split(f"## {figure} under the other initialisation (init=pytorch)")[1].split("\n## ")[0]
         row = next(line for line in claim_rows(section, claim) if "training loss at iteration 120" in line)
@@ -632,7 +631,7 @@ def test_the_other_initialisation_is_judged_beside_the_main_one():
     assert "alpha_design=fixed_alpha_n init=pytorch hydra.sweep.dir=outputs/sweeps/fig1_embedded_init_pytorch" in text
     assert "alpha_design=fixed_alpha init=pytorch hydra.sweep.dir=outputs/sweeps/fig2_embedded_init_pytorch" in text
     assert "--fig1-init outputs/sweeps/fig1_embedded_init_pytorch --fig2-init" in text
-    same = reproduction.render(fig1, fig2, ["x"], reproduction.Others(inits={"fig1": fig1}))
+    same = reproduction.render(fig1, fig2, ["x"], provenance.Others(inits={"fig1": fig1}))
     assert "0 of" in same.split("## Figure 1 under the other initialisation")[1].split("|")[0]  # nothing changes
     assert "## Figure 2 under" not in same
 

@@ -20,6 +20,7 @@ COMPARED = MEASURED
 TOLERANCE = {"float64": dict(rtol=1e-8, atol=1e-12), "float32": dict(rtol=2e-5, atol=1e-6)}
 
 
+@pytest.mark.slow  # torchrun starts processes
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_two_gloo_processes_match_one(tmp_path, dtype):
     run = [*RUN, f"dtype={dtype}"]
@@ -67,6 +68,7 @@ def test_meta_batch_must_split_evenly(monkeypatch):
         ),
     ],
 )
+@pytest.mark.slow  # the launchers start processes
 def test_two_job_sweep_with_a_launcher_then_plot(tmp_path, launcher):
     sweep = tmp_path / "sweep"
     result = anil("train", "-m", *launcher, "experiment=smoke", "iterations=3", "N=1,2", f"hydra.sweep.dir={sweep}")

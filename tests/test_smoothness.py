@@ -1,16 +1,15 @@
 """`anil smoothness`: the estimator measures a local derivative, leaves the model as it found it,
 and the command writes its table and figure."""
 
-import subprocess
-
 import pandas as pd
 import pytest
 import torch
 
-from anil.analysis.smoothness import BLOCKS, DivergedTrajectory, Probe, measure, predicted, probe_point
+from anil.analysis.smoothness import DivergedTrajectory, Probe, measure, probe_point
+from anil.analysis.smoothness_summary import BLOCKS, predicted
 from anil.cli.smoothness import parser, trajectory_config
 from anil.run.setup import build, inner_loop, make_learner
-from helpers import anil_command
+from helpers import anil
 
 TINY = ["--dataset", "procedural", "--B", "2", "--directions", "1", "--points", "1", "--train-iterations", "1",
         "--max-iterations", "3", "--tolerance", "0.05", "--hidden", "8"]  # fmt: skip
@@ -57,14 +56,10 @@ def test_predicted_shapes_follow_the_propositions():
     assert predicted("convex", "L_phiphi", grid, 0.1, 0.01) is None  # Prop. 2: bounded, no N-dependence
 
 
+@pytest.mark.slow  # the whole probe, about a minute on 2 cores
 def test_smoothness_command_writes_its_outputs(tmp_path):
     out = tmp_path / "smooth"
-    result = subprocess.run(
-        [*anil_command(), "smoothness", *TINY, "--N", "1", "2", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    result = anil("smoothness", *TINY, "--N", "1", "2", "--out", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 2 * len(BLOCKS) * 2  # geometries x blocks x N
@@ -81,9 +76,7 @@ def test_smoothness_command_writes_its_outputs(tmp_path):
 
 
 def test_smoothness_rejects_a_bad_radius(tmp_path):
-    result = subprocess.run(
-        [*anil_command(), "smoothness", "--radius", "2"], capture_output=True, text=True, cwd=tmp_path
-    )
+    result = anil("smoothness", "--radius", "2", cwd=tmp_path)
     assert result.returncode == 2 and "--radius must be in (0, 1)" in result.stderr
 
 

@@ -21,6 +21,7 @@ def trained(tmp_path, logger):
     return run_dir, pd.read_csv(run_dir / "metrics.csv")
 
 
+@pytest.mark.slow  # the trackers' own packages: seconds of imports and, for wandb, a service process
 @pytest.mark.needs("tensorboard")
 def test_tensorboard_event_files_hold_the_metrics(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -34,6 +35,7 @@ def test_tensorboard_event_files_hold_the_metrics(tmp_path):
     assert "procedural_convex" in events.Tags()["images"]  # the run's figures at the end
 
 
+@pytest.mark.slow  # the trackers' own packages: seconds of imports and, for wandb, a service process
 @pytest.mark.needs("mlflow")
 def test_mlflow_local_store_holds_the_metrics_and_the_config(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
@@ -48,6 +50,7 @@ def test_mlflow_local_store_holds_the_metrics_and_the_config(tmp_path, monkeypat
     assert "procedural_convex.png" in [a.path for a in client.list_artifacts(found.info.run_id)]
 
 
+@pytest.mark.slow  # the trackers' own packages: seconds of imports and, for wandb, a service process
 @pytest.mark.needs("wandb")
 def test_wandb_offline_run_holds_the_metrics(tmp_path):
     run_dir, metrics = trained(tmp_path, "wandb")
@@ -56,6 +59,7 @@ def test_wandb_offline_run_holds_the_metrics(tmp_path):
     assert [row["loss"] for row in rows] == pytest.approx(metrics["loss"].tolist())
 
 
+@pytest.mark.slow  # the trackers' own packages: seconds of imports and, for wandb, a service process
 @pytest.mark.needs("tensorboard", "mlflow")
 def test_several_trackers_at_once(tmp_path):
     run_dir, _ = trained(tmp_path, "[csv,tensorboard,mlflow]")

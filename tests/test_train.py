@@ -1,7 +1,6 @@
 """`anil train` and `anil plot` end to end, through the real command line."""
 
 import json
-import subprocess
 
 import pandas as pd
 import pytest
@@ -11,11 +10,11 @@ from anil.run.metrics import COLUMNS
 from anil.run.setup import build
 from anil.run.trainer import objective_gradient, squared_norm
 from anil.tasks import TaskBatch
-from helpers import SMOKE, anil_command, small_config
+from helpers import SMOKE, anil, small_config
 
 
 def train(cwd, *args):
-    result = subprocess.run([*anil_command(), "train", *SMOKE, *args], cwd=cwd, capture_output=True, text=True)
+    result = anil("train", *SMOKE, *args, cwd=cwd)
     assert result.returncode == 0, result.stderr
     return result
 
@@ -81,19 +80,14 @@ FIGURE_SWEEP = [
 def test_figure_sweep_then_plot(tmp_path):
     """The fig1 experiment's own sweep, cut to two jobs, through the real CLI; then anil plot."""
     sweep = tmp_path / "sweep"
-    result = subprocess.run(
-        [*anil_command(), "train", "-m", "experiment=fig1_embedded", *FIGURE_SWEEP, f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    result = anil("train", "-m", "experiment=fig1_embedded", *FIGURE_SWEEP, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert jobs == [  # readable names: geometry first, then what the sweep varied (the experiment left out)
         "geometry=convex,B=2,N=1,dataset=procedural,eval_every=0,eval_tasks=4,iterations=3,seed=0",
         "geometry=convex,B=2,N=2,dataset=procedural,eval_every=0,eval_tasks=4,iterations=3,seed=0",
     ]
-    plotted = subprocess.run([*anil_command(), "plot", str(sweep)], cwd=tmp_path, capture_output=True, text=True)
+    plotted = anil("plot", str(sweep), cwd=tmp_path)
     assert plotted.returncode == 0, plotted.stderr
     for name in ("procedural_convex", "procedural_convex_gradnorms"):
         assert (sweep / f"{name}.png").stat().st_size > 10_000
@@ -108,21 +102,8 @@ def test_figure_sweep_then_plot(tmp_path):
 
 def test_plot_marks_diverged_skips_missing_and_reads_running_jobs(tmp_path):
     sweep = tmp_path / "sweep"
-    result = subprocess.run(
-        [
-            *anil_command(),
-            "train",
-            "-m",
-            *SMOKE,
-            "geometry=convex,nonconvex",
-            "N=1,2",
-            "seed=0,1",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    result = anil("train", "-m", *SMOKE, "geometry=convex,nonconvex", "N=1,2", "seed=0,1", f"hydra.sweep.dir={sweep}",
+                  cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
     assert len(jobs) == 8 and not any("device" in j.name for j in jobs)  # device is excluded from job names
@@ -138,9 +119,7 @@ def test_plot_marks_diverged_skips_missing_and_reads_running_jobs(tmp_path):
     (jobs[0] / "metrics.csv").unlink()  # a job that failed before training
     (sweep / "broken" / ".hydra").mkdir(parents=True)
     (sweep / "broken" / ".hydra" / "config.yaml").write_text((jobs[1] / ".hydra" / "config.yaml").read_text())
-    plotted = subprocess.run(
-        [*anil_command(), "plot", str(sweep), "--smooth", "2"], cwd=tmp_path, capture_output=True, text=True
-    )
+    plotted = anil("plot", str(sweep), "--smooth", "2", cwd=tmp_path)
     assert plotted.returncode == 0, plotted.stderr
     assert f"skipped {jobs[0]}: no metrics.csv" in plotted.stderr
     assert f"skipped {sweep / 'broken'}: no metrics.csv" in plotted.stderr
@@ -156,7 +135,7 @@ def test_plot_marks_diverged_skips_missing_and_reads_running_jobs(tmp_path):
 
 
 def test_plot_of_an_empty_folder_fails_clearly(tmp_path):
-    result = subprocess.run([*anil_command(), "plot", str(tmp_path)], capture_output=True, text=True)
+    result = anil("plot", str(tmp_path))
     assert result.returncode == 1 and "no job with metrics" in result.stderr
 
 
@@ -169,7 +148,7 @@ def test_the_full_objectives_gradient_is_measured_without_changing_training(tmp_
     pd.testing.assert_frame_equal(a[["loss", "sq_grad_norm_w", "val_loss"]], b[["loss", "sq_grad_norm_w", "val_loss"]])
     assert b["meta_sq_grad_norm_w"].notna().tolist() == [True, True, False, True]  # iterations 1, 2 and 4
     assert (b["meta_sq_grad_norm_phi"].dropna() > 0).all() and a["meta_sq_grad_norm_w"].isna().all()
-    plotted = subprocess.run([*anil_command(), "plot", str(measured)], capture_output=True, text=True)
+    plotted = anil("plot", str(measured))
     assert plotted.returncode == 0, plotted.stderr
     assert pd.read_csv(measured / "curves.csv")["meta_sq_grad_norm_w"].notna().sum() == 3
 

@@ -91,15 +91,6 @@ def measure(
     return row
 
 
-UNIT_OPERATIONS = {
-    "grad_w": "gradient in w at the features (one inner step's ∇_w L_S)",
-    "hvp_w": "Hessian-vector product in w at the features (∇²_w L_S v)",
-    "mixed_at_features": "mixed product at the features (ANIL's ∇_φ∇_w L_S v, before the body)",
-    "grad_through_body": "gradient through the body (∇_φ of a loss on the task's images)",
-    "hvp_through_body": "Hessian-vector product through the body and head (MAML's second-order product)",
-}
-
-
 def unit_costs(
     geometry: str, tasks: int, repeats: int, lam: float, device: torch.device, shape: tuple[int, int] = (3, SIDE)
 ) -> dict[str, float]:

@@ -24,6 +24,15 @@ from __future__ import annotations
 
 import pandas as pd
 
+# The unit operations the counters are priced in (measured by anil/analysis/complexity.py).
+UNIT_OPERATIONS = {
+    "grad_w": "gradient in w at the features (one inner step's ∇_w L_S)",
+    "hvp_w": "Hessian-vector product in w at the features (∇²_w L_S v)",
+    "mixed_at_features": "mixed product at the features (ANIL's ∇_φ∇_w L_S v, before the body)",
+    "grad_through_body": "gradient through the body (∇_φ of a loss on the task's images)",
+    "hvp_through_body": "Hessian-vector product through the body and head (MAML's second-order product)",
+}
+
 ANIL_PRICES = {
     "grad_evals_w": "grad_w",
     "grad_evals_phi": "grad_through_body",

@@ -31,7 +31,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from anil.config import inner_stepsize, resolve_references  # noqa: E402
-from anil.engine.opcount import count_names  # noqa: E402
+from anil.engine.counters import COUNTERS  # noqa: E402
 from anil.run.metrics import OBJECTIVE_METRICS, RENAMED  # noqa: E402
 from anil.run.outcome import Status, read_summary  # noqa: E402
 
@@ -42,7 +42,7 @@ FORMATS = ("png", "pdf")
 KEYS = ["dataset", "geometry", "alpha_schedule", "N", "alpha"]  # one curve per KEYS (alpha: the step used)
 SERIES = ("loss", "sq_grad_norm_w", "sq_grad_norm_phi")  # the per-iteration numbers that are plotted
 # Kept beside them in per_seed's table when logged; the operation counters price the counted-cost axis.
-KEPT = ("val_loss", "val_accuracy", *OBJECTIVE_METRICS, *count_names())
+KEPT = ("val_loss", "val_accuracy", *OBJECTIVE_METRICS, *COUNTERS)
 
 
 @dataclass(frozen=True)

@@ -23,33 +23,24 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")  # files only
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from anil.analysis.spectra import (  # noqa: E402
+from anil.analysis.spectra import (
     MAX_ITERATIONS,
     TOLERANCE,
     MetaHessian,
     block_norms,
     inner_curvature,
 )
-from anil.config import TrainConfig  # noqa: E402
-from anil.engine.learner import MetaLearner  # noqa: E402
-from anil.run.setup import Setup, build, dtype_of, image_shape, inner_loop, make_learner, resolve_device  # noqa: E402
-from anil.run.trainer import meta_step  # noqa: E402
-from anil.tasks import TaskBatch  # noqa: E402
+from anil.config import TrainConfig
+from anil.engine.learner import MetaLearner
+from anil.run.setup import Setup, build, dtype_of, image_shape, inner_loop, make_learner, resolve_device
+from anil.run.trainer import meta_step
+from anil.tasks import TaskBatch
 
 log = logging.getLogger(__name__)
-
-BLOCKS = ("L_ww", "L_wphi", "L_phiw", "L_phiphi")
-AGREEMENT = 0.02  # the two estimates of the mixed block (from w and from phi) should agree this closely
 
 
 class DivergedTrajectory(RuntimeError):
@@ -201,63 +192,3 @@ def measure(config: TrainConfig, probe: Probe) -> Measured:
             measured.quotients += [{**row, "iteration": mark} for row in rows]
         log.info("%s: point at iteration %d probed in %.1f s", geometry, mark, time.perf_counter() - started)
     return measured
-
-
-def summarise(samples: pd.DataFrame) -> pd.DataFrame:
-    """Median and quartiles of each block per (geometry, N) over the points (and directions)."""
-    ids = [c for c in ("geometry", "N", "iteration", "direction") if c in samples]
-    long = samples.melt(id_vars=ids, value_vars=list(BLOCKS), var_name="block")
-    grouped = long.groupby(["geometry", "block", "N"])["value"]
-    return pd.DataFrame(
-        {
-            "median": grouped.median(),
-            "q25": grouped.quantile(0.25),
-            "q75": grouped.quantile(0.75),
-            "min": grouped.min(),
-            "max": grouped.max(),
-            "samples": grouped.size(),
-        }
-    ).reset_index()
-
-
-def predicted(geometry: str, block: str, grid: list[int], alpha: float, lam: float) -> list[float] | None:
-    """The N-dependence Propositions 2 (convex, mu = lam: the guaranteed strong convexity) and 3 predict,
-    up to a constant; None where the bound does not depend on N."""
-    decay = 1 - alpha * lam
-    shapes = {
-        "convex": {"L_ww": lambda n: decay**n, "L_wphi": lambda n: n * decay**n, "L_phiw": lambda n: decay ** (n / 2)},
-        "nonconvex": {b: (lambda n: float(n)) for b in BLOCKS},
-    }
-    shape = shapes[geometry].get(block)
-    return None if shape is None else [shape(n) for n in grid]
-
-
-def draw(summary: pd.DataFrame, out: Path, alpha: float, lam: float) -> list[Path]:
-    """smoothness.png/.pdf: each block's median and quartiles against N, per geometry."""
-    geometries = list(summary["geometry"].unique())
-    figure, axes = plt.subplots(
-        1, len(geometries), figsize=(5.5 * len(geometries), 4.2), constrained_layout=True, squeeze=False
-    )
-    colours = {block: plt.get_cmap("tab10")(i) for i, block in enumerate(BLOCKS)}
-    for axis, geometry in zip(axes[0], geometries):
-        for block, part in summary[summary["geometry"] == geometry].groupby("block"):
-            part = part.sort_values("N")
-            grid = part["N"].tolist()
-            axis.plot(grid, part["median"], "o-", color=colours[block], label=f"{block} (median)")
-            axis.fill_between(grid, part["q25"], part["q75"], color=colours[block], alpha=0.2, linewidth=0)
-            shape = predicted(geometry, block, grid, alpha, lam if geometry == "convex" else 0.0)
-            if shape is not None:  # anchored at the smallest N: only the shape is predicted
-                scale = part["median"].iloc[0] / shape[0]
-                axis.plot(grid, [scale * s for s in shape], ":", color=colours[block])
-        axis.set_xscale("log")
-        axis.set_yscale("log")
-        axis.set_xlabel("inner steps N")
-        axis.set_ylabel("operator norm of the meta-Hessian block")
-        axis.set_title(f"{geometry} inner loop (dotted: predicted shape)")
-        axis.grid(True, which="both", alpha=0.3)
-        axis.legend(fontsize="small")
-    paths = [out / "smoothness.png", out / "smoothness.pdf"]
-    for path in paths:
-        figure.savefig(path, dpi=150)
-    plt.close(figure)
-    return paths

@@ -58,7 +58,11 @@ def interval(values: Sequence[float], statistic: Callable[[np.ndarray], float] =
         return Interval(estimate, -math.inf, math.inf, len(data))
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(data), size=(RESAMPLES, len(data)))
-    stats = np.apply_along_axis(statistic, 1, data[draws])
+    resampled = data[draws]  # [RESAMPLES, n]
+    if statistic in (np.mean, np.median):  # row by row in one call: the same numbers, 100x faster
+        stats = statistic(resampled, axis=1)
+    else:
+        stats = np.apply_along_axis(statistic, 1, resampled)
     tail = (1 - CONFIDENCE) / 2
     low, high = np.quantile(stats, [tail, 1 - tail])
     return Interval(estimate, float(low), float(high), len(data))

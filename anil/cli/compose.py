@@ -20,7 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import anil
-from anil.config import ConfigError, TrainConfig, explain, from_dict
+from anil.config import ConfigError, TrainConfig, explain
+from anil.validation import from_dict
 
 
 def find_conf() -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 from anil.atomic import write_json_atomic
 from anil.config import ConfigError
 from anil.data import DatasetError
-from anil.run.checkpoint import CheckpointError
+from anil.run.errors import CheckpointError
 from anil.run.evaluation import EVAL_JSON, evaluate_run
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from anil.analysis.smoothness import BLOCKS, DivergedTrajectory, Probe, draw, measure, summarise
+from anil.analysis.smoothness import DivergedTrajectory, Probe, measure
+from anil.analysis.smoothness_summary import BLOCKS, draw, summarise
 from anil.analysis.spectra import MAX_ITERATIONS, TOLERANCE
 from anil.atomic import write_json_atomic
 from anil.cli.compose import compose_typed, config_groups

@@ -26,8 +26,8 @@ from anil.cli.record import JobRecord
 from anil.config import ConfigError, TrainConfig
 from anil.data import DatasetError
 from anil.data import progress as data_progress
-from anil.run.checkpoint import CheckpointError
 from anil.run.distributed import launched_ranks
+from anil.run.errors import CheckpointError
 from anil.run.folder import RunRefused, holds_run
 from anil.run.outcome import RunSummary, Status, write_summary
 from anil.run.trackers import make_trackers

@@ -20,15 +20,13 @@ import numpy as np
 import torch
 
 from anil.atomic import atomic_file
-from anil.config import TrainConfig, from_dict
+from anil.config import TrainConfig
+from anil.run.errors import CheckpointError
+from anil.validation import from_dict
 
 CHECKPOINT = "checkpoint.pt"  # the latest state; what resume continues from
 BEST = "best.pt"  # the state with the best validation accuracy so far; what eval uses by default
 FORMAT = 1
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint or run directory that cannot be used; the message is one line naming it and the fix."""
 
 
 def rng_state() -> dict[str, Any]:

@@ -15,11 +15,11 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from anil.config import check_device, validate
 from anil.data import load_splits
 from anil.run import checkpoint
 from anil.run.checkpoint import BEST, CHECKPOINT
 from anil.run.setup import image_shape, make_learner, make_model, resolve_device, task_set
+from anil.validation import check_device, validate
 
 Z95 = 1.959964  # two-sided 95% quantile of the standard normal
 EVAL_JSON = "eval.json"

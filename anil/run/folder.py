@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import IO
 
-from anil.run.checkpoint import CheckpointError
+from anil.run.errors import CheckpointError
 
 LOCK = ".lock"
 # Any of these marks a folder as holding a run, finished or not (.hydra/ is written with the first).

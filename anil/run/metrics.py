@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from anil.atomic import atomic_file
-from anil.engine.opcount import count_names
+from anil.engine.counters import COUNTERS
 from anil.run.folder import open_no_follow
 
 STEP_METRICS = (  # measured in every meta-iteration, before the update
@@ -29,7 +29,7 @@ OBJECTIVE_METRICS = ("meta_sq_grad_norm_w", "meta_sq_grad_norm_phi")
 # iteration: meta-iterations done, 1-based (the row's numbers are measured in that iteration);
 # time: training wall-clock seconds so far (evaluation excluded); then what the meta-iteration
 # actually computed, per task (anil/engine/opcount.py).
-COLUMNS = ("iteration", "time", *STEP_METRICS, *VALIDATION_METRICS, *count_names(), *OBJECTIVE_METRICS)
+COLUMNS = ("iteration", "time", *STEP_METRICS, *VALIDATION_METRICS, *COUNTERS, *OBJECTIVE_METRICS)
 
 # Columns renamed since older runs were written (old -> new): readers and resumed runs map them.
 RENAMED = {"grad_norm_w": "sq_grad_norm_w", "grad_norm_phi": "sq_grad_norm_phi"}

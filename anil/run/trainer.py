@@ -11,14 +11,11 @@ import contextlib
 import logging
 import math
 import platform
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -28,11 +25,14 @@ from anil.engine.opcount import OpCounts
 from anil.run import checkpoint, distributed
 from anil.run.checkpoint import BEST, CHECKPOINT
 from anil.run.distributed import local_device
-from anil.run.folder import RunLock, RunRefused, refuse_if_taken
+from anil.run.folder import RunLock, refuse_if_taken
 from anil.run.metrics import STEP_METRICS, MetricsWriter
 from anil.run.outcome import Progress, RunSummary, Status, write_summary
+from anil.run.resumption import restore, resume_state, training_state
+from anil.run.rows import Fanout, NullWriter, RowWriter
 from anil.run.setup import Setup, TaskSet, build, resolve_device
 from anil.run.step import meta_gradients, squared_norm
+from anil.run.stops import StopNow, StopRequests
 from anil.run.trackers import Trackers
 from anil.tasks import TaskBatch
 
@@ -82,150 +82,6 @@ def objective_gradient(setup: Setup, tasks: TaskSet) -> tuple[float, float]:
     norms = torch.stack([squared_norm(model.head.parameters()), squared_norm(model.body.parameters())]).tolist()
     setup.optimizer.zero_grad(set_to_none=True)
     return norms[0], norms[1]
-
-
-def training_state(setup: Setup, config: TrainConfig, progress: Progress) -> dict[str, Any]:
-    return {
-        "iteration": progress.iteration,
-        "train_time": progress.train_time,
-        "best_val_accuracy": progress.best_val_accuracy,
-        "model": setup.model.state_dict(),
-        "optimizer": setup.optimizer.state_dict(),
-        "rng": checkpoint.rng_state(),
-        "sampler": setup.sampler.generator.get_state(),
-        "config": config.to_dict(),
-        "training_values": config.training_values(),
-    }
-
-
-def restore(setup: Setup, state: dict[str, Any]) -> Progress:
-    setup.model.load_state_dict(state["model"])
-    setup.optimizer.load_state_dict(state["optimizer"])
-    checkpoint.set_rng_state(state["rng"])
-    setup.sampler.generator.set_state(state["sampler"])
-    return Progress(state["iteration"], state["train_time"], state["best_val_accuracy"])
-
-
-def resume_state(config: TrainConfig, run_dir: Path) -> dict[str, Any] | None:
-    """The checkpoint to continue from, checked against this config; None when the run was
-    stopped before its first checkpoint (it then starts over and logs the same rows again)."""
-    path = run_dir / CHECKPOINT
-    if not path.exists():
-        log.warning("no checkpoint in %s yet: starting from iteration 0", run_dir)
-        return None
-    state = checkpoint.load(path)
-    # A key added to the config after the checkpoint was written counts as its default value.
-    saved = {**TrainConfig().training_values(), **state["training_values"]}
-    changed = checkpoint.differing_keys(saved, config.training_values())
-    if changed:
-        raise RunRefused(
-            f"checkpoint {path} was trained with other values of {', '.join(changed[:4])}; "
-            f"resume with the run's own settings (anil resume {run_dir}) or use a new run directory"
-        )
-    if state["iteration"] >= config.iterations:
-        raise RunRefused(
-            f"the run in {run_dir} already finished its {state['iteration']} iterations; nothing to resume "
-            "(pass a larger iterations= to train on)"
-        )
-    return state
-
-
-class StopNow(Exception):
-    """A stop request that could not wait for the current iteration or evaluation to end."""
-
-
-class StopRequests:
-    """SIGINT / SIGTERM ask the loop to stop after the current iteration; a second SIGINT stops at once.
-
-    An iteration (or a validation) that is still running GRACE seconds after the request is
-    abandoned: inside a `preemptible()` section a timer raises StopNow, so a run with a huge N or
-    eval_tasks still stops promptly. Nothing inside such a section changes the model."""
-
-    GRACE = 5.0  # seconds an iteration may still take after a stop request
-
-    def __init__(self, can_preempt: bool = True) -> None:
-        self.signal: str | None = None
-        self._previous: dict[int, Any] = {}
-        self._main = threading.current_thread() is threading.main_thread()
-        self._can_preempt = can_preempt and self._main
-        self._in_section = False
-        self._requested_at = 0.0  # time.monotonic() of the latest request
-
-    def __enter__(self) -> StopRequests:
-        if self._main:
-            for number in (signal.SIGINT, signal.SIGTERM):
-                self._previous[number] = signal.signal(number, self._request)
-            if self._can_preempt:
-                self._previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, self._overdue)
-        return self
-
-    def _request(self, number: int, frame: FrameType | None) -> None:
-        if self.signal is not None and number == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signal = signal.Signals(number).name
-        self._requested_at = time.monotonic()
-        log.warning("%s received: finishing this iteration, then checkpointing", self.signal)
-        if self._in_section:
-            self._arm()
-
-    def _arm(self) -> None:
-        """Raise StopNow when what is left of the latest request's grace runs out."""
-        if self._can_preempt:
-            left = self.GRACE - (time.monotonic() - self._requested_at)
-            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
-
-    def _overdue(self, number: int, frame: FrameType | None) -> None:
-        if self._in_section:
-            raise StopNow(f"stopped by {self.signal} during an iteration that ran {self.GRACE:g} s past the request")
-
-    @contextlib.contextmanager
-    def preemptible(self) -> Iterator[None]:
-        """A stretch of work a stop request may abandon (when it overruns GRACE). A request that came
-        before the section (between an iteration and its validation, or while the run was being
-        built) keeps what is left of its grace: the section is abandoned when that runs out."""
-        self._in_section = True
-        if self.signal is not None:
-            self._arm()
-        try:
-            yield
-        finally:
-            self._in_section = False
-            if self._can_preempt:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._can_preempt:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
-
-
-class RowWriter(Protocol):
-    def write(self, row: dict[str, Any]) -> None: ...
-
-
-class Fanout:
-    """metrics.csv first (the record), then the trackers."""
-
-    def __init__(self, record: RowWriter, trackers: Trackers):
-        self.record, self.trackers = record, trackers
-
-    def write(self, row: dict[str, Any]) -> None:
-        self.record.write(row)
-        self.trackers.write(row)
-
-
-class NullWriter:
-    """What processes other than rank 0 write metrics to: nothing."""
-
-    def write(self, row: dict[str, Any]) -> None:
-        pass
-
-    def __enter__(self) -> NullWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
 
 
 @dataclass

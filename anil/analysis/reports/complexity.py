@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from anil.analysis.complexity import UNIT_OPERATIONS
+from anil.analysis.cost import UNIT_OPERATIONS
 from anil.analysis.reports.markdown import generated_by, source_name, table
 
 COMMAND = "anil report complexity"

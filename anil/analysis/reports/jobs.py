@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +53,30 @@ def _evaluation(folder: Path) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: unreadable ({error}); run anil eval {folder} again") from None
     return found if isinstance(found, dict) else {}
+
+
+def environment(jobs: pd.DataFrame) -> str:
+    """Where the jobs ran, as their summaries recorded it."""
+    columns = ["device", "device_name", "torch", "torch_threads"]
+    places = jobs.groupby(columns, dropna=False).size().reset_index(name="jobs")
+    return "; ".join(
+        f"{p.jobs} jobs on {p.device} ({p.device_name}, torch {p.torch}, " + f"{_threads(p.torch_threads)})"
+        for p in places.itertuples()
+    )
+
+
+def _threads(value: Any) -> str:
+    """A job's torch thread count as its summary recorded it (older summaries did not)."""
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return f"{int(value)} thread{'' if int(value) == 1 else 's'}"
+    return "threads not recorded"
+
+
+def algorithm_of(jobs: pd.DataFrame) -> str:
+    """The jobs' algorithm (anil or maml); jobs recorded before the column existed ran ANIL."""
+    return str(jobs["algorithm"].iloc[0]) if "algorithm" in jobs else "anil"
+
+
+def init_of(jobs: pd.DataFrame) -> str:
+    """The jobs' initialisation; jobs recorded before the option existed used PyTorch's defaults."""
+    return str(jobs["init"].iloc[0]) if "init" in jobs else DEFAULT_INIT

@@ -12,21 +12,10 @@ compared seed by seed (claims.anil_vs_maml).
 from __future__ import annotations
 
 from anil.analysis import claims
+from anil.analysis.reports.jobs import environment
 from anil.analysis.reports.markdown import table
-from anil.analysis.reports.sweeps import (
-    Curves,
-    Row,
-    Sweep,
-    chance,
-    common_target,
-    costs_at,
-    design,
-    environment,
-    reached,
-    seed_curves,
-    settings,
-    unless_stalled,
-)
+from anil.analysis.reports.sweeps import Row, Sweep, design, seed_curves, settings
+from anil.analysis.reports.targets import Curves, chance, common_target, costs_at, reached, unless_stalled
 from anil.analysis.statistics import interval
 
 NAME = "maml"  # docs/data/reproduction/maml-{seeds,jobs}.csv

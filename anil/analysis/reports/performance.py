@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from anil.analysis.bench import targets
 from anil.analysis.reports import gpu as gpu_report
 from anil.analysis.reports.markdown import generated_by, source_name, table
+from anil.analysis.targets import targets
 
 COMMAND = "anil report performance"
 CPU_DATA = "performance-cpu.json"  # scripts/bench.py --out docs/data/performance-cpu.json

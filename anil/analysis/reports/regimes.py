@@ -19,6 +19,7 @@ import math
 import pandas as pd
 
 from anil.analysis.reports import divergence
+from anil.analysis.reports.jobs import environment, init_of
 from anil.analysis.reports.markdown import table
 from anil.analysis.reports.sweeps import (
     BESIDE_HEADER,
@@ -27,9 +28,7 @@ from anil.analysis.reports.sweeps import (
     SMOOTH,
     Sweep,
     beside,
-    environment,
     final_accuracy,
-    init_of,
     markdown_table,
     per_n,
     schedules,

@@ -8,27 +8,25 @@ initialisation) are all built from these pieces.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from anil.analysis import claims
 from anil.analysis.cost import UnitCosts, counted_cost, has_counters, prices_for
 from anil.analysis.plot import draw, find_jobs, per_seed, summarise_seeds
-from anil.analysis.reports.jobs import DEFAULT_INIT, job_row, tally
+from anil.analysis.reports.jobs import algorithm_of, init_of, job_row, tally
 from anil.analysis.reports.markdown import table
-from anil.analysis.statistics import Interval, Verdict, interval
+from anil.analysis.reports.targets import Curves, chance, cost_to, unless_stalled
+from anil.analysis.statistics import Interval, interval
 from anil.run.metrics import OBJECTIVE_METRICS
 
 SMOOTH = 10  # rolling window (iterations) for the figures and for every number read off a curve
 SCHEDULES = ("constant", "inverse_n", "authors")  # the order designs are reported in
-LEARNED = 0.01  # a cost target must lie this fraction below the starting loss to say anything
 # The cost claims need a common target: the loss level that the median run of every N reaches,
 # i.e. the worst N's median final (smoothed) loss. A run that never reaches it is given its whole
 # training time, a lower bound on its cost.
@@ -185,45 +183,6 @@ def gradient_levels(curves: dict[int, dict[int, pd.DataFrame]]) -> tuple[claims.
     return {n: {s: level(run) for s, run in runs.items()} for n, runs in curves.items()}, at
 
 
-Curves = dict[int, dict[int, pd.DataFrame]]  # N -> seed -> one run's curve (seed_curves)
-
-
-def common_target(*groups: Curves) -> float:
-    """The loss level the median run of every N (of every group of curves) reaches: the worst
-    median final smoothed loss."""
-    return max(
-        float(np.median([run["smooth_loss"].iloc[-1] for run in runs.values()]))
-        for curves in groups
-        for runs in curves.values()
-    )
-
-
-def cost_to(curves: Curves, column: str = "time") -> tuple[claims.Costs, float]:
-    """Each run's `column` (training seconds, or counted cost) when its smoothed loss first reaches
-    the common target (see above)."""
-    target = common_target(curves)
-    return costs_at(curves, target, column), target
-
-
-def reached(curves: Curves, target: float) -> dict[int, tuple[int, int]]:
-    """N -> (runs whose smoothed loss reached `target`, runs)."""
-    return {
-        n: (sum(bool((run["smooth_loss"] <= target).any()) for run in runs.values()), len(runs))
-        for n, runs in curves.items()
-    }
-
-
-def costs_at(curves: Curves, target: float, column: str) -> claims.Costs:
-    """Each run's `column` at the first row where its smoothed loss is at most `target`; a run that
-    never gets there is given its last row's (a lower bound on what it would have cost)."""
-    costs: claims.Costs = {}
-    for n, runs in curves.items():
-        for seed, run in runs.items():
-            there = run[run["smooth_loss"] <= target]
-            costs.setdefault(n, {})[seed] = float((there if len(there) else run)[column].iloc[0 if len(there) else -1])
-    return costs
-
-
 def diverged_counts(sweep: Sweep, schedule: str) -> dict[int, tuple[int, int]]:
     """N -> (diverged runs, runs) for one stepsize schedule."""
     jobs = sweep.jobs[sweep.jobs["alpha_schedule"] == schedule]
@@ -295,62 +254,18 @@ def _complexity(
     return views + [(judge(seconds), f"{label} to a training loss of {target:.3g}")]
 
 
-def start_level(*groups: Curves) -> float:
-    """The median over every run of its first logged training loss: where training started."""
-    return float(
-        np.median([run["loss"].iloc[0] for curves in groups for runs in curves.values() for run in runs.values()])
-    )
-
-
-def chance(jobs: pd.DataFrame) -> float:
-    """The training loss of a uniform guess over the jobs' classes per task, ln(ways)."""
-    return math.log(int(jobs["ways"].iloc[0]))
-
-
-def unless_stalled(judged: claims.Judgement, target: float, chance_loss: float, *groups: Curves) -> claims.Judgement:
-    """`judged`, or inconclusive when the common target is not clearly (by LEARNED) below both where
-    the runs started and chance: then reaching it says nothing about learning, and its cost
-    nothing about the claim."""
-    start = start_level(*groups)
-    if target < (1 - LEARNED) * min(start, chance_loss):
-        return judged
-    reason = (
-        f"the common target ({target:.3g}) is not below both where training started ({start:.3g}) and chance "
-        f"({chance_loss:.3g}): the runs did not learn"
-    )
-    return dataclasses.replace(judged, verdict=Verdict.INCONCLUSIVE, reason=reason)
-
-
 def _last(curves: dict[int, dict[int, pd.DataFrame]]) -> int:
     """The last iteration every run reached."""
     return min(int(run["iteration"].max()) for runs in curves.values() for run in runs.values())
 
 
-def environment(jobs: pd.DataFrame) -> str:
-    """Where the jobs ran, as their summaries recorded it."""
-    columns = ["device", "device_name", "torch", "torch_threads"]
-    places = jobs.groupby(columns, dropna=False).size().reset_index(name="jobs")
-    return "; ".join(
-        f"{p.jobs} jobs on {p.device} ({p.device_name}, torch {p.torch}, " + f"{_threads(p.torch_threads)})"
-        for p in places.itertuples()
-    )
-
-
-def _threads(value: Any) -> str:
-    """A job's torch thread count as its summary recorded it (older summaries did not)."""
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return f"{int(value)} thread{'' if int(value) == 1 else 's'}"
-    return "threads not recorded"
-
-
-def algorithm_of(jobs: pd.DataFrame) -> str:
-    """The jobs' algorithm (anil or maml); jobs recorded before the column existed ran ANIL."""
-    return str(jobs["algorithm"].iloc[0]) if "algorithm" in jobs else "anil"
-
-
-def init_of(jobs: pd.DataFrame) -> str:
-    """The jobs' initialisation; jobs recorded before the option existed used PyTorch's defaults."""
-    return str(jobs["init"].iloc[0]) if "init" in jobs else DEFAULT_INIT
+def final_accuracy(sweep: Sweep) -> str:
+    """The mean over jobs of the last validation accuracy each logged."""
+    if "val_accuracy" not in sweep.seeds:
+        return "not logged"
+    last = sweep.seeds.dropna(subset=["val_accuracy"]).sort_values("iteration").groupby("job").tail(1)
+    accuracy = 100 * last["val_accuracy"]
+    return f"{accuracy.mean():.1f}% (range {accuracy.min():.1f}–{accuracy.max():.1f}%)"
 
 
 def settings(jobs: pd.DataFrame) -> str:
@@ -363,12 +278,3 @@ def settings(jobs: pd.DataFrame) -> str:
         f"{first['optim']} β_w = {first['beta_w']}, β_φ = {first['beta_phi']}, {seeds} seeds per point; "
         + "; ".join(design(jobs, schedule) for schedule in SCHEDULES if schedule in set(jobs["alpha_schedule"]))
     )
-
-
-def final_accuracy(sweep: Sweep) -> str:
-    """The mean over jobs of the last validation accuracy each logged."""
-    if "val_accuracy" not in sweep.seeds:
-        return "not logged"
-    last = sweep.seeds.dropna(subset=["val_accuracy"]).sort_values("iteration").groupby("job").tail(1)
-    accuracy = 100 * last["val_accuracy"]
-    return f"{accuracy.mean():.1f}% (range {accuracy.min():.1f}–{accuracy.max():.1f}%)"

@@ -1,0 +1,80 @@
+"""Reaching a loss: the common target a cost claim is judged at, what each run paid to reach it,
+and the guard that leaves a claim unjudged when the runs never learned."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+
+from anil.analysis import claims
+from anil.analysis.statistics import Verdict
+
+LEARNED = 0.01  # a cost target must lie this fraction below the starting loss to say anything
+
+
+def common_target(*groups: Curves) -> float:
+    """The loss level the median run of every N (of every group of curves) reaches: the worst
+    median final smoothed loss."""
+    return max(
+        float(np.median([run["smooth_loss"].iloc[-1] for run in runs.values()]))
+        for curves in groups
+        for runs in curves.values()
+    )
+
+
+def cost_to(curves: Curves, column: str = "time") -> tuple[claims.Costs, float]:
+    """Each run's `column` (training seconds, or counted cost) when its smoothed loss first reaches
+    the common target (see above)."""
+    target = common_target(curves)
+    return costs_at(curves, target, column), target
+
+
+def reached(curves: Curves, target: float) -> dict[int, tuple[int, int]]:
+    """N -> (runs whose smoothed loss reached `target`, runs)."""
+    return {
+        n: (sum(bool((run["smooth_loss"] <= target).any()) for run in runs.values()), len(runs))
+        for n, runs in curves.items()
+    }
+
+
+def costs_at(curves: Curves, target: float, column: str) -> claims.Costs:
+    """Each run's `column` at the first row where its smoothed loss is at most `target`; a run that
+    never gets there is given its last row's (a lower bound on what it would have cost)."""
+    costs: claims.Costs = {}
+    for n, runs in curves.items():
+        for seed, run in runs.items():
+            there = run[run["smooth_loss"] <= target]
+            costs.setdefault(n, {})[seed] = float((there if len(there) else run)[column].iloc[0 if len(there) else -1])
+    return costs
+
+
+def start_level(*groups: Curves) -> float:
+    """The median over every run of its first logged training loss: where training started."""
+    return float(
+        np.median([run["loss"].iloc[0] for curves in groups for runs in curves.values() for run in runs.values()])
+    )
+
+
+def chance(jobs: pd.DataFrame) -> float:
+    """The training loss of a uniform guess over the jobs' classes per task, ln(ways)."""
+    return math.log(int(jobs["ways"].iloc[0]))
+
+
+def unless_stalled(judged: claims.Judgement, target: float, chance_loss: float, *groups: Curves) -> claims.Judgement:
+    """`judged`, or inconclusive when the common target is not clearly (by LEARNED) below both where
+    the runs started and chance: then reaching it says nothing about learning, and its cost
+    nothing about the claim."""
+    start = start_level(*groups)
+    if target < (1 - LEARNED) * min(start, chance_loss):
+        return judged
+    reason = (
+        f"the common target ({target:.3g}) is not below both where training started ({start:.3g}) and chance "
+        f"({chance_loss:.3g}): the runs did not learn"
+    )
+    return dataclasses.replace(judged, verdict=Verdict.INCONCLUSIVE, reason=reason)
+
+
+Curves = dict[int, dict[int, pd.DataFrame]]  # N -> seed -> one run's curve (seed_curves)
