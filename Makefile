@@ -28,28 +28,7 @@ demo: install ## sweep N for both geometries on the embedded dataset, then draw 
 
 REPRODUCE := outputs/sweeps/reproduce_$(STAMP)
 reproduce: install ## Figures 1-2 on the hard embedded dataset, test accuracy, the N = 30 search, the theorems' regime, MAML (about 9 h on 2 cores), then docs/reproduction.md
-	$(BIN)/anil train -m experiment=fig1_embedded_hard hydra.sweep.dir=$(REPRODUCE)/fig1_embedded_hard
-	$(BIN)/anil train -m experiment=fig2_embedded_hard hydra.sweep.dir=$(REPRODUCE)/fig2_embedded_hard
-	for figure in fig1 fig2; do \
-	    $(BIN)/anil train -m experiment=$${figure}_embedded_hard alpha_design=fixed_alpha_n init=pytorch \
-	        hydra.sweep.dir=$(REPRODUCE)/$${figure}_embedded_hard_init_pytorch || exit 1; \
-	done
-	for job in $(REPRODUCE)/fig*_embedded_hard/geometry=*; do \
-	    $(BIN)/anil eval $${job} --tasks 300 --checkpoint last || exit 1; \
-	done
-	$(BIN)/anil train -m experiment=divergence_embedded_hard hydra.sweep.dir=$(REPRODUCE)/divergence_embedded_hard
-	$(BIN)/anil smoothness --dataset embedded_hard --curvature-only --init authors --points 1 --train-iterations 0 \
-	    --B 16 --N 1 --out $(REPRODUCE)/embedded_hard_init_authors
-	for geometry in convex nonconvex; do \
-	    $(BIN)/anil train -m experiment=theory_$${geometry}_embedded_hard \
-	        hydra.sweep.dir=$(REPRODUCE)/theory_embedded_hard/$${geometry} || exit 1; \
-	done
-	$(BIN)/anil train -m experiment=maml_embedded_hard hydra.sweep.dir=$(REPRODUCE)/maml_embedded_hard
-	$(BIN)/anil report reproduction --fig1 $(REPRODUCE)/fig1_embedded_hard --fig2 $(REPRODUCE)/fig2_embedded_hard \
-	    --divergence $(REPRODUCE)/divergence_embedded_hard --curvature $(REPRODUCE)/embedded_hard_init_authors \
-	    --fig1-init $(REPRODUCE)/fig1_embedded_hard_init_pytorch \
-	    --fig2-init $(REPRODUCE)/fig2_embedded_hard_init_pytorch --theory $(REPRODUCE)/theory_embedded_hard \
-	    --maml $(REPRODUCE)/maml_embedded_hard
+	bash scripts/reproduce.sh $(BIN) $(REPRODUCE)
 
 theory: install ## smoothness vs N on the hard embedded data, the Proposition 1 checks (about 45 min on 2 cores), then docs/theory.md
 	$(BIN)/anil smoothness --dataset embedded_hard --init authors --N 1 5 20 --out outputs/smoothness/embedded_hard_$(STAMP)
@@ -87,11 +66,11 @@ lint: install ## ruff (lint and format check) and mypy on anil/
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: install ## run the fast test suite
+test: install ## the default test tier: in-process, a few minutes on 2 cores
 	$(BIN)/python -m pytest
 
-test-slow: install ## run the slow tests too
-	$(BIN)/python -m pytest -m 'not gpu'
+test-slow: install ## the slow tier: processes, signals, torchrun, launchers, the wheel, trackers
+	$(BIN)/python -m pytest -m 'slow and not gpu'
 
 clean: ## remove the virtual environment (outputs/ is kept)
 	rm -rf $(VENV)

@@ -12,6 +12,7 @@ Nothing here imports Hydra; OmegaConf does the typed merge.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from typing import Any, Optional
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+
+from anil.geometry import Geometry
 
 
 class ConfigError(ValueError):
@@ -47,7 +50,7 @@ class DatasetConfig:
 
 @dataclass
 class GeometryConfig:
-    name: str = "convex"  # convex: linear head | nonconvex: Linear -> ReLU -> Linear head
+    name: Geometry = Geometry.convex  # convex: linear head | nonconvex: Linear -> ReLU -> Linear head
     hidden: int = 0  # hidden width of the nonconvex head (unused by convex)
 
 
@@ -130,7 +133,8 @@ class TrainConfig:
         return inner_stepsize(self.alpha, self.alpha_schedule, self.N)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain values only (a Geometry as its string), as checkpoints and run folders store them."""
+        return dataclasses.asdict(self, dict_factory=_plain)
 
     def digest(self) -> str:
         """A short hash of every value: two runs with the same digest used the same config."""
@@ -142,6 +146,10 @@ class TrainConfig:
         Run length, device, evaluation and checkpoint cadence may change between sessions."""
         values = flatten(self.to_dict())
         return {k: v for k, v in values.items() if k not in RESUMABLE_CHANGES and not k.startswith("logger")}
+
+
+def _plain(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    return {key: value.value if isinstance(value, enum.Enum) else value for key, value in pairs}
 
 
 def outer_stepsizes(optim: OptimConfig, steps: int) -> tuple[float, float]:

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from anil.config import ConfigError, DatasetConfig, TrainConfig, explain
+from anil.geometry import Geometry
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "algorithm": ("anil", "maml"),
@@ -19,7 +20,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "dtype": ("float32", "float64"),
     "alpha_schedule": ("constant", "inverse_n", "authors"),
     "dataset.name": ("embedded", "embedded_hard", "procedural", "fc100", "miniimagenet"),
-    "geometry.name": ("convex", "nonconvex"),
+    "geometry.name": tuple(g.value for g in Geometry),
     "optim.name": ("adam", "sgd"),
     "optim.beta_schedule": ("constant", "inverse_n"),
 }
@@ -132,11 +133,11 @@ def validate(config: TrainConfig) -> None:
 
 
 def _check_geometry(config: TrainConfig) -> None:
-    if config.geometry.name == "convex" and config.lam <= 0:
+    if config.geometry.name == Geometry.convex and config.lam <= 0:
         raise ConfigError(
             f"lam={config.lam!r}: geometry=convex needs lam > 0 so the inner loss is strongly convex; e.g. lam=0.01"
         )
-    if config.geometry.name == "nonconvex" and config.geometry.hidden < 1:
+    if config.geometry.name == Geometry.nonconvex and config.geometry.hidden < 1:
         raise ConfigError(
             f"geometry.hidden={config.geometry.hidden!r}: the nonconvex head needs a hidden width >= 1; "
             "e.g. geometry.hidden=64"

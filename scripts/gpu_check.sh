@@ -12,7 +12,10 @@ PY=${PYTHON:-}
 if [ -z "$PY" ]; then
     if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
 fi
-if ! "$PY" -c 'import hydra, omegaconf, kanjivg' 2>/dev/null; then
+# What the code reads: Hydra and OmegaConf as modules, kanjivg as data (its wheel ships a kanji/
+# folder of SVGs and no module, so `import kanjivg` fails even where it is installed).
+PROBE='import hydra, omegaconf, importlib.metadata as m, pathlib; assert pathlib.Path(str(m.distribution("kanjivg").locate_file("kanji"))).is_dir()'
+if ! "$PY" -c "$PROBE" 2>/dev/null; then
     if ! ls .whl/*.whl >/dev/null 2>&1; then
         echo "gpu_check: hydra-core, omegaconf or kanjivg is missing and .whl/ holds no wheels: run 'make gpu-wheels' first" >&2
         exit 2

@@ -18,15 +18,25 @@ PACKAGE = REPO / "anil"
 
 # layer -> the anil modules it may import (its own modules are always allowed)
 ALLOWED = {
-    "base": {"anil", "anil.config", "anil.validation", "anil.tasks", "anil.atomic"},
-    "data": {"anil.config", "anil.validation", "anil.tasks", "anil.atomic"},
-    "engine": {"anil.tasks"},
-    "run": {"anil.config", "anil.validation", "anil.tasks", "anil.atomic", "anil.data", "anil.engine"},
-    "analysis": {"anil.config", "anil.validation", "anil.tasks", "anil.atomic", "anil.data", "anil.engine", "anil.run"},
+    "base": {"anil", "anil.config", "anil.validation", "anil.geometry", "anil.tasks", "anil.atomic"},
+    "data": {"anil.config", "anil.validation", "anil.geometry", "anil.tasks", "anil.atomic"},
+    "engine": {"anil.tasks", "anil.geometry"},
+    "run": {"anil.config", "anil.validation", "anil.geometry", "anil.tasks", "anil.atomic", "anil.data", "anil.engine"},
+    "analysis": {
+        "anil.config",
+        "anil.validation",
+        "anil.geometry",
+        "anil.tasks",
+        "anil.atomic",
+        "anil.data",
+        "anil.engine",
+        "anil.run",
+    },
     "cli": {
         "anil",
         "anil.config",
         "anil.validation",
+        "anil.geometry",
         "anil.tasks",
         "anil.atomic",
         "anil.data",
@@ -35,7 +45,7 @@ ALLOWED = {
         "anil.analysis",
     },
 }
-BASE = {"__init__.py", "__main__.py", "config.py", "validation.py", "tasks.py", "atomic.py"}
+BASE = {"__init__.py", "__main__.py", "config.py", "validation.py", "geometry.py", "tasks.py", "atomic.py"}
 
 
 def layer_of(path: Path) -> str:

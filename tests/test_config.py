@@ -8,9 +8,9 @@ import yaml
 
 from anil.cli.checks import check_overrides, job_overrides
 from anil.cli.compose import compose_train, config_groups, hydra_context
-from anil.config import ConfigError, TrainConfig
+from anil.config import ConfigError, TrainConfig, flatten
 from anil.validation import from_dict
-from helpers import anil, anil_command, compose_config
+from helpers import REPO, anil, anil_command, compose_config
 
 GROUPS = config_groups()
 
@@ -119,6 +119,23 @@ def test_the_schema_defaults_equal_the_composed_default_config():
     """conf/*.yaml extend the typed schema; composing no override must give exactly its defaults
     (a YAML value that silently differs from the schema would fail here)."""
     assert compose_config([]) == TrainConfig()
+
+
+def test_option_files_hold_only_what_differs_from_the_schema():
+    """conf/<group>/*.yaml carry deltas: a value equal to the schema's default would silently stop
+    following it. (The experiment files pin the paper's settings on purpose and are not checked.)"""
+    defaults = flatten(TrainConfig().to_dict())
+    restated = []
+    for group in ("geometry", "optim", "logger", "dataset"):
+        for path in sorted((REPO / "conf" / group).glob("*.yaml")):
+            text = path.read_text()
+            package = text.split("@package ", 1)[1].split()[0] if "@package" in text else group
+            prefix = "" if package == "_global_" else f"{package}."
+            values = flatten(yaml.safe_load(text) or {})
+            restated += [
+                f"{path.name}: {key}" for key, v in values.items() if defaults.get(prefix + key, object()) == v
+            ]
+    assert not restated, restated
 
 
 def test_from_dict_checks_types_against_the_schema():

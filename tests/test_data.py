@@ -159,3 +159,19 @@ def test_rendering_shows_progress_on_a_terminal_only(monkeypatch, capsys):
     monkeypatch.setattr(progress, "enabled", False)  # what a multirun sweep sets
     load_splits(small("procedural", train_classes=8))
     assert "rendering" not in capsys.readouterr().err
+
+
+def test_work_off_a_terminal_says_what_it_does_and_how_long_it_will_take(monkeypatch, caplog):
+    """Rendering or decoding in a log (no terminal): a line at the start, an estimate once the
+    rate is known, and the time it took."""
+    from anil.data import progress
+
+    clock = iter(range(0, 1000))  # one second per item
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: float(next(clock)))
+    monkeypatch.setattr(progress.sys.stderr, "isatty", lambda: False, raising=False)
+    with caplog.at_level("INFO", logger="anil.data.progress"):
+        assert list(progress.bar(range(10), 10, "rendering embedded train", "class")) == list(range(10))
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "rendering embedded train: 10 classes (done once, then read from the cache)"
+    assert lines[1] == "rendering embedded train: 2 of 10 classes in 2 s, about 8 s left"
+    assert lines[-1].startswith("rendering embedded train: done in")

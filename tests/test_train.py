@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+from anil.analysis.runs import loss_jumped
 from anil.run.metrics import COLUMNS
 from anil.run.setup import build
 from anil.run.trainer import objective_gradient, squared_norm
@@ -105,6 +106,8 @@ def test_plot_marks_diverged_skips_missing_and_reads_running_jobs(tmp_path):
     result = anil("train", "-m", *SMOKE, "geometry=convex,nonconvex", "N=1,2", "seed=0,1", f"hydra.sweep.dir={sweep}",
                   cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert "sweep: job 2 of 8" in result.stdout + result.stderr and "left)" in result.stdout + result.stderr
+    assert "anil train: sweep of 8 jobs done in" in result.stderr
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
     assert len(jobs) == 8 and not any("device" in j.name for j in jobs)  # device is excluded from job names
     nonconvex_n2 = [j for j in jobs if "geometry=nonconvex" in j.name and "N=2" in j.name]
@@ -116,6 +119,10 @@ def test_plot_marks_diverged_skips_missing_and_reads_running_jobs(tmp_path):
     first = metrics[1].split(",")
     first[2] = "nan"
     (running / "metrics.csv").write_text(metrics[0] + ",".join(first) + metrics[2][:7])
+    spiked = next(j for j in jobs if "geometry=convex" in j.name and "N=2" in j.name and "seed=1" in j.name)
+    table = pd.read_csv(spiked / "metrics.csv")
+    table["loss"] = [0.1, 5.0]  # the loss jumped 50x above its running minimum
+    table.to_csv(spiked / "metrics.csv", index=False)
     (jobs[0] / "metrics.csv").unlink()  # a job that failed before training
     (sweep / "broken" / ".hydra").mkdir(parents=True)
     (sweep / "broken" / ".hydra" / "config.yaml").write_text((jobs[1] / ".hydra" / "config.yaml").read_text())
@@ -124,14 +131,32 @@ def test_plot_marks_diverged_skips_missing_and_reads_running_jobs(tmp_path):
     assert f"skipped {jobs[0]}: no metrics.csv" in plotted.stderr
     assert f"skipped {sweep / 'broken'}: no metrics.csv" in plotted.stderr
     assert "diverged (marked in the legends)" in plotted.stderr
+    assert f"loss jumped ×10 above its running minimum (marked in the legends): {spiked}" in plotted.stderr
+    assert "procedural convex (constant): final training loss N=1 " in plotted.stderr  # what the figure shows
+    assert "N=2's loss jumped in 1/2" in plotted.stderr
     for geometry in ("convex", "nonconvex"):
         assert (sweep / f"procedural_{geometry}.png").stat().st_size > 10_000
     curves = pd.read_csv(sweep / "curves.csv")
     marked = curves.groupby(["geometry", "N"])["diverged_runs"].first()
     assert marked.to_dict() == {("convex", 1): 0, ("convex", 2): 0, ("nonconvex", 1): 0, ("nonconvex", 2): 2}
+    jumped = curves.groupby(["geometry", "N"])["jumped_runs"].first()
+    assert jumped.to_dict() == {("convex", 1): 0, ("convex", 2): 1, ("nonconvex", 1): 0, ("nonconvex", 2): 0}
     last = curves[(curves["geometry"] == "nonconvex") & (curves["N"] == 2)]
     assert last["seeds"].tolist() == [2, 1]  # the running job's half-written second row was left out
     assert curves.loc[(curves["geometry"] == "convex") & (curves["N"] == 1), "seeds"].tolist() == [1, 1]
+
+
+@pytest.mark.parametrize(
+    "loss, jumped",
+    [
+        ([1.6, 0.5, 0.2, 8.0, 0.3], True),  # the demo's spike: 0.2 -> 8
+        ([1.6, 1.0, 0.5, 0.4], False),  # a falling loss
+        ([1.6, 0.01, 0.2, 0.15], False),  # x20 above its minimum but still below where it started
+        ([float("nan"), 1.0], False),
+    ],
+)
+def test_a_loss_that_jumps_is_told_apart(loss, jumped):
+    assert loss_jumped(pd.Series(loss)) is jumped
 
 
 def test_plot_of_an_empty_folder_fails_clearly(tmp_path):

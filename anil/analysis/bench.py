@@ -33,6 +33,7 @@ from anil.analysis.benchsteps import (
     floor_step,
     graphed_engine_step,
     reference_step,
+    with_pytorch_batch_norm,
 )
 from anil.analysis.timing import (
     QUERY,
@@ -48,6 +49,7 @@ from anil.analysis.timing import (
 )
 from anil.engine.anil import BodyPass
 from anil.engine.model import AnilNet
+from anil.geometry import Geometry
 from anil.tasks import InnerLoop
 
 SHAPES = {"fc100": 32, "miniimagenet": 84}  # 3-channel images of this side
@@ -75,7 +77,7 @@ def run_grid(
     tasks = options.B if dataset == "fc100" else options.mini_B
     batch = make_batch(side, tasks, device)
     auto = BodyPass.auto(device, WAYS * (SHOTS + QUERY), (3, side), options.bf16)
-    floor_model = make_model("convex", side, device, options.compile)
+    floor_model = make_model(Geometry.convex, side, device, options.compile)
     floors = interleaved(
         {str(c): floor_step(floor_model, batch, BodyPass(c, options.bf16)) for c in sorted({0, auto.chunk_tasks})},
         max(2, options.repeats // 2),
@@ -86,11 +88,12 @@ def run_grid(
     floor_at: dict[int, float] = {}
     grid_n = options.N if dataset == "fc100" else [7]
     model = make_model(geometry, side, device, options.compile)
-    conventional = ConventionalNet(3, side, WAYS, model.head[0].shape[0] if geometry == "nonconvex" else 0).to(device)
+    hidden = model.head[0].shape[0] if geometry == Geometry.nonconvex else 0  # the same head as the engine's
+    conventional = ConventionalNet(3, side, WAYS, hidden).to(device)
     limit = body_flops(tasks * WAYS * (SHOTS + QUERY), 3, side) / options.peak  # seconds at the machine's peak
     for first_order in (False, True) if dataset == "fc100" else (False,):
         for n in grid_n:
-            inner = InnerLoop(n, 0.1, 0.01 if geometry == "convex" else 0.0, first_order)
+            inner = InnerLoop(n, 0.1, 0.01 if geometry == Geometry.convex else 0.0, first_order)
             make_engine = graphed_engine_step if options.cuda_graphs else engine_step
             steps = {"engine": make_engine(model, batch, inner, auto)}
             if not first_order:
@@ -131,7 +134,7 @@ def run_grid(
 def extras(options: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """Operator calls for B = 4 and 32, a breakdown of one iteration, and time against B."""
     side = SHAPES["fc100"]
-    model = make_model("convex", side, device, options.compile)
+    model = make_model(Geometry.convex, side, device, options.compile)
     inner = InnerLoop(7, 0.1, 0.01, False)
     calls = {
         b: operator_calls(engine_step(model, make_batch(side, b, device), inner, BodyPass(0)), device)
@@ -144,6 +147,20 @@ def extras(options: argparse.Namespace, device: torch.device) -> dict[str, Any]:
         b: median_seconds(engine_step(model, make_batch(side, b, device), inner, auto), repeats, device)
         for b in sorted(({8} if options.quick else {4, 8, 16}) - {options.B})
     }
+    batch = make_batch(side, options.B, device)
+    batch_norm_cost = interleaved(
+        {
+            "accurate": engine_step(model, batch, inner, auto),
+            "pytorch": with_pytorch_batch_norm(engine_step(model, batch, inner, auto)),
+        },
+        options.repeats,
+        device,
+    )
+    print(
+        "engine with the accurate BatchNorm / with PyTorch's kernel (FC100 shape, convex, N=7): "
+        f"{batch_norm_cost['accurate']:.3f} / {batch_norm_cost['pytorch']:.3f} s",
+        flush=True,
+    )
     launches = launch_counts(model, side, device, options)
     profiled = operator_time(engine_step(model, make_batch(side, options.B, device), inner, auto), device)
     conv_flops = body_flops(options.B * WAYS * (SHOTS + QUERY), 3, side)
@@ -172,6 +189,7 @@ def extras(options: argparse.Namespace, device: torch.device) -> dict[str, Any]:
         "launches": launches,
         "operator_time_s": profiled,
         "conv_flops": conv_flops,
+        "batch_norm_cost_s": batch_norm_cost,
     }
 
 

@@ -3,7 +3,8 @@ CUDA graph), the per-task reference, the floor, and a breakdown of one iteration
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 from anil.analysis.timing import QUERY, SHOTS, WAYS, interleaved
 from anil.data.sampler import TaskSampler
 from anil.data.split import Split
+from anil.engine import model as model_module
 from anil.engine.anil import BodyPass, adapt, anil_meta_loss, anil_reference_meta_loss, encode
 from anil.engine.losses import query_loss
 from anil.engine.model import AnilNet
@@ -118,3 +120,27 @@ def breakdown(
     whole = timed.pop("whole")
     timed["backward (body + inner loop)"] = whole - timed["body forward"] - timed["inner loop (forward)"]
     return timed
+
+
+@contextlib.contextmanager
+def pytorch_batch_norm() -> Iterator[None]:
+    """The body with PyTorch's own BatchNorm kernel instead of anil/engine/batchnorm.py's accurate
+    one: what the accuracy costs, timed side by side (on a GPU both are PyTorch's)."""
+    original = model_module.batch_norm
+    model_module.batch_norm = _pytorch_batch_norm
+    try:
+        yield
+    finally:
+        model_module.batch_norm = original
+
+
+def _pytorch_batch_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    return F.batch_norm(x, None, None, weight, bias, training=True, eps=eps)
+
+
+def with_pytorch_batch_norm(step: Step) -> Step:
+    def wrapped() -> None:
+        with pytorch_batch_norm():
+            step()
+
+    return wrapped

@@ -31,6 +31,7 @@ from anil.engine.losses import support_loss
 from anil.engine.maml import maml_meta_loss
 from anil.engine.model import AnilNet, head_logits
 from anil.engine.opcount import OpCounts
+from anil.geometry import Geometry
 from anil.tasks import InnerLoop, TaskBatch, class_labels
 
 SIDE = 32  # FC100
@@ -65,7 +66,7 @@ def measure(
     """One (geometry, N) row: seconds, memory and counters of ANIL, ANIL's per-task loop and MAML."""
     model = make_model(geometry, SIDE, device)
     batch = make_batch(SIDE, tasks, device)
-    inner = InnerLoop(n, alpha, lam if geometry == "convex" else 0.0, first_order=False)
+    inner = InnerLoop(n, alpha, lam if geometry == Geometry.convex else 0.0, first_order=False)
     body = BodyPass.auto(device, WAYS * (SHOTS + QUERY), (3, SIDE))
     contenders = forwards(model, batch, inner, body)
     seconds = interleaved({name: as_step(model, f) for name, f in contenders.items()}, repeats, device)
@@ -143,7 +144,7 @@ def measure_all(
     """Every row of the grid, both geometries, with what the document needs to say how it was measured."""
     started = time.perf_counter()
     rows = []
-    for geometry in ("convex", "nonconvex"):
+    for geometry in Geometry:
         for n in grid:
             rows.append(measure(geometry, n, tasks, repeats, alpha, lam, device))
             r = rows[-1]
@@ -154,10 +155,7 @@ def measure_all(
                 flush=True,
             )
     units = {
-        dataset: {
-            geometry: unit_costs(geometry, tasks, max(repeats, 5), lam, device, shape)
-            for geometry in ("convex", "nonconvex")
-        }
+        dataset: {geometry: unit_costs(geometry, tasks, max(repeats, 5), lam, device, shape) for geometry in Geometry}
         for dataset, shape in SHAPES.items()
     }
     meta = {

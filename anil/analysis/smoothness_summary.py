@@ -12,6 +12,8 @@ matplotlib.use("Agg")  # files only
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from anil.geometry import Geometry  # noqa: E402
+
 BLOCKS = ("L_ww", "L_wphi", "L_phiw", "L_phiphi")
 AGREEMENT = 0.02  # the two estimates of the mixed block (from w and from phi) should agree this closely
 
@@ -38,10 +40,14 @@ def predicted(geometry: str, block: str, grid: list[int], alpha: float, lam: flo
     up to a constant; None where the bound does not depend on N."""
     decay = 1 - alpha * lam
     shapes = {
-        "convex": {"L_ww": lambda n: decay**n, "L_wphi": lambda n: n * decay**n, "L_phiw": lambda n: decay ** (n / 2)},
-        "nonconvex": {b: (lambda n: float(n)) for b in BLOCKS},
+        Geometry.convex: {
+            "L_ww": lambda n: decay**n,
+            "L_wphi": lambda n: n * decay**n,
+            "L_phiw": lambda n: decay ** (n / 2),
+        },
+        Geometry.nonconvex: {b: (lambda n: float(n)) for b in BLOCKS},
     }
-    shape = shapes[geometry].get(block)
+    shape = shapes[Geometry(geometry)].get(block)
     return None if shape is None else [shape(n) for n in grid]
 
 
@@ -58,7 +64,7 @@ def draw(summary: pd.DataFrame, out: Path, alpha: float, lam: float) -> list[Pat
             grid = part["N"].tolist()
             axis.plot(grid, part["median"], "o-", color=colours[block], label=f"{block} (median)")
             axis.fill_between(grid, part["q25"], part["q75"], color=colours[block], alpha=0.2, linewidth=0)
-            shape = predicted(geometry, block, grid, alpha, lam if geometry == "convex" else 0.0)
+            shape = predicted(geometry, block, grid, alpha, lam if geometry == Geometry.convex else 0.0)
             if shape is not None:  # anchored at the smallest N: only the shape is predicted
                 scale = part["median"].iloc[0] / shape[0]
                 axis.plot(grid, [scale * s for s in shape], ":", color=colours[block])

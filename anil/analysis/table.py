@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from anil.analysis.plot import Job
+from anil.analysis.runs import Job
 from anil.analysis.statistics import interval
 from anil.config import flatten
 

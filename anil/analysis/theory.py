@@ -33,6 +33,7 @@ from anil.data.split import Split
 from anil.engine.anil import anil_meta_loss, encode
 from anil.engine.losses import query_loss, support_loss
 from anil.engine.model import AnilNet
+from anil.geometry import Geometry
 from anil.tasks import InnerLoop, TaskBatch
 
 
@@ -203,7 +204,7 @@ CHECK_ALPHA, CHECK_LAM = 0.3, 0.05
 def proposition_1_rows() -> list[dict[str, Any]]:
     """Engine against Proposition 1's formula, both geometries, exact and first order."""
     rows = []
-    for geometry in ("convex", "nonconvex"):
+    for geometry in Geometry:
         for n in PROPOSITION_1_GRID:
             model, batch = tiny_problem(geometry, seed=n, tasks=3)
             for first_order in (False, True):
@@ -225,7 +226,7 @@ LIMIT_ALPHA, LIMIT_LAM = 0.02, 2.0  # a strongly convex inner loss with a fast, 
 
 def convex_limit_rows() -> list[dict[str, Any]]:
     """Gap between the engine's meta-gradient at N and the implicit (N -> infinity) one."""
-    model, batch = tiny_problem("convex", seed=2, tasks=2)
+    model, batch = tiny_problem(Geometry.convex, seed=2, tasks=2)
     limit = implicit_meta_gradient(
         model, batch, InnerLoop(1, LIMIT_ALPHA, LIMIT_LAM, False), CHECK_DTYPE, optimum_steps=3000
     )

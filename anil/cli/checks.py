@@ -62,6 +62,7 @@ class LaunchPlan:
 
     folder_key: str
     default_folder: Path | None
+    jobs: int = 1  # how many jobs the command runs (a sweep's expanded grid)
 
 
 def check_overrides(args: list[str]) -> LaunchPlan | None:
@@ -82,12 +83,15 @@ def check_overrides(args: list[str]) -> LaunchPlan | None:
         _check_writable(folder)
         if not options.multirun:
             _check_job(typed(compose_train(options.overrides)))
+            count = 1
         else:
             params = {str(k): str(v) for k, v in (base.hydra.sweeper.get("params") or {}).items()}
-            for job in job_overrides(options.overrides, params):
+            jobs = job_overrides(options.overrides, params)
+            for job in jobs:
                 _check_job(typed(compose_train(job)))
+            count = len(jobs)
     given = any(o.get_key_element() == key for o in parsed)
-    return LaunchPlan(key, None if given else folder)
+    return LaunchPlan(key, None if given else folder, count)
 
 
 def _check_job(config: TrainConfig) -> None:

@@ -7,7 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-from anil.analysis.plot import BANDS, curves, draw, find_jobs
+from anil.analysis.plot import BANDS, describe, draw
+from anil.analysis.runs import JUMP, curves, find_jobs
 
 log = logging.getLogger("anil.plot")
 
@@ -56,5 +57,10 @@ def main(args: list[str]) -> int:
     diverged = [str(job.path) for job in jobs if job.diverged]
     if diverged:
         log.warning("diverged (marked in the legends): %s", ", ".join(diverged))
+    jumped = [str(job.path) for job in jobs if job.jumped and not job.diverged]
+    if jumped:
+        log.warning("loss jumped ×%g above its running minimum (marked in the legends): %s", JUMP, ", ".join(jumped))
     log.info("wrote %s (%d jobs, %d skipped)", out_dir / "curves.csv", len(jobs), len(skipped))
+    for line in describe(table):  # last, so a sweep's log ends with what its figures show
+        log.info("%s", line)
     return 0

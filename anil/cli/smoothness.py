@@ -24,6 +24,7 @@ from anil.atomic import write_json_atomic
 from anil.cli.compose import compose_typed, config_groups
 from anil.config import ConfigError, TrainConfig
 from anil.data import DatasetError
+from anil.geometry import Geometry
 
 log = logging.getLogger("anil.smoothness")
 
@@ -35,7 +36,9 @@ def parser() -> argparse.ArgumentParser:
     datasets = config_groups()["dataset"]
     parser.add_argument("--dataset", default="embedded", choices=datasets, help="a conf/dataset option")
     parser.add_argument("--dataset-root", default=None, help="dataset.root for fc100 / miniimagenet")
-    parser.add_argument("--geometry", nargs="+", default=["convex", "nonconvex"], choices=["convex", "nonconvex"])
+    parser.add_argument(
+        "--geometry", nargs="+", default=[g.value for g in Geometry], choices=[g.value for g in Geometry]
+    )
     parser.add_argument("--N", nargs="+", type=int, default=[1, 2, 5, 10, 20], help="the grid of inner steps")
     parser.add_argument("--points", type=int, default=2, help="trajectory points probed (default 2: start and end)")
     parser.add_argument("--train-iterations", type=int, default=100, help="trajectory length (default 100)")
@@ -94,7 +97,7 @@ def trajectory_overrides(geometry: str, options: argparse.Namespace) -> list[str
     ]  # fmt: skip
     if options.dataset_root:
         overrides.append(f"dataset.root={options.dataset_root}")
-    if geometry == "convex":
+    if geometry == Geometry.convex:
         overrides.append(f"lam={options.lam}")
     else:
         overrides.append(f"geometry.hidden={options.hidden}")

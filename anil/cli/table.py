@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from anil.analysis.plot import find_jobs
+from anil.analysis.runs import find_jobs
 from anil.analysis.table import markdown, per_job, summarise, write
 
 

@@ -9,9 +9,11 @@ a refused folder) is one line on stderr; in a sweep it is recorded and the sweep
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,12 +38,33 @@ from anil.run.trainer import run
 
 @dataclass
 class SweepOutcome:
-    """Jobs of this command that failed (a sweep goes on past them, then exits 1)."""
+    """A command's jobs: how many, since when, and which failed (a sweep goes on past them, then exits 1)."""
 
     failed: list[str] = field(default_factory=list)
+    jobs: int = 1
+    started: float = field(default_factory=time.monotonic)
+
+    def reset(self, jobs: int) -> None:
+        self.failed.clear()
+        self.jobs, self.started = jobs, time.monotonic()
+
+    def job_started(self, index: int) -> str:
+        """`index` (from 0) of `jobs`: what has been done, and an estimate of what is left."""
+        elapsed = time.monotonic() - self.started
+        line = f"sweep: job {index + 1} of {self.jobs}"
+        if index:
+            left = elapsed / index * (self.jobs - index)
+            line += f" ({index} done in {_minutes(elapsed)}, about {_minutes(left)} left)"
+        return line
+
+
+def _minutes(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
 OUTCOME = SweepOutcome()
+log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=CONFIG_NAME)
@@ -49,6 +72,8 @@ def hydra_app(cfg: DictConfig) -> None:
     config = typed(cfg)
     hydra_config = HydraConfig.get()
     multirun = hydra_config.mode == RunMode.MULTIRUN
+    if multirun:
+        log.info(OUTCOME.job_started(int(hydra_config.job.num)))
     show_progress = not multirun and sys.stderr.isatty()
     data_progress.enabled = not multirun
     run_dir = Path(hydra_config.runtime.output_dir)
@@ -96,7 +121,8 @@ def hydra_app(cfg: DictConfig) -> None:
 
 def run_figures(run_dir: Path) -> list[Path]:
     """The run's own loss and gradient-norm figures (PNG, in the run folder), for the trackers."""
-    from anil.analysis.plot import curves, draw, find_jobs
+    from anil.analysis.plot import draw
+    from anil.analysis.runs import curves, find_jobs
 
     jobs, _ = find_jobs([run_dir])
     return draw(curves(jobs), run_dir, smooth=1, band="none", formats=("png",)) if jobs else []
@@ -130,6 +156,7 @@ def launch(args: list[str]) -> int:
     except ConfigError as error:
         print(f"anil train: config error: {error}", file=sys.stderr)
         return 2
+    OUTCOME.reset(plan.jobs if plan is not None else 1)
     rank, _ = launched_ranks()
     scratch = None
     if rank:  # under torchrun only rank 0 writes: the others get a throwaway Hydra folder and no log file
@@ -143,6 +170,9 @@ def launch(args: list[str]) -> int:
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
+    if OUTCOME.jobs > 1:
+        print(f"anil train: sweep of {OUTCOME.jobs} jobs done in {_minutes(time.monotonic() - OUTCOME.started)}",
+              file=sys.stderr)  # fmt: skip
     if OUTCOME.failed:
         print(f"anil train: {len(OUTCOME.failed)} job(s) failed: {', '.join(OUTCOME.failed)}", file=sys.stderr)
         return 1

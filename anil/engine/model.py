@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from anil.engine.batchnorm import batch_norm
+from anil.geometry import Geometry
 
 BN_EPS = 1e-5
 
@@ -90,9 +91,20 @@ class Body(nn.Module):
         return filters * side * side
 
 
-def init_head(geometry: str, features: int, ways: int, hidden: int) -> nn.ParameterList:
+def head_widths(geometry: Geometry, features: int, ways: int, hidden: int) -> list[int]:
+    """The head's layer widths, input first: [d, ways] (convex) or [d, hidden, ways] (nonconvex)."""
+    return [features, ways] if geometry == Geometry.convex else [features, hidden, ways]
+
+
+def head_size(geometry: Geometry, features: int, ways: int, hidden: int) -> int:
+    """n_w: the number of head parameters (weights and biases)."""
+    widths = head_widths(geometry, features, ways, hidden)
+    return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths[:-1], widths[1:]))
+
+
+def init_head(geometry: Geometry, features: int, ways: int, hidden: int) -> nn.ParameterList:
     """Head parameters w as [weight, bias, ...]: one Linear (convex) or Linear -> ReLU -> Linear."""
-    sizes = [features, ways] if geometry == "convex" else [features, hidden, ways]
+    sizes = head_widths(geometry, features, ways, hidden)
     params = []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         layer = nn.Linear(fan_in, fan_out)  # PyTorch's default (Kaiming-uniform) initialisation
@@ -143,7 +155,7 @@ class AnilNet(nn.Module):
 
     def __init__(
         self,
-        geometry: str,
+        geometry: Geometry | str,
         image_size: int,
         channels: int,
         ways: int,
@@ -155,6 +167,6 @@ class AnilNet(nn.Module):
         if init not in INITS:
             raise ValueError(f"init={init!r} is not one of {INITS}")
         self.body = Body(channels, filters)
-        self.head = init_head(geometry, Body.feature_size(image_size, filters), ways, hidden)
+        self.head = init_head(Geometry(geometry), Body.feature_size(image_size, filters), ways, hidden)
         if init == "authors":
             init_authors_(self)

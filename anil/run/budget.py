@@ -17,7 +17,7 @@ import torch
 
 from anil.config import ConfigError, TrainConfig
 from anil.data.cache import available_memory
-from anil.engine.model import Body
+from anil.engine.model import Body, head_size
 
 BODY_FACTOR = 4.0  # floats kept per image per (filter x pixel) of the first block, all blocks together
 FILTERS = 64
@@ -35,12 +35,9 @@ class Estimate:
         return self.body_bytes + self.inner_bytes + self.validation_bytes
 
 
-def head_size(config: TrainConfig, side: int) -> int:
+def head_parameters(config: TrainConfig, side: int) -> int:
     """n_w: parameters of the head for `side`-pixel images."""
-    features = Body.feature_size(side)
-    if config.geometry.name == "convex":
-        return (features + 1) * config.ways
-    return (features + 1) * config.geometry.hidden + (config.geometry.hidden + 1) * config.ways
+    return head_size(config.geometry.name, Body.feature_size(side), config.ways, config.geometry.hidden)
 
 
 def estimate(config: TrainConfig, side: int, channels: int) -> Estimate:
@@ -49,7 +46,7 @@ def estimate(config: TrainConfig, side: int, channels: int) -> Estimate:
     per_image = BODY_FACTOR * FILTERS * side * side * float_bytes + channels * side * side * float_bytes
     body = images * per_image
     support = config.ways * config.shots
-    per_step = config.B * (3 * head_size(config, side) + 4 * support * max(config.ways, config.geometry.hidden))
+    per_step = config.B * (3 * head_parameters(config, side) + 4 * support * max(config.ways, config.geometry.hidden))
     inner = float(config.N * per_step * float_bytes)
     if config.algorithm == "maml":  # every inner step runs the body again over the support set, per task
         inner += config.N * config.B * support * per_image

@@ -109,7 +109,7 @@ def _reset_cli_state() -> None:
     from anil.data import progress
 
     GlobalHydra.instance().clear()
-    train.OUTCOME.failed.clear()
+    train.OUTCOME.reset(1)
     progress.enabled = True
 
 

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from anil.analysis import claims
-from anil.analysis.plot import find_jobs
 from anil.analysis.reports.jobs import job_row, tally
 from anil.analysis.reports.markdown import table
+from anil.analysis.runs import find_jobs
 
 JOBS, CURVATURE, CURVATURE_CONFIG = "divergence-jobs.csv", "divergence-curvature.csv", "divergence-curvature.json"
 PAPER_ALPHA = 0.1  # the constant inner stepsize of the paper's experiments (Section 4)

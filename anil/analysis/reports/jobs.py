@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from anil.analysis.plot import Job
+from anil.analysis.runs import Job
 from anil.config import TrainConfig
 
 DEFAULT_INIT = TrainConfig.init  # what runs recorded before the option existed used

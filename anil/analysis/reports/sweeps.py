@@ -18,10 +18,11 @@ import pandas as pd
 
 from anil.analysis import claims
 from anil.analysis.cost import UnitCosts, counted_cost, has_counters, prices_for
-from anil.analysis.plot import draw, find_jobs, per_seed, summarise_seeds
+from anil.analysis.plot import draw
 from anil.analysis.reports.jobs import algorithm_of, init_of, job_row, tally
 from anil.analysis.reports.markdown import table
 from anil.analysis.reports.targets import Curves, chance, cost_to, unless_stalled
+from anil.analysis.runs import find_jobs, per_seed, summarise_seeds
 from anil.analysis.statistics import Interval, interval
 from anil.run.metrics import OBJECTIVE_METRICS
 

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `make reproduce`: every sweep docs/reproduction.md reads, one job after another, then the document.
+#   bash scripts/reproduce.sh BIN OUT    (BIN: the folder with the anil command; OUT: where the sweeps go)
+# Figures 1-2 on the hard embedded dataset under both stepsize designs, each figure's fixed-alpha*N
+# half again under init=pytorch, test accuracy of every figure job, the N = 30 divergence search
+# with the curvature at initialisation, the theorems' regime and MAML beside Figure 1.
+set -euo pipefail
+bin=$1
+out=$2
+anil() { "$bin/anil" "$@"; }
+
+anil train -m experiment=fig1_embedded_hard hydra.sweep.dir="$out/fig1_embedded_hard"
+anil train -m experiment=fig2_embedded_hard hydra.sweep.dir="$out/fig2_embedded_hard"
+for figure in fig1 fig2; do
+    anil train -m experiment="${figure}_embedded_hard" alpha_design=fixed_alpha_n init=pytorch \
+        hydra.sweep.dir="$out/${figure}_embedded_hard_init_pytorch"
+done
+for job in "$out"/fig*_embedded_hard/geometry=*; do
+    anil eval "$job" --tasks 300 --checkpoint last
+done
+anil train -m experiment=divergence_embedded_hard hydra.sweep.dir="$out/divergence_embedded_hard"
+anil smoothness --dataset embedded_hard --curvature-only --init authors --points 1 --train-iterations 0 \
+    --B 16 --N 1 --out "$out/embedded_hard_init_authors"
+for geometry in convex nonconvex; do
+    anil train -m experiment="theory_${geometry}_embedded_hard" hydra.sweep.dir="$out/theory_embedded_hard/$geometry"
+done
+anil train -m experiment=maml_embedded_hard hydra.sweep.dir="$out/maml_embedded_hard"
+anil report reproduction --fig1 "$out/fig1_embedded_hard" --fig2 "$out/fig2_embedded_hard" \
+    --divergence "$out/divergence_embedded_hard" --curvature "$out/embedded_hard_init_authors" \
+    --fig1-init "$out/fig1_embedded_hard_init_pytorch" --fig2-init "$out/fig2_embedded_hard_init_pytorch" \
+    --theory "$out/theory_embedded_hard" --maml "$out/maml_embedded_hard"
