@@ -52,7 +52,7 @@ def per_job(jobs: list[Job], metric: str, at: str, by: list[str]) -> pd.DataFram
 
 
 def summarise(table: pd.DataFrame, metric: str, by: list[str]) -> pd.DataFrame:
-    """Mean over seeds with a bootstrap 95% interval and the number of seeds, per configuration."""
+    """Mean over seeds with a Student t 95% interval and the number of seeds, per configuration."""
     rows = []
     for key, part in table.groupby(by, sort=True):
         values = part[metric].dropna().tolist()

@@ -195,7 +195,7 @@ def render(
         "",
         f"## Numbers read off the curves (losses smoothed over {SMOOTH} iterations)",
         "",
-        "Each cell is the mean over seeds with its bootstrap 95% interval over seeds. `loss@time` is the smoothed "
+        "Each cell is the mean over seeds with its Student t 95% interval over seeds. `loss@time` is the smoothed "
         "loss when each run had trained for the shortest run's total training time; `‖∇L_meta‖²` is the full "
         "objective's squared meta-gradient norm on the runs' fixed evaluation tasks.",
         "",
@@ -210,9 +210,10 @@ def render(
         "## The paper's claims against these runs",
         "",
         "Each claim is judged by a rule that can also say *disagrees* and *inconclusive* (anil/analysis/claims.py): "
-        "comparisons between N are paired by seed (a seed sees the same tasks at every N) and carry bootstrap 95% "
-        "intervals; an interval that straddles the decision makes the verdict inconclusive. Each claim is judged "
-        "under every stepsize design the sweeps ran, on the theorems' quantity and on the training loss.",
+        "comparisons between N are paired by seed (a seed sees the same tasks at every N) and carry Student t "
+        "95% intervals on the paired differences; an interval that straddles the decision makes the verdict "
+        "inconclusive. Each claim is judged under every stepsize design the sweeps ran, on the theorems' quantity "
+        "and on the training loss.",
         "",
         *claims_table(fig1, fig2, others),
         "",
