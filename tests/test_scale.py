@@ -15,9 +15,11 @@ from helpers import MEASURED, anil, formats
 RUN = ["experiment=smoke", "B=4", "iterations=4", "eval_every=2", "eval_tasks=4", "device=cpu"]
 COMPARED = MEASURED
 # float32: one process runs 2 threads, each rank one, so a kernel whose sums depend on the thread
-# count shows here (the channels-last BatchNorm of PyTorch's CPU kernel put the loss 2e-3 apart
-# after three iterations; accurate sums keep it within a few float32 roundings).
-TOLERANCE = {"float64": dict(rtol=1e-8, atol=1e-12), "float32": dict(rtol=2e-5, atol=1e-6)}
+# count shows here: PyTorch's channels-last CPU BatchNorm put the loss 2e-3 apart after three
+# iterations. With accurate statistics the losses stay within about 1e-6 and the gradient norms
+# within about 4e-5 (Adam's normalised steps carry float32 rounding of near-zero gradient
+# components into the parameters); 1e-4 holds those and fails the 2e-3.
+TOLERANCE = {"float64": dict(rtol=1e-8, atol=1e-12), "float32": dict(rtol=1e-4, atol=1e-6)}
 
 
 @pytest.mark.slow  # torchrun starts processes
