@@ -16,34 +16,16 @@ from helpers import REPO
 
 PACKAGE = REPO / "anil"
 
-# layer -> the anil modules it may import (its own modules are always allowed)
+# layer -> the anil modules it may import (its own modules are always allowed); each floor may use
+# the modules at the package top and every floor below it
+TOP = {"anil.config", "anil.validation", "anil.geometry", "anil.tasks", "anil.atomic"}
 ALLOWED = {
-    "base": {"anil", "anil.config", "anil.validation", "anil.geometry", "anil.tasks", "anil.atomic"},
-    "data": {"anil.config", "anil.validation", "anil.geometry", "anil.tasks", "anil.atomic"},
+    "base": {"anil", *TOP},
+    "data": TOP,
     "engine": {"anil.tasks", "anil.geometry"},
-    "run": {"anil.config", "anil.validation", "anil.geometry", "anil.tasks", "anil.atomic", "anil.data", "anil.engine"},
-    "analysis": {
-        "anil.config",
-        "anil.validation",
-        "anil.geometry",
-        "anil.tasks",
-        "anil.atomic",
-        "anil.data",
-        "anil.engine",
-        "anil.run",
-    },
-    "cli": {
-        "anil",
-        "anil.config",
-        "anil.validation",
-        "anil.geometry",
-        "anil.tasks",
-        "anil.atomic",
-        "anil.data",
-        "anil.engine",
-        "anil.run",
-        "anil.analysis",
-    },
+    "run": {*TOP, "anil.data", "anil.engine"},
+    "analysis": {*TOP, "anil.data", "anil.engine", "anil.run"},
+    "cli": {"anil", *TOP, "anil.data", "anil.engine", "anil.run", "anil.analysis"},
 }
 BASE = {"__init__.py", "__main__.py", "config.py", "validation.py", "geometry.py", "tasks.py", "atomic.py"}
 
