@@ -524,11 +524,13 @@ def test_performance_report_against_the_compute_limit_and_the_external_baseline(
             "peak_flops": 2.5e11, "peak_kernel": "conv 2 forward", "peak_method": "the fastest of the kernels",
             "breakdown_s": {"body forward": 0.5, "backward": 0.5},
             "operator_time_s": {"convolution": 1.0, "max-pool": 0.5, "other": 0.5}, "conv_flops": 1e11,
+            "batch_norm_cost_s": {"accurate": 1.1, "pytorch": 1.0},
             "engine_s_by_B": {"4": 0.2, "32": 1.5}}  # fmt: skip
     (tmp_path / "docs" / "data").mkdir(parents=True)
     (tmp_path / "docs" / "data" / "performance-cpu.json").write_text(json.dumps(data))
     text = performance.write(tmp_path / "docs" / "data", tmp_path / "docs" / "performance.md").read_text()
     assert "the peak is 250 GFLOP/s, reached by conv 2 forward in this run: the fastest of the kernels" in text
+    assert "1.100 s per iteration with the accurate statistics the engine uses, 1.000 s with PyTorch's" in text
     assert "| max-pool | 0.500 | 25% |" in text and "convolutions ran at 100 GFLOP/s, 40% of the peak" in text
     assert "| fc100 | convex | 7 | 1.500 | 0.500 | 3.00 | 1.600 | 1.07 |" in text
     assert "learn2learn-style / engine at N=1 (convex, FC100) >= 2.0 | 1.400 | **no**" in text

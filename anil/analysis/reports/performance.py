@@ -63,6 +63,7 @@ def device_section(data: dict[str, Any], title: str, source: str) -> list[str]:
     lines += ["", "Breakdown of one iteration (FC100 shape, convex, N = 7):", ""]
     lines += table(["part", "seconds", "share"], [[k, f"{v:.3f}", f"{100 * v / total:.0f}%"] for k, v in parts.items()])
     lines += profile_lines(data)
+    lines += batch_norm_lines(data)
     scaling = sorted((int(b), s) for b, s in data["engine_s_by_B"].items())
     lines += ["", "Engine time against B (FC100 shape, convex, N = 7): "
               + ", ".join(f"B = {b}: {s:.3f} s ({1000 * s / b:.1f} ms/task)" for b, s in scaling) + "."]  # fmt: skip
@@ -137,6 +138,22 @@ def limit_lines(data: dict[str, Any]) -> list[str]:
             rows,
             [False, False, True, True, True, True, True, True],
         ),  # fmt: skip
+    ]
+
+
+def batch_norm_lines(data: dict[str, Any]) -> list[str]:
+    """What the accurate channels-last BatchNorm (anil/engine/batchnorm.py) costs against PyTorch's
+    kernel, timed side by side in the same run (benchmarks from before it have no such entry)."""
+    cost = data.get("batch_norm_cost_s")
+    if not cost:
+        return []
+    accurate, pytorch = cost["accurate"], cost["pytorch"]
+    return [
+        "",
+        f"The body's BatchNorm (FC100 shape, convex, N = 7, interleaved): {accurate:.3f} s per iteration with the "
+        f"accurate statistics the engine uses, {pytorch:.3f} s with PyTorch's channels-last kernel "
+        f"(×{accurate / pytorch:.3f}), which sums the statistics in float32 and loses accuracy "
+        "(tests/test_numerics.py measures both against float64).",
     ]
 
 
