@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from anil.analysis.baseline import ConventionalNet, body_flops, conventional_step, peak_rates
-from anil.engine.anil import anil_reference_meta_loss
+from anil.engine.batched import anil_reference_meta_loss
 from anil.engine.model import AnilNet
 from anil.tasks import InnerLoop, TaskBatch
 

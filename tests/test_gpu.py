@@ -9,7 +9,7 @@ from anil.config import DatasetConfig, TrainConfig
 from anil.data import load_splits
 from anil.data.sampler import TaskSampler
 from anil.data.split import Split
-from anil.engine.anil import BodyPass, anil_meta_loss, anil_reference_meta_loss
+from anil.engine.batched import BodyPass, anil_meta_loss, anil_reference_meta_loss
 from anil.engine.model import AnilNet
 from anil.run.setup import build, task_set
 from anil.run.trainer import meta_step

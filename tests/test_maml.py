@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from anil.engine.anil import anil_meta_loss
+from anil.engine.batched import anil_meta_loss
 from anil.engine.maml import maml_meta_loss, task_images
 from anil.engine.model import head_logits
 from anil.engine.opcount import OpCounts

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from anil.engine.anil import (
+from anil.engine.batched import (
     Anil,
     BodyPass,
     anil_meta_loss,

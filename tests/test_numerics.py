@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from anil.data.sampler import TaskSampler
 from anil.data.split import Split
 from anil.engine import model as model_module
-from anil.engine.anil import BodyPass, anil_meta_loss, anil_per_task_meta_loss
+from anil.engine.batched import BodyPass, anil_meta_loss, anil_per_task_meta_loss
 from anil.engine.batchnorm import batch_norm, reference_batch_norm
 from anil.engine.model import BN_EPS, AnilNet
 from anil.tasks import InnerLoop, TaskBatch

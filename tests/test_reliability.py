@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 import torch
 
-from anil.engine.anil import Anil
+from anil.engine.batched import Anil
 from anil.engine.learner import MetaOutput
 from anil.run import checkpoint, trainer
 from anil.run.outcome import Status
+from anil.run.stops import StopNow
 from helpers import MEASURED, anil, anil_command, small_config
 
 RUN = ["experiment=smoke", "B=2", "iterations=40", "eval_every=8", "eval_tasks=4", "checkpoint_every=3", "device=cpu"]
@@ -109,6 +110,36 @@ def test_nan_stops_as_diverged_and_keeps_the_last_good_checkpoint(tmp_path, monk
     assert metrics["iteration"].tolist() == [1, 2, 3, 4] and pd.isna(metrics["loss"].iloc[-1])
     saved = json.loads((tmp_path / "summary.json").read_text())  # strict JSON: NaN written as a string
     assert saved["status"] == "diverged" and saved["final"]["loss"] == "nan"
+
+
+@pytest.mark.parametrize("stopped_at", [4, 8])  # a validation mid-run, and the final one
+def test_a_stop_during_validation_is_redone_on_resume(tmp_path, monkeypatch, stopped_at):
+    """The step is taken, its validation abandoned: the run says it was stopped, its checkpoint
+    holds the unwritten row, and the resumed metrics equal an uninterrupted run's."""
+    config = small_config(iterations=8, eval_every=2)
+    reference = tmp_path / "reference"
+    assert trainer.run(config, reference).status is Status.COMPLETED
+    real, validations = trainer.mean_score, {"n": 0}
+
+    def stopped(setup, tasks):
+        validations["n"] += 1
+        if validations["n"] == stopped_at // 2:  # validations run at iterations 2, 4, 6, 8
+            raise StopNow
+        return real(setup, tasks)
+
+    monkeypatch.setattr(trainer, "mean_score", stopped)
+    run_dir = tmp_path / "run"
+    summary = trainer.run(config, run_dir)
+    assert summary.status is Status.INTERRUPTED and summary.iteration == stopped_at
+    assert f"during iteration {stopped_at}'s evaluation" in summary.reason
+    assert pd.read_csv(run_dir / "metrics.csv")["iteration"].tolist() == list(range(1, stopped_at))
+    assert checkpoint.load(run_dir / checkpoint.CHECKPOINT)["pending_row"]["iteration"] == stopped_at
+    monkeypatch.undo()
+    resumed = trainer.run(dataclasses.replace(config, resume=True), run_dir)
+    assert resumed.status is Status.COMPLETED and resumed.final["val_accuracy"] >= 0
+    metrics, expected = (pd.read_csv(d / "metrics.csv") for d in (run_dir, reference))
+    assert metrics["iteration"].tolist() == list(range(1, 9))
+    pd.testing.assert_frame_equal(metrics[MEASURED], expected[MEASURED])
 
 
 def test_blowup_threshold_and_exit_codes(tmp_path):

@@ -9,7 +9,7 @@ import torch
 from torch.func import functional_call
 
 from anil.analysis.spectra import MetaHessian, block_norms, inner_curvature, power_norm
-from anil.engine.anil import Anil, encode
+from anil.engine.batched import Anil, encode
 from anil.engine.losses import support_loss
 from anil.engine.model import AnilNet
 from anil.tasks import InnerLoop

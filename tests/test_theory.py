@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from anil.analysis.theory import explicit_meta_gradient, implicit_meta_gradient
-from anil.engine.anil import anil_meta_loss
+from anil.engine.batched import anil_meta_loss
 from anil.tasks import InnerLoop
 from helpers import DTYPE, make
 

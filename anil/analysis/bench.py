@@ -47,7 +47,7 @@ from anil.analysis.timing import (
     operator_calls,
     peak_bytes,
 )
-from anil.engine.anil import BodyPass
+from anil.engine.batched import BodyPass
 from anil.engine.model import AnilNet
 from anil.geometry import Geometry
 from anil.tasks import InnerLoop, TaskBatch

@@ -15,7 +15,7 @@ from anil.analysis.timing import QUERY, SHOTS, WAYS, interleaved
 from anil.data.sampler import TaskSampler
 from anil.data.split import Split
 from anil.engine import model as model_module
-from anil.engine.anil import BodyPass, adapt, anil_meta_loss, anil_reference_meta_loss, encode
+from anil.engine.batched import BodyPass, adapt, anil_meta_loss, anil_reference_meta_loss, encode
 from anil.engine.losses import query_loss
 from anil.engine.model import AnilNet
 from anil.engine.opcount import OpCounts

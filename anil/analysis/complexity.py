@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from anil.analysis.theory import dot
 from anil.analysis.timing import QUERY, SHOTS, WAYS, interleaved, make_batch, make_model, peak_bytes
-from anil.engine.anil import BodyPass, anil_meta_loss, anil_reference_meta_loss, encode, task_minor_images
+from anil.engine.batched import BodyPass, anil_meta_loss, anil_reference_meta_loss, encode, task_minor_images
 from anil.engine.losses import support_loss
 from anil.engine.maml import maml_meta_loss
 from anil.engine.model import AnilNet, head_logits

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from anil.engine.anil import encode
+from anil.engine.batched import encode
 from anil.engine.learner import MetaLearner
 from anil.engine.losses import support_loss
 from anil.engine.model import AnilNet

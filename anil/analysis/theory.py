@@ -30,7 +30,7 @@ import torch
 
 from anil.data.sampler import TaskSampler
 from anil.data.split import Split
-from anil.engine.anil import anil_meta_loss, encode
+from anil.engine.batched import anil_meta_loss, encode
 from anil.engine.losses import query_loss, support_loss
 from anil.engine.model import AnilNet
 from anil.geometry import Geometry

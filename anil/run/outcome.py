@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from anil.atomic import write_json_atomic
+
+log = logging.getLogger(__name__)
 
 SUMMARY = "summary.json"
 
@@ -28,6 +31,9 @@ class Progress:
     iteration: int = 0  # meta-iterations done
     train_time: float = 0.0  # seconds of training so far (evaluation excluded), over every session
     best_val_accuracy: float = -1.0  # the best validation accuracy so far (-1: none yet)
+    # The last iteration's metrics row when a stop abandoned its evaluation: the step is taken, the
+    # row is not written yet; a resume evaluates it first, so metrics.csv comes out as uninterrupted.
+    pending: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,3 +71,22 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
         raise ValueError(f"{path} is not a JSON object")
     Status(summary.get("status"))  # raises ValueError for an unknown status
     return summary
+
+
+def log_ending(summary: RunSummary, out_dir: Path) -> None:
+    """Log how the run ended (rank 0 only)."""
+    if summary.status is Status.DIVERGED:
+        log.warning(
+            "diverged at iteration %d (%s); the last good checkpoint is kept in %s",
+            summary.iteration, summary.reason, out_dir,
+        )  # fmt: skip
+    elif summary.status is Status.INTERRUPTED:
+        log.warning(
+            "stopped at iteration %d (%s); continue with: anil resume %s", summary.iteration, summary.reason, out_dir
+        )
+    else:
+        final = summary.final
+        log.info(
+            "done: loss %.4f, val accuracy %.3f, %.1f s training",
+            final["loss"], final["val_accuracy"], summary.train_time_s,
+        )  # fmt: skip

@@ -28,6 +28,7 @@ def training_state(setup: Setup, config: TrainConfig, progress: Progress) -> dic
         "sampler": setup.sampler.generator.get_state(),
         "config": config.to_dict(),
         "training_values": config.training_values(),
+        "pending_row": progress.pending,
     }
 
 
@@ -36,7 +37,7 @@ def restore(setup: Setup, state: dict[str, Any]) -> Progress:
     setup.optimizer.load_state_dict(state["optimizer"])
     checkpoint.set_rng_state(state["rng"])
     setup.sampler.generator.set_state(state["sampler"])
-    return Progress(state["iteration"], state["train_time"], state["best_val_accuracy"])
+    return Progress(state["iteration"], state["train_time"], state["best_val_accuracy"], state.get("pending_row"))
 
 
 def resume_state(config: TrainConfig, run_dir: Path) -> dict[str, Any] | None:
@@ -55,7 +56,7 @@ def resume_state(config: TrainConfig, run_dir: Path) -> dict[str, Any] | None:
             f"checkpoint {path} was trained with other values of {', '.join(changed[:4])}; "
             f"resume with the run's own settings (anil resume {run_dir}) or use a new run directory"
         )
-    if state["iteration"] >= config.iterations:
+    if state["iteration"] >= config.iterations and state.get("pending_row") is None:
         raise RunRefused(
             f"the run in {run_dir} already finished its {state['iteration']} iterations; nothing to resume "
             "(pass a larger iterations= to train on)"

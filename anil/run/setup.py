@@ -16,7 +16,7 @@ from anil.config import ConfigError, OptimConfig, TrainConfig, inner_stepsize, o
 from anil.data import load_splits
 from anil.data.sampler import TaskSampler
 from anil.data.split import Split
-from anil.engine.anil import Anil, AnilPerTask, BodyPass
+from anil.engine.batched import Anil, AnilPerTask, BodyPass
 from anil.engine.learner import MetaLearner
 from anil.engine.maml import Maml
 from anil.engine.model import AnilNet

@@ -27,7 +27,7 @@ from anil.run.checkpoint import BEST, CHECKPOINT
 from anil.run.distributed import local_device
 from anil.run.folder import RunLock, refuse_if_taken
 from anil.run.metrics import STEP_METRICS, MetricsWriter
-from anil.run.outcome import Progress, RunSummary, Status, write_summary
+from anil.run.outcome import Progress, RunSummary, Status, log_ending, write_summary
 from anil.run.resumption import restore, resume_state, training_state
 from anil.run.rows import Fanout, NullWriter, RowWriter
 from anil.run.setup import Setup, TaskSet, build, resolve_device
@@ -134,41 +134,60 @@ class Loop:
         progress.iteration += 1
         return {"iteration": progress.iteration, "time": progress.train_time, **metrics, "healthy": healthy}
 
+    def evaluate(self, row: dict[str, Any], progress: Progress) -> bool:
+        """The evaluations due at this row's iteration, into `row`; False when a stop request
+        abandoned one (the step stays taken; the row waits in `progress.pending`)."""
+        iteration, last = row["iteration"], row["iteration"] == self.config.iterations
+        try:
+            if (self.config.eval_every and iteration % self.config.eval_every == 0) or last:
+                self.validate(row, progress)
+            if self.config.grad_eval_every and (iteration % self.config.grad_eval_every == 0 or iteration == 1):
+                self.evaluate_objective(row)
+        except StopNow:
+            progress.pending = row
+            return False
+        progress.pending = None
+        return True
+
+    def finish(self, row: dict[str, Any], progress: Progress, stopping: bool) -> None:
+        """Write an evaluated row, and checkpoint where the run says so."""
+        self.writer.write(row)
+        iteration, every = row["iteration"], self.config.checkpoint_every
+        if iteration == self.config.iterations or stopping or (every and iteration % every == 0):
+            self.save(CHECKPOINT, progress)
+
     def run(self, progress: Progress) -> RunSummary:
         config, setup = self.config, self.setup
-        first = progress.iteration
         device = next(setup.model.parameters()).device
-        row: dict[str, Any] = {}
+        row: dict[str, Any] = dict(progress.pending or {})
         status, reason = Status.COMPLETED, ""
-        description = f"{config.geometry.name} N={config.N}"
-        bar = tqdm(initial=first, total=config.iterations, disable=not self.show_progress, desc=description, unit="it")
-        while progress.iteration < config.iterations:
-            stepped = self.step(progress)
-            if stepped is None:  # abandoned mid-iteration: the model is as the last iteration left it
+        bar = tqdm(initial=progress.iteration, total=config.iterations, disable=not self.show_progress,
+                   desc=f"{config.geometry.name} N={config.N}", unit="it")  # fmt: skip
+        while progress.pending is not None or progress.iteration < config.iterations:
+            if progress.pending is None:
+                stepped = self.step(progress)
+                if stepped is None:  # abandoned mid-iteration: the model is as the last iteration left it
+                    self.save(CHECKPOINT, progress)
+                    status, reason = Status.INTERRUPTED, f"stopped by {self.stop.signal} during an iteration"
+                    break
+                row = stepped
+                if not row.pop("healthy"):  # keep the last good checkpoint: nothing is saved from here on
+                    self.writer.write(row)
+                    status, reason = Status.DIVERGED, _divergence_reason(row, config.blowup_loss)
+                    break
+                bar.update()
+            if not self.evaluate(row, progress):  # the step is taken; its evaluation is redone on resume
                 self.save(CHECKPOINT, progress)
-                status, reason = Status.INTERRUPTED, f"stopped by {self.stop.signal} during an iteration"
+                stopped_by = self.stop.signal or "a request"
+                status, reason = (
+                    Status.INTERRUPTED,
+                    f"stopped by {stopped_by} during iteration {row['iteration']}'s evaluation",
+                )
                 break
-            row = stepped
-            if not row.pop("healthy"):  # keep the last good checkpoint: nothing is saved from here on
-                self.writer.write(row)
-                status, reason = Status.DIVERGED, _divergence_reason(row, config.blowup_loss)
-                break
-            iteration, last = progress.iteration, progress.iteration == config.iterations
-            abandoned = False
-            try:
-                if (config.eval_every and iteration % config.eval_every == 0) or last:
-                    self.validate(row, progress)
-                if config.grad_eval_every and (iteration % config.grad_eval_every == 0 or iteration == 1):
-                    self.evaluate_objective(row)
-            except StopNow:  # the step is taken; only this evaluation is lost
-                abandoned = True
-            self.writer.write(row)
-            bar.update()
             bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.2f}", refresh=False)
-            stopping = abandoned or setup.world.any(self.stop.signal is not None, device)  # all processes together
-            if last or stopping or (config.checkpoint_every and iteration % config.checkpoint_every == 0):
-                self.save(CHECKPOINT, progress)
-            if stopping and not last:
+            stopping = setup.world.any(self.stop.signal is not None, device)  # all processes together
+            self.finish(row, progress, stopping)
+            if stopping and progress.iteration < config.iterations:
                 status, reason = Status.INTERRUPTED, f"stopped by {self.stop.signal or 'another process'}"
                 break
         bar.close()
@@ -215,7 +234,7 @@ def run(
     summary = _with_environment(summary, config, device, time.perf_counter() - started)
     if world.is_main:
         write_summary(out_dir, summary)
-        _report(summary, out_dir)
+        log_ending(summary, out_dir)
     return summary
 
 
@@ -263,22 +282,3 @@ def _divergence_reason(metrics: dict[str, float], blowup_loss: float) -> str:
     if bad:
         return f"non-finite {', '.join(bad)}"
     return f"loss {metrics['loss']:.4g} above blowup_loss={blowup_loss:g}"
-
-
-def _report(summary: RunSummary, out_dir: Path) -> None:
-    """Log how the run ended (rank 0 only)."""
-    if summary.status is Status.DIVERGED:
-        log.warning(
-            "diverged at iteration %d (%s); the last good checkpoint is kept in %s",
-            summary.iteration, summary.reason, out_dir,
-        )  # fmt: skip
-    elif summary.status is Status.INTERRUPTED:
-        log.warning(
-            "stopped at iteration %d (%s); continue with: anil resume %s", summary.iteration, summary.reason, out_dir
-        )
-    else:
-        final = summary.final
-        log.info(
-            "done: loss %.4f, val accuracy %.3f, %.1f s training",
-            final["loss"], final["val_accuracy"], summary.train_time_s,
-        )  # fmt: skip
