@@ -181,3 +181,11 @@ def test_a_recorded_config_with_references_reads_back_resolved():
     assert resolve_references(recorded)["optim"]["beta_phi"] == 0.2
     with pytest.raises(ValueError, match="does not resolve"):
         resolve_references({"optim": {"beta_phi": "${optim.missing}"}})
+
+
+@pytest.mark.parametrize("key", ["dataset.root", "dataset.cache_dir", "device"])
+def test_sweeping_a_key_left_out_of_job_folder_names_is_refused(tmp_path, key):
+    result = anil("train", "-m", f"{key}=a,b", f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert f"{key} is left out of job folder names" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written

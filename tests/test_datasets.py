@@ -1,5 +1,7 @@
 """FC100 and miniImageNet from every supported on-disk format, the decoded cache, and bad input."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -70,6 +72,33 @@ def check_mini(splits):
 def test_miniimagenet_formats(tmp_path, writer):
     writer(tmp_path / "mini")
     check_mini(load_splits(mini(tmp_path, tmp_path / "cache")))  # root = the parent folder
+
+
+@pytest.mark.parametrize("escape", ["../../outside.jpg", "ABSOLUTE", "link.jpg"])
+def test_miniimagenet_split_files_cannot_read_outside_the_images_folder(tmp_path, escape):
+    root = fixtures.write_mini_csv(tmp_path / "data" / "mini")
+    outside = tmp_path / "outside.jpg"
+    (root / "images" / "n0000000100000000.jpg").rename(outside)  # a real image, now outside the root
+    if escape == "ABSOLUTE":
+        escape = str(outside)
+    if escape == "link.jpg":
+        (root / "images" / "link.jpg").symlink_to(outside)
+    listing = root / "train.csv"
+    lines = listing.read_text().splitlines()
+    lines[1] = f"{escape},{lines[1].split(',')[1]}"
+    listing.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError, match=rf"train.csv line 2: image '{re.escape(escape)}' lies outside .*images"):
+        load_splits(mini(root, tmp_path / "cache", format="csv"))
+
+
+def test_miniimagenet_folders_do_not_follow_links_out_of_the_root(tmp_path):
+    root = fixtures.write_mini_folders(tmp_path / "mini")
+    image = next((root / "train").rglob("*.jpg"))
+    outside = tmp_path / "outside.jpg"
+    image.rename(outside)
+    image.symlink_to(outside)
+    with pytest.raises(DatasetError, match="is a link to a file outside"):
+        load_splits(mini(root, tmp_path / "cache", format="folders"))
 
 
 def test_miniimagenet_pickles_named_val_and_bytes_keys(tmp_path):

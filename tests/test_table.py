@@ -54,3 +54,44 @@ def test_table_reads_eval_json_and_best_and_at(sweep, tmp_path):
     assert pd.read_csv(tmp_path / "a" / "table.csv")["mean"].iloc[0] == pytest.approx(sum(first) / len(first))
     bad = anil("table", str(sweep), "--metric", "nope")
     assert bad.returncode == 1 and "has no column nope" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--by", "geometry,NN"], 1, "--by NN: no job's config has that key"),
+        (["--metric", "test_loss"], 1, "--metric test_loss: no job has a value of it; run anil eval on the jobs first"),
+        (["--digits", "-5"], 2, "--digits must be between 0 and 10 (got -5)"),
+        (["--at", "500"], 1, "--at 500: "),
+        (["--at", "later"], 2, "--at must be final, best or an iteration number (got later)"),
+    ],
+)
+def test_table_refusals_are_one_line_and_overwrite_nothing(sweep, tmp_path, args, code, message):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "table.csv").write_text("a good table\n")
+    fresh = sweep.parent / "no_eval"  # the module's sweep may hold eval.json files from another test
+    if not fresh.exists():
+        fresh.mkdir()
+        for job in sweep.iterdir():
+            if (job / "metrics.csv").exists():
+                (fresh / job.name).mkdir()
+                for name in ("metrics.csv", "summary.json"):
+                    (fresh / job.name / name).write_bytes((job / name).read_bytes())
+                (fresh / job.name / ".hydra").mkdir()
+                (fresh / job.name / ".hydra" / "config.yaml").write_bytes((job / ".hydra" / "config.yaml").read_bytes())
+    result = anil("table", str(fresh), *args, "--out", str(out))
+    assert result.returncode == code and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in result.stderr
+    assert (out / "table.csv").read_text() == "a good table\n" and sorted(p.name for p in out.iterdir()) == [
+        "table.csv"
+    ]
+
+
+def test_an_interval_that_cannot_be_computed_is_empty_with_its_reason(sweep, tmp_path):
+    job = next(j for j in sorted(sweep.iterdir()) if (j / "metrics.csv").exists())
+    result = anil("table", str(job), "--metric", "val_accuracy", "--by", "N", "--out", str(tmp_path))  # one seed
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "table.csv")
+    assert table["low"].isna().all() and table["high"].isna().all()
+    assert table["note"].tolist() == ["interval needs 3 seeds"] and "inf" not in (tmp_path / "table.csv").read_text()

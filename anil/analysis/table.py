@@ -37,6 +37,9 @@ def value(job: Job, metric: str, at: str) -> float:
         values = logged[metric]
         return float(values.max() if "accuracy" in metric else values.min()) if len(values) else math.nan
     if at != "final":
+        last = int(job.metrics["iteration"].max())
+        if int(at) > last:
+            raise ValueError(f"--at {at}: {job.path} logged up to iteration {last}; choose an iteration it reached")
         logged = logged[logged["iteration"] <= int(at)]
     return float(logged[metric].iloc[-1]) if len(logged) else math.nan
 
@@ -47,8 +50,18 @@ def config_value(job: Job, key: str) -> Any:
 
 
 def per_job(jobs: list[Job], metric: str, at: str, by: list[str]) -> pd.DataFrame:
+    """One row per job: its `by` keys, seed and metric value. ValueError (one line) for a `by` key
+    no job's config has, or a metric no job has a value of."""
+    for key in by:
+        if all(config_value(job, key) is None for job in jobs):
+            known = sorted({*GROUP_ALIASES, *flatten(jobs[0].config)})
+            raise ValueError(f"--by {key}: no job's config has that key; keys look like {', '.join(known[:8])}, ...")
     rows = [{**{k: config_value(job, k) for k in by}, "seed": job.seed, metric: value(job, metric, at)} for job in jobs]
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if not table[metric].map(lambda v: math.isfinite(v)).any():
+        fix = "run anil eval on the jobs first" if metric in EVAL_METRICS else "choose a metric the runs logged"
+        raise ValueError(f"--metric {metric}: no job has a value of it; {fix}")
+    return table
 
 
 def summarise(table: pd.DataFrame, metric: str, by: list[str]) -> pd.DataFrame:
@@ -58,8 +71,10 @@ def summarise(table: pd.DataFrame, metric: str, by: list[str]) -> pd.DataFrame:
         values = part[metric].dropna().tolist()
         spread = interval(values)
         keys = key if isinstance(key, tuple) else (key,)
-        rows.append({**dict(zip(by, keys)), "mean": spread.estimate, "low": spread.low, "high": spread.high,
-                     "seeds": spread.n})  # fmt: skip
+        bounded = math.isfinite(spread.low) and math.isfinite(spread.high)
+        rows.append({**dict(zip(by, keys)), "mean": spread.estimate, "low": spread.low if bounded else math.nan,
+                     "high": spread.high if bounded else math.nan, "seeds": spread.n,
+                     "note": "" if bounded else "interval needs 3 seeds"})  # fmt: skip
     return pd.DataFrame(rows)
 
 

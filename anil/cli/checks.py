@@ -79,6 +79,7 @@ def check_overrides(args: list[str]) -> LaunchPlan | None:
     key = "hydra.sweep.dir" if options.multirun else "hydra.run.dir"
     with hydra_context():
         base = compose_train(fixed, with_hydra=True)  # the output folder and the experiment's own sweep
+        _check_sweep_keys(sweeps, list(base.hydra.job.config.override_dirname.exclude_keys))
         folder = Path(base.hydra.sweep.dir if options.multirun else base.hydra.run.dir)
         _check_writable(folder)
         if not options.multirun:
@@ -92,6 +93,18 @@ def check_overrides(args: list[str]) -> LaunchPlan | None:
             count = len(jobs)
     given = any(o.get_key_element() == key for o in parsed)
     return LaunchPlan(key, None if given else folder, count)
+
+
+def _check_sweep_keys(sweeps: list[Override], unnamed: list[str]) -> None:
+    """A swept key that job folder names leave out (hydra.job.config.override_dirname.exclude_keys)
+    would put every job of the sweep in one folder, where all but the first are refused."""
+    for override in sweeps:
+        if override.get_key_element() in unnamed:
+            key = override.get_key_element()
+            raise ConfigError(
+                f"'{override.input_line}': {key} is left out of job folder names, so every job of this sweep "
+                f"would share one folder; run one sweep per value of {key}, each with its own hydra.sweep.dir"
+            )
 
 
 def _check_job(config: TrainConfig) -> None:

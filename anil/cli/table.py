@@ -37,7 +37,9 @@ def main(args: list[str]) -> int:
     cli = parser()
     options = cli.parse_args(args)
     if options.at not in ("final", "best") and not options.at.isdigit():
-        cli.error(f"--at must be final, best or an iteration number (got {options.at})")
+        return _refuse(f"--at must be final, best or an iteration number (got {options.at})")
+    if not 0 <= options.digits <= 10:
+        return _refuse(f"--digits must be between 0 and 10 (got {options.digits})")
     missing = [str(p) for p in options.sweeps if not p.is_dir()]
     if missing:
         cli.error(f"not a folder: {', '.join(missing)}")
@@ -53,6 +55,9 @@ def main(args: list[str]) -> int:
     except KeyError as error:
         print(f"anil table: {error.args[0]}; choose a column metrics.csv has, or test_accuracy", file=sys.stderr)
         return 1
+    except ValueError as error:  # nothing is written: the table files there stay as they were
+        print(f"anil table: {error}", file=sys.stderr)
+        return 1
     summary = summarise(table, options.metric, by)
     scale = 100.0 if options.percent else 1.0
     print(markdown(summary, options.metric, by, scale, options.digits), end="")
@@ -66,3 +71,9 @@ def main(args: list[str]) -> int:
         return 1
     print(f"wrote {', '.join(map(str, written))}", file=sys.stderr)
     return 0
+
+
+def _refuse(message: str) -> int:
+    """A bad option: one line (not argparse's usage block), exit 2, nothing written."""
+    print(f"anil table: {message}", file=sys.stderr)
+    return 2

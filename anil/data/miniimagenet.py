@@ -107,10 +107,27 @@ def _labelled(images: np.ndarray, wnids: list[str], source: str) -> Split:
 def _from_csv(folder: Path, size: int) -> Splits:
     splits = []
     for split in SPLITS:
-        rows = _read_csv(folder / f"{split}.csv")
-        images = _decode_all([folder / "images" / name for name, _ in rows], size)
-        splits.append(_labelled(images, [label for _, label in rows], str(folder / f"{split}.csv")))
+        listing = folder / f"{split}.csv"
+        rows = _read_csv(listing)
+        paths = [_image_in(folder / "images", name, f"{listing} line {number}") for number, (name, _) in
+                 enumerate(rows, start=2)]  # fmt: skip
+        images = _decode_all(paths, size)
+        splits.append(_labelled(images, [label for _, label in rows], str(listing)))
     return Splits(*splits)
+
+
+def _image_in(images: Path, name: str, where: str) -> Path:
+    """images/NAME, refused when NAME (an absolute path, a '..', or a link) leads outside images/:
+    a split file names images, it does not choose what else on the machine is read."""
+    path = images / name
+    if Path(name).is_absolute() or not _inside(images, path):
+        raise DatasetError(f"{where}: image {name!r} lies outside {images}; list only files inside images/")
+    return path
+
+
+def _inside(root: Path, path: Path) -> bool:
+    """Whether `path`, links followed, stays under `root` (links followed too)."""
+    return path.resolve().is_relative_to(root.resolve())
 
 
 def _from_folders(folder: Path, size: int) -> Splits:
@@ -119,6 +136,9 @@ def _from_folders(folder: Path, size: int) -> Splits:
         paths = [p for p in _image_files(folder / split) if p.parent.parent == folder / split]
         if not paths:
             raise DatasetError(f"{folder / split} holds no <class>/<image> files")
+        outside = [p for p in paths if not _inside(folder, p)]
+        if outside:
+            raise DatasetError(f"{outside[0]} is a link to a file outside {folder}; copy the image into the dataset")
         splits.append(_labelled(_decode_all(paths, size), [p.parent.name for p in paths], str(folder / split)))
     return Splits(*splits)
 
