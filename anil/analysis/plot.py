@@ -33,7 +33,6 @@ from anil.run.metrics import OBJECTIVE_METRICS  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-BANDS = ("quartiles", "minmax", "none")
 FORMATS = ("png", "pdf")
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 CONFIDENCE = 0.95
+BANDS = ("quartiles", "minmax", "none")  # the spread over seeds a figure's band shows (anil plot --band)
 MIN_SEEDS = 3  # fewer seeds than this cannot support a verdict either way
 
 

@@ -7,8 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from anil.analysis.plot import BANDS, describe, draw
-from anil.analysis.runs import JUMP, curves, find_jobs
+from anil.analysis.statistics import BANDS
 
 log = logging.getLogger("anil.plot")
 
@@ -30,6 +29,10 @@ def parser() -> argparse.ArgumentParser:
 def main(args: list[str]) -> int:
     cli = parser()
     options = cli.parse_args(args)
+    # Imported once the arguments are read: `anil plot --help` and a bad option need no matplotlib.
+    from anil.analysis.plot import describe, draw
+    from anil.analysis.runs import JUMP, curves, find_jobs
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     missing = [str(p) for p in options.sweeps if not p.is_dir()]
     if missing:
