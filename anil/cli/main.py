@@ -13,7 +13,7 @@ USAGE = """usage: anil <command> [args]      anil --version
 
 commands:
   train [-m] [key=value ...]   meta-train ANIL (a Hydra app: `anil train --help` lists groups and keys)
-  resume RUN_DIR               continue a stopped or killed run from its checkpoint
+  resume RUN_DIR [key=value]   continue a stopped or killed run from its checkpoint (e.g. iterations=2000)
   eval RUN_DIR [--tasks 600]   meta-test accuracy with a 95% confidence interval (writes eval.json)
   plot SWEEP_DIR [...]         draw loss vs meta-iteration and vs time, one curve per N, per geometry
   table SWEEP_DIR [...]        a results table per configuration: mean over seeds, 95% interval (md, csv, tex)
