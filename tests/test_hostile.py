@@ -446,6 +446,42 @@ def test_a_full_disk_while_checkpointing_is_a_write_error_that_keeps_the_old_che
     assert checkpoint.load(path)["iteration"] == 1 and [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
 
 
+def test_a_disk_that_fills_mid_run_leaves_the_run_resumable(tmp_path, monkeypatch):
+    """ENOSPC from the metrics file at iteration 3, after checkpoints were written: one line naming
+    the disk and the resume command, nothing of the run removed, and `anil resume` finishes it."""
+    import errno
+
+    from anil.run.metrics import MetricsWriter
+
+    real, rows = MetricsWriter.write, {"n": 0}
+
+    def fills(self, row):
+        rows["n"] += 1
+        if rows["n"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        return real(self, row)
+
+    run_dir = tmp_path / "run"
+    monkeypatch.setattr(MetricsWriter, "write", fills)
+    run = [
+        "experiment=smoke",
+        "iterations=4",
+        "eval_every=1",
+        "eval_tasks=4",
+        "B=2",
+        "device=cpu",
+        "checkpoint_every=1",
+    ]
+    full = anil("train", *run, f"hydra.run.dir={run_dir}")
+    assert full.returncode == 1 and len(full.stderr.strip().splitlines()) == 1, full.stderr
+    assert "No space left on device" in full.stderr and f"anil resume {run_dir}" in full.stderr
+    assert {".hydra", "checkpoint.pt", "metrics.csv", "train.log"} <= {p.name for p in run_dir.iterdir()}
+    monkeypatch.undo()
+    resumed = anil("resume", str(run_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    assert pd.read_csv(run_dir / "metrics.csv")["iteration"].tolist() == [1, 2, 3, 4]
+
+
 def trained_run(tmp_path: Path) -> Path:
     run_dir = tmp_path / "run"
     assert anil("train", *RUN, f"hydra.run.dir={run_dir}").returncode == 0

@@ -9,6 +9,7 @@ a refused folder) is one line on stderr; in a sweep it is recorded and the sweep
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import sys
@@ -28,6 +29,7 @@ from anil.cli.record import JobRecord
 from anil.config import ConfigError, TrainConfig
 from anil.data import DatasetError
 from anil.data import progress as data_progress
+from anil.run.checkpoint import CHECKPOINT
 from anil.run.distributed import launched_ranks
 from anil.run.errors import CheckpointError
 from anil.run.folder import RunRefused, holds_run
@@ -96,7 +98,7 @@ def hydra_app(cfg: DictConfig) -> None:
         return
     except OSError as error:  # a disk that is full or turned read-only mid-run
         reason = f"cannot write {error.filename or run_dir}: {error.strerror or error}"
-        _job_failed(reason, run_dir, multirun, record, config)
+        _job_failed(reason, run_dir, multirun, record, config, disk=True)
         return
     except KeyboardInterrupt:  # a second Ctrl-C: out at once, the last checkpoint stays as it was
         resume = f"continue from the last checkpoint with: anil resume {run_dir}"
@@ -136,15 +138,23 @@ def _failed(reason: str, run_dir: Path, multirun: bool) -> None:
     OUTCOME.failed.append(str(run_dir))
 
 
-def _job_failed(reason: str, run_dir: Path, multirun: bool, record: JobRecord, config: TrainConfig) -> None:
+def _job_failed(
+    reason: str, run_dir: Path, multirun: bool, record: JobRecord, config: TrainConfig, disk: bool = False
+) -> None:
     """A job that stopped on its own problem. In a sweep its folder records the failure (config and
-    summary.json, status failed) so `anil plot` lists it; a single fresh run leaves nothing behind."""
+    summary.json, status failed) so `anil plot` lists it; a single fresh run leaves nothing behind,
+    unless it has written a checkpoint (a disk that filled up mid-run): that run is never
+    dismantled, and stays resumable once the problem is fixed."""
+    resumable = (run_dir / CHECKPOINT).exists()
     if multirun and (record.folder is not None or not holds_run(run_dir)):
         if record.folder is None:
             record.claim(run_dir)
-        write_summary(run_dir, RunSummary(Status.FAILED, reason, 0, config.iterations, {}, 0.0, 0.0, None))
-    elif not config.resume:
+        with contextlib.suppress(OSError):  # the disk may still be full: the line below says what happened
+            write_summary(run_dir, RunSummary(Status.FAILED, reason, 0, config.iterations, {}, 0.0, 0.0, None))
+    elif not config.resume and not resumable:
         record.discard(run_dir)
+    if resumable and disk:
+        reason += f"; the run keeps its checkpoint: free the space (or fix the disk), then anil resume {run_dir}"
     _failed(reason, run_dir, multirun)
 
 
