@@ -144,6 +144,16 @@ def test_outputs_follow_the_umask(tmp_path):
         assert (run_dir / name).stat().st_mode & 0o777 == expected, name
 
 
+def test_decoded_cache_folders_follow_the_umask(tmp_path):
+    """A shared dataset.cache_dir stays readable by whoever the umask lets read it (mkdtemp alone
+    would make the entry 0700)."""
+    root = fixtures.write_fc100_pickles(tmp_path / "FC100")
+    cache = tmp_path / "cache"
+    load_splits(DatasetConfig(name="fc100", root=str(root), cache_dir=str(cache)))
+    entries = [p for p in (cache / "decoded").iterdir() if p.is_dir()]
+    assert len(entries) == 1 and entries[0].stat().st_mode & 0o777 == 0o777 & ~current_umask()
+
+
 def test_seconds_per_iteration_counts_the_whole_run(tmp_path):
     run_dir = tmp_path / "run"
     assert anil("train", *RUN, "iterations=2", f"hydra.run.dir={run_dir}").returncode == 0

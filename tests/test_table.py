@@ -95,3 +95,10 @@ def test_an_interval_that_cannot_be_computed_is_empty_with_its_reason(sweep, tmp
     table = pd.read_csv(tmp_path / "table.csv")
     assert table["low"].isna().all() and table["high"].isna().all()
     assert table["note"].tolist() == ["interval needs 3 seeds"] and "inf" not in (tmp_path / "table.csv").read_text()
+
+
+def test_a_bad_option_is_one_line_not_a_usage_block(sweep):
+    for command in (["table", str(sweep), "--digits", "x"], ["plot", str(sweep), "--band", "nope"], ["eval"]):
+        result = anil(*command)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert f"see anil {command[0]} --help" in result.stderr

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from anil.atomic import write_json_atomic
+from anil.cli.arguments import OneLineParser
 from anil.config import ConfigError
 from anil.data import DatasetError
 from anil.run.errors import CheckpointError
@@ -14,7 +15,7 @@ from anil.run.evaluation import EVAL_JSON, evaluate_run
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="anil eval", description="meta-test accuracy on held-out test classes")
+    parser = OneLineParser(prog="anil eval", description="meta-test accuracy on held-out test classes")
     parser.add_argument("run_dir", type=Path, help="a run folder (outputs/runs/<stamp> or a sweep job)")
     parser.add_argument(
         "--checkpoint", choices=["auto", "best", "last"], default="auto",

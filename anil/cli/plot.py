@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 
 from anil.analysis.statistics import BANDS
+from anil.cli.arguments import OneLineParser
 
 log = logging.getLogger("anil.plot")
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="anil plot", description="loss against meta-iterations and training time, one curve per N"
     )
     parser.add_argument("sweeps", nargs="+", type=Path, help="sweep folders (outputs/sweeps/<stamp>) or run folders")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from anil.analysis.reports import complexity, divergence, maml, performance, regimes, reproduction, sweeps, theory
 from anil.atomic import write_json_atomic
+from anil.cli.arguments import OneLineParser
 
 DOCS = Path("docs")
 DATA = DOCS / "data"
@@ -26,7 +27,7 @@ DOCUMENTS = ("reproduction", "theory", "complexity", "performance")
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="anil report", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="anil report", description=__doc__.splitlines()[0])
     parser.add_argument("doc", choices=[*DOCUMENTS, "all"], help="which document (all: every one, from docs/data/)")
     parser.add_argument("--docs", type=Path, default=DOCS, help="the docs folder (default docs)")
     parser.add_argument("--fig1", type=Path, help="reproduction: a finished fig1_* sweep to read first")

@@ -21,6 +21,7 @@ from anil.analysis.smoothness import DivergedTrajectory, Probe, measure
 from anil.analysis.smoothness_summary import BLOCKS, draw, summarise
 from anil.analysis.spectra import MAX_ITERATIONS, TOLERANCE
 from anil.atomic import write_json_atomic
+from anil.cli.arguments import OneLineParser
 from anil.cli.compose import compose_typed, config_groups
 from anil.config import ConfigError, TrainConfig
 from anil.data import DatasetError
@@ -30,9 +31,7 @@ log = logging.getLogger("anil.smoothness")
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="anil smoothness", description="Lipschitz estimates of the meta-gradient against N"
-    )
+    parser = OneLineParser(prog="anil smoothness", description="Lipschitz estimates of the meta-gradient against N")
     datasets = config_groups()["dataset"]
     parser.add_argument("--dataset", default="embedded", choices=datasets, help="a conf/dataset option")
     parser.add_argument("--dataset-root", default=None, help="dataset.root for fc100 / miniimagenet")

@@ -9,12 +9,11 @@ from pathlib import Path
 
 from anil.analysis.runs import find_jobs
 from anil.analysis.table import markdown, per_job, summarise, write
+from anil.cli.arguments import OneLineParser
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="anil table", description="a results table: mean over seeds with a 95% interval"
-    )
+    parser = OneLineParser(prog="anil table", description="a results table: mean over seeds with a 95% interval")
     parser.add_argument("sweeps", nargs="+", type=Path, help="sweep folders (or run folders)")
     parser.add_argument(
         "--metric",

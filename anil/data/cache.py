@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from anil.atomic import current_umask
 from anil.data.split import SPLITS, DatasetError, Split, Splits
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,9 @@ def _read(folder: Path, key: str, source: str) -> Splits | None:
 def _write(folder: Path, key: str, splits: Splits, source: str) -> Splits:
     """Write in a staging folder, then swap it in: a reader sees the old entry or the new one."""
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    # mkdtemp makes the folder 0700; give it the mode any new folder gets under the user's umask,
+    # so that a shared dataset.cache_dir stays readable by the teammates the umask allows
+    os.chmod(staging, 0o777 & ~current_umask())
     try:
         for split in SPLITS:
             part = splits.split(split)
