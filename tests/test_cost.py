@@ -39,3 +39,13 @@ def test_missing_counters_or_prices_are_named():
         counted_cost(run(1).drop(columns="second_order_w"), UNITS, "embedded", "convex")
     with pytest.raises(KeyError, match="dataset=fc100, geometry=convex"):
         counted_cost(run(1), UNITS, "fc100", "convex")
+
+
+def test_the_counter_names_are_the_counters_fields():
+    """metrics.csv's counter columns (engine/counters.py, torch-free) name exactly what OpCounts counts."""
+    import dataclasses
+
+    from anil.engine.counters import COUNTERS
+    from anil.engine.opcount import OpCounts
+
+    assert tuple(f.name for f in dataclasses.fields(OpCounts)) == COUNTERS

@@ -44,6 +44,7 @@ CATEGORIES = {
 
 
 GEMM_SIZES = (1024, 2048, 3072)
+PEAK_REPEATS = 5  # each kernel's best of this many timed calls
 PEAK_METHOD = (
     "the fastest of square fp32 matrix products (sizes {sizes}) and of the body's convolution kernels "
     "(each layer forward, input gradient and weight gradient, {images} images per call, {layout}), each the "
@@ -51,7 +52,9 @@ PEAK_METHOD = (
 )
 
 
-def peak_rates(device: torch.device, images: int, channels: int, side: int, repeats: int = 5) -> dict[str, float]:
+def peak_rates(
+    device: torch.device, images: int, channels: int, side: int, repeats: int = PEAK_REPEATS
+) -> dict[str, float]:
     """FLOP/s of each kernel that bounds the body: square GEMMs and the body's convolutions
     (forward, input gradient, weight gradient per layer) at `images` images per call, in the
     memory layout the body uses on `device`. The best of `repeats`, not the median: a peak is what
@@ -77,7 +80,7 @@ def peak_rates(device: torch.device, images: int, channels: int, side: int, repe
     return rates
 
 
-def peak_method(device: torch.device, images: int, repeats: int = 5) -> str:
+def peak_method(device: torch.device, images: int, repeats: int = PEAK_REPEATS) -> str:
     """How peak_rates measured, in words (the performance document quotes it)."""
     layout = "channels-last" if device.type == "cpu" else "NCHW"
     sizes = ", ".join(str(s) for s in GEMM_SIZES)

@@ -16,6 +16,7 @@ from anil.data.sampler import TaskSampler
 from anil.data.split import Split
 from anil.engine import model as model_module
 from anil.engine.batched import BodyPass, adapt, anil_meta_loss, anil_reference_meta_loss, encode
+from anil.engine.batchnorm import pytorch_batch_norm
 from anil.engine.losses import query_loss
 from anil.engine.model import AnilNet
 from anil.engine.opcount import OpCounts
@@ -123,24 +124,20 @@ def breakdown(
 
 
 @contextlib.contextmanager
-def pytorch_batch_norm() -> Iterator[None]:
+def body_with_pytorch_batch_norm() -> Iterator[None]:
     """The body with PyTorch's own BatchNorm kernel instead of anil/engine/batchnorm.py's accurate
     one: what the accuracy costs, timed side by side (on a GPU both are PyTorch's)."""
     original = model_module.batch_norm
-    model_module.batch_norm = _pytorch_batch_norm
+    model_module.batch_norm = pytorch_batch_norm
     try:
         yield
     finally:
         model_module.batch_norm = original
 
 
-def _pytorch_batch_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
-    return F.batch_norm(x, None, None, weight, bias, training=True, eps=eps)
-
-
 def with_pytorch_batch_norm(step: Step) -> Step:
     def wrapped() -> None:
-        with pytorch_batch_norm():
+        with body_with_pytorch_batch_norm():
             step()
 
     return wrapped

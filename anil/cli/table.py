@@ -36,9 +36,9 @@ def main(args: list[str]) -> int:
     cli = parser()
     options = cli.parse_args(args)
     if options.at not in ("final", "best") and not options.at.isdigit():
-        return _refuse(f"--at must be final, best or an iteration number (got {options.at})")
+        cli.error(f"--at must be final, best or an iteration number (got {options.at})")
     if not 0 <= options.digits <= 10:
-        return _refuse(f"--digits must be between 0 and 10 (got {options.digits})")
+        cli.error(f"--digits must be between 0 and 10 (got {options.digits})")
     missing = [str(p) for p in options.sweeps if not p.is_dir()]
     if missing:
         cli.error(f"not a folder: {', '.join(missing)}")
@@ -70,9 +70,3 @@ def main(args: list[str]) -> int:
         return 1
     print(f"wrote {', '.join(map(str, written))}", file=sys.stderr)
     return 0
-
-
-def _refuse(message: str) -> int:
-    """A bad option: one line (not argparse's usage block), exit 2, nothing written."""
-    print(f"anil table: {message}", file=sys.stderr)
-    return 2

@@ -90,6 +90,11 @@ class _AccurateBatchNorm(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias, None
 
 
+def pytorch_batch_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    """PyTorch's own training-mode BatchNorm kernel (batch statistics, no running averages)."""
+    return F.batch_norm(x, None, None, weight, bias, training=True, eps=eps)
+
+
 def batch_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
     """Training-mode BatchNorm (batch statistics, no running averages) of x [n, C, h, w].
 
@@ -102,5 +107,5 @@ def batch_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: f
         and x.is_contiguous(memory_format=torch.channels_last)
     )
     if not accurate:
-        return F.batch_norm(x, None, None, weight, bias, training=True, eps=eps)
+        return pytorch_batch_norm(x, weight, bias, eps)
     return _AccurateBatchNorm.apply(x, weight, bias, eps)
