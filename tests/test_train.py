@@ -1,6 +1,8 @@
 """`anil train` and `anil plot` end to end, through the real command line."""
 
 import json
+import platform
+import time
 
 import pandas as pd
 import pytest
@@ -29,6 +31,7 @@ def only_run(cwd):
 @pytest.mark.parametrize("geometry", ["convex", "nonconvex"])
 def test_two_iterations_write_every_metric(tmp_path, geometry):
     run_dir = f"hydra.run.dir={tmp_path}/outputs/runs/a"
+    started = time.time()
     train(
         tmp_path,
         f"geometry={geometry}",
@@ -44,10 +47,14 @@ def test_two_iterations_write_every_metric(tmp_path, geometry):
     assert metrics["iteration"].tolist() == [1, 2]
     assert metrics[list(COLUMNS[:8])].notna().all().all()
     assert (metrics["time"].diff().dropna() > 0).all()
+    # what the time axis can be trusted for: the steps' own CPU time, and when each ended
+    assert (metrics["cpu_time"] > 0).all() and metrics["cpu_time"].is_monotonic_increasing
+    assert metrics["clock"].is_monotonic_increasing and metrics["clock"].between(started, time.time()).all()
     assert metrics["val_accuracy"].between(0, 1).all()
     assert (metrics["support_loss_after"] < metrics["support_loss_before"]).all()  # the inner loop descends
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["device"] == "cpu"
+    assert summary["host"] == platform.node() and summary["cpu_time_s"] == pytest.approx(metrics["cpu_time"].iloc[-1])
     assert summary["final"]["loss"] == pytest.approx(metrics["loss"].iloc[-1])
     config = (run / ".hydra" / "config.yaml").read_text()
     assert f"name: {geometry}" in config
@@ -90,6 +97,7 @@ def test_figure_sweep_then_plot(tmp_path):
     ]
     plotted = anil("plot", str(sweep), cwd=tmp_path)
     assert plotted.returncode == 0, plotted.stderr
+    assert "time axis" not in plotted.stderr  # the sweep's jobs ran one after another
     for name in ("procedural_convex", "procedural_convex_gradnorms"):
         assert (sweep / f"{name}.png").stat().st_size > 10_000
         assert (sweep / f"{name}.pdf").read_bytes().startswith(b"%PDF")
@@ -123,6 +131,9 @@ def test_plot_marks_diverged_skips_missing_and_reads_running_jobs(tmp_path):
     table = pd.read_csv(spiked / "metrics.csv")
     table["loss"] = [0.1, 5.0]  # the loss jumped 50x above its running minimum
     table.to_csv(spiked / "metrics.csv", index=False)
+    side_by_side = pd.read_csv(jobs[1] / "metrics.csv")  # as if jobs 1 and 2 had trained at the same time
+    side_by_side["clock"] = pd.read_csv(jobs[2] / "metrics.csv")["clock"].to_numpy()
+    side_by_side.to_csv(jobs[1] / "metrics.csv", index=False)
     (jobs[0] / "metrics.csv").unlink()  # a job that failed before training
     (sweep / "broken" / ".hydra").mkdir(parents=True)
     (sweep / "broken" / ".hydra" / "config.yaml").write_text((jobs[1] / ".hydra" / "config.yaml").read_text())
@@ -134,6 +145,7 @@ def test_plot_marks_diverged_skips_missing_and_reads_running_jobs(tmp_path):
     assert f"loss jumped ×10 above its running minimum (marked in the legends): {spiked}" in plotted.stderr
     assert "procedural convex (constant): final training loss N=1 " in plotted.stderr  # what the figure shows
     assert "N=2's loss jumped in 1/2" in plotted.stderr
+    assert "time axis: 2 of 7 jobs trained at the same time as another on one host" in plotted.stderr
     for geometry in ("convex", "nonconvex"):
         assert (sweep / f"procedural_{geometry}.png").stat().st_size > 10_000
     curves = pd.read_csv(sweep / "curves.csv")

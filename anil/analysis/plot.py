@@ -6,6 +6,7 @@ for what it ran (never the folder name). Per (dataset, geometry), two figures, P
   time (right), one curve per N (and stepsize schedule), the mean over seeds with the quartiles
   over seeds as a band (`--band minmax`: the min-max range; `none`: no band); the legend marks
   curves with runs that diverged or whose loss jumped (anil/analysis/runs.py: loss_jumped);
+  the time panel is marked when the jobs may have shared a machine (anil/analysis/overlap.py);
 - `<dataset>_<geometry>_gradnorms`: the squared norms ||dL/dw||^2 (left) and ||dL/dphi||^2
   (right) of each iteration's mini-batch meta-gradient, against meta-iterations.
 `curves.csv` holds every plotted number; `describe` says in one sentence per panel what it shows.
@@ -28,6 +29,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from anil.analysis.overlap import Occupancy  # noqa: E402
 from anil.analysis.runs import JUMP  # noqa: E402
 from anil.run.metrics import OBJECTIVE_METRICS  # noqa: E402
 
@@ -36,13 +38,24 @@ log = logging.getLogger(__name__)
 FORMATS = ("png", "pdf")
 
 
-def draw(table: pd.DataFrame, out_dir: Path, smooth: int, band: str, formats: tuple[str, ...] = FORMATS) -> list[Path]:
-    """Per (dataset, geometry): the loss figure and the gradient-norm figure, in each of `formats`."""
+def draw(
+    table: pd.DataFrame,
+    out_dir: Path,
+    smooth: int,
+    band: str,
+    formats: tuple[str, ...] = FORMATS,
+    timing: Occupancy | None = None,
+) -> list[Path]:
+    """Per (dataset, geometry): the loss figure and the gradient-norm figure, in each of `formats`.
+    `timing`: whether the jobs shared a machine; the time panel says so when they may have."""
     written = []
     for (dataset, geometry), panel in table.groupby(["dataset", "geometry"]):
         stem = out_dir / f"{dataset}_{geometry}"
         title = f"ANIL, {geometry} inner loop, {dataset}"
-        written += _save(_loss_figure(panel, smooth, band, title), stem, formats)
+        figure = _loss_figure(panel, smooth, band, title)
+        if timing is not None and not timing.trusted:  # the time panel is not a fair comparison between N
+            figure.axes[1].set_title(f"not comparable: {timing.describe()}", color="tab:red", fontsize="small")
+        written += _save(figure, stem, formats)
         written += _save(_grad_norm_figure(panel, smooth, title), stem.with_name(stem.name + "_gradnorms"), formats)
     return written
 

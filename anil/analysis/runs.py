@@ -25,7 +25,8 @@ SERIES = ("loss", "sq_grad_norm_w", "sq_grad_norm_phi")  # the per-iteration num
 
 
 # Kept beside them in per_seed's table when logged; the operation counters price the counted-cost axis.
-KEPT = ("val_loss", "val_accuracy", *OBJECTIVE_METRICS, *COUNTERS)
+# cpu_time and clock say what the time axis can be trusted for (anil/analysis/overlap.py).
+KEPT = ("val_loss", "val_accuracy", *OBJECTIVE_METRICS, *COUNTERS, "cpu_time", "clock")
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,13 @@ def per_seed(jobs: list[Job]) -> pd.DataFrame:
         frame = job.metrics[["iteration", "time", *SERIES, *(c for c in KEPT if c in job.metrics)]]
         frames.append(
             frame.assign(
-                **dict(zip(KEYS, _key(job))), seed=job.seed, diverged=job.diverged, jumped=job.jumped, job=str(job.path)
-            )
+                **dict(zip(KEYS, _key(job))),
+                seed=job.seed,
+                diverged=job.diverged,
+                jumped=job.jumped,
+                job=str(job.path),
+                host=str(job.summary.get("host", "")),
+            )  # fmt: skip
         )
     return pd.concat(frames, ignore_index=True)
 

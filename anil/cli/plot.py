@@ -31,8 +31,9 @@ def main(args: list[str]) -> int:
     cli = parser()
     options = cli.parse_args(args)
     # Imported once the arguments are read: `anil plot --help` and a bad option need no matplotlib.
+    from anil.analysis.overlap import occupancy
     from anil.analysis.plot import describe, draw
-    from anil.analysis.runs import JUMP, curves, find_jobs
+    from anil.analysis.runs import JUMP, find_jobs, per_seed, summarise_seeds
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     missing = [str(p) for p in options.sweeps if not p.is_dir()]
@@ -47,11 +48,12 @@ def main(args: list[str]) -> int:
         log.error("anil plot: no job with metrics under %s", ", ".join(map(str, options.sweeps)))
         return 1
     out_dir = options.out or options.sweeps[0]
-    table = curves(jobs)
+    rows = per_seed(jobs)
+    table, timing = summarise_seeds(rows), occupancy(rows)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         table.to_csv(out_dir / "curves.csv", index=False)
-        written = draw(table, out_dir, options.smooth, options.band)
+        written = draw(table, out_dir, options.smooth, options.band, timing=timing)
     except OSError as error:
         print(f"anil plot: cannot write {error.filename or out_dir}: {error.strerror or error}; "
               "give --out a writable folder", file=sys.stderr)  # fmt: skip
@@ -65,6 +67,8 @@ def main(args: list[str]) -> int:
     if jumped:
         log.warning("loss jumped ×%g above its running minimum (marked in the legends): %s", JUMP, ", ".join(jumped))
     log.info("wrote %s (%d jobs, %d skipped)", out_dir / "curves.csv", len(jobs), len(skipped))
+    if not timing.trusted:
+        log.warning("time axis: %s; compare training times only from jobs run one at a time", timing.describe())
     for line in describe(table):  # last, so a sweep's log ends with what its figures show
         log.info("%s", line)
     return 0

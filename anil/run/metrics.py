@@ -29,7 +29,9 @@ OBJECTIVE_METRICS = ("meta_sq_grad_norm_w", "meta_sq_grad_norm_phi")
 # iteration: meta-iterations done, 1-based (the row's numbers are measured in that iteration);
 # time: training wall-clock seconds so far (evaluation excluded); then what the meta-iteration
 # actually computed, per task (anil/engine/opcount.py).
-COLUMNS = ("iteration", "time", *STEP_METRICS, *VALIDATION_METRICS, *COUNTERS, *OBJECTIVE_METRICS)
+# cpu_time: the process CPU seconds of those steps; clock: the Unix time the step ended (whether jobs
+# overlapped on one machine, anil/analysis/overlap.py). Appended last, so older files stay a prefix.
+COLUMNS = ("iteration", "time", *STEP_METRICS, *VALIDATION_METRICS, *COUNTERS, *OBJECTIVE_METRICS, "cpu_time", "clock")
 
 # Columns renamed since older runs were written (old -> new): readers and resumed runs map them.
 RENAMED = {"grad_norm_w": "sq_grad_norm_w", "grad_norm_phi": "sq_grad_norm_phi"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ class Progress:
 
     iteration: int = 0  # meta-iterations done
     train_time: float = 0.0  # seconds of training so far (evaluation excluded), over every session
+    cpu_time: float = 0.0  # process CPU seconds of those steps (NaN when resumed from a run that did not count them)
     best_val_accuracy: float = -1.0  # the best validation accuracy so far (-1: none yet)
     # The last iteration's metrics row when a stop abandoned its evaluation: the step is taken, the
     # row is not written yet; a resume evaluates it first, so metrics.csv comes out as uninterrupted.
@@ -46,6 +48,7 @@ class RunSummary:
     train_time_s: float
     seconds_per_iteration: float  # training time per meta-iteration, over the whole run
     best_val_accuracy: float | None
+    cpu_time_s: float = math.nan  # process CPU seconds of the training steps, over every session
     wall_time_s: float = 0.0  # this session's wall time, start-up and evaluation included
     environment: dict[str, Any] = field(default_factory=dict)  # device, torch version, threads, config digest
 

@@ -4,6 +4,7 @@ its checkpoint under a given config."""
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ def training_state(setup: Setup, config: TrainConfig, progress: Progress) -> dic
     return {
         "iteration": progress.iteration,
         "train_time": progress.train_time,
+        "cpu_time": progress.cpu_time,
         "best_val_accuracy": progress.best_val_accuracy,
         "model": setup.model.state_dict(),
         "optimizer": setup.optimizer.state_dict(),
@@ -37,7 +39,11 @@ def restore(setup: Setup, state: dict[str, Any]) -> Progress:
     setup.optimizer.load_state_dict(state["optimizer"])
     checkpoint.set_rng_state(state["rng"])
     setup.sampler.generator.set_state(state["sampler"])
-    return Progress(state["iteration"], state["train_time"], state["best_val_accuracy"], state.get("pending_row"))
+    # A checkpoint written before CPU time was counted leaves it unknown (NaN), not restarted at 0.
+    cpu_time = state.get("cpu_time", math.nan)
+    return Progress(
+        state["iteration"], state["train_time"], cpu_time, state["best_val_accuracy"], state.get("pending_row")
+    )
 
 
 def resume_state(config: TrainConfig, run_dir: Path) -> dict[str, Any] | None:

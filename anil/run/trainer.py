@@ -24,6 +24,7 @@ from anil.config import TrainConfig
 from anil.engine.opcount import OpCounts
 from anil.run import checkpoint, distributed
 from anil.run.checkpoint import BEST, CHECKPOINT
+from anil.run.clock import lap
 from anil.run.distributed import local_device
 from anil.run.folder import RunLock, refuse_if_taken
 from anil.run.metrics import STEP_METRICS, MetricsWriter
@@ -123,16 +124,18 @@ class Loop:
         """One meta-iteration, its time counted into `progress`; None when a stop request abandoned it
         (the random states are then put back, so a resume draws this iteration's tasks again)."""
         before = (checkpoint.rng_state(), self.setup.sampler.generator.get_state())
-        tick = time.perf_counter()
         try:
-            metrics, healthy = meta_step(self.setup, self.config.B, self.config.blowup_loss, self.stop.preemptible)
+            with lap(next(self.setup.model.parameters()).device) as took:
+                metrics, healthy = meta_step(self.setup, self.config.B, self.config.blowup_loss, self.stop.preemptible)
         except StopNow:
             checkpoint.set_rng_state(before[0])
             self.setup.sampler.generator.set_state(before[1])
             return None
-        progress.train_time += time.perf_counter() - tick
+        progress.train_time += took.wall
+        progress.cpu_time += took.cpu
         progress.iteration += 1
-        return {"iteration": progress.iteration, "time": progress.train_time, **metrics, "healthy": healthy}
+        timing = {"time": progress.train_time, "cpu_time": progress.cpu_time, "clock": took.ended}
+        return {"iteration": progress.iteration, **timing, **metrics, "healthy": healthy}
 
     def evaluate(self, row: dict[str, Any], progress: Progress) -> bool:
         """The evaluations due at this row's iteration, into `row`; False when a stop request
@@ -199,6 +202,7 @@ class Loop:
             iterations=config.iterations,
             final=row,
             train_time_s=progress.train_time,
+            cpu_time_s=progress.cpu_time,
             seconds_per_iteration=progress.train_time / max(1, progress.iteration),
             best_val_accuracy=best if best >= 0 else None,
         )
@@ -272,6 +276,7 @@ def _with_environment(summary: RunSummary, config: TrainConfig, device: torch.de
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "host": platform.node(),  # jobs overlapping in time share a machine only on the same host
         "config_digest": config.digest(),
     }
     return replace(summary, wall_time_s=wall, environment=environment)

@@ -32,7 +32,8 @@ def job_row(job: Job) -> dict[str, Any]:
         "shots": config["shots"], "query": config["query"], "status": summary.get("status"),
         "wall_time_s": summary.get("wall_time_s"), "train_time_s": summary.get("train_time_s"),
         "device": summary.get("device"), "device_name": summary.get("device_name"), "torch": summary.get("torch"),
-        "torch_threads": summary.get("torch_threads"), "test_accuracy": tested.get("accuracy"),
+        "torch_threads": summary.get("torch_threads"), "host": summary.get("host"),
+        "cpu_time_s": summary.get("cpu_time_s"), "test_accuracy": tested.get("accuracy"),
         "test_accuracy_ci95": tested.get("accuracy_ci95"), "test_tasks": tested.get("tasks"),
         "test_checkpoint": tested.get("checkpoint"),
     }  # fmt: skip

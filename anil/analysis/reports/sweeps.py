@@ -18,6 +18,7 @@ import pandas as pd
 
 from anil.analysis import claims
 from anil.analysis.cost import UnitCosts, counted_cost, has_counters, prices_for
+from anil.analysis.overlap import occupancy
 from anil.analysis.plot import draw
 from anil.analysis.reports.jobs import algorithm_of, init_of, job_row, tally
 from anil.analysis.reports.markdown import table
@@ -48,7 +49,7 @@ def collect(sweep: Path, name: str, data_dir: Path, figures: Path | None) -> lis
     if figures is None:
         return paths
     figures.mkdir(parents=True, exist_ok=True)
-    return paths + draw(summarise_seeds(seeds), figures, SMOOTH, "quartiles", formats=("png",))
+    return paths + draw(summarise_seeds(seeds), figures, SMOOTH, "quartiles", ("png",), occupancy(seeds))
 
 
 @dataclass(frozen=True)
