@@ -28,16 +28,16 @@ def median_seconds(step: Callable[[], Any], repeats: int, device: torch.device) 
 
 
 def fastest_seconds(step: Callable[[], Any], repeats: int, device: torch.device) -> float:
-    return min(_round_robin({"step": step}, repeats, device)["step"])
+    return min(round_robin({"step": step}, repeats, device)["step"])
 
 
 def interleaved(steps: dict[str, Callable[[], Any]], repeats: int, device: torch.device) -> dict[str, float]:
     """Median seconds of each step, run round-robin after one warm-up each, so that drift of the
     machine (frequency, allocator state, other load) hits all of them alike and ratios stay fair."""
-    return {name: statistics.median(values) for name, values in _round_robin(steps, repeats, device).items()}
+    return {name: statistics.median(values) for name, values in round_robin(steps, repeats, device).items()}
 
 
-def _round_robin(steps: dict[str, Callable[[], Any]], repeats: int, device: torch.device) -> dict[str, list[float]]:
+def round_robin(steps: dict[str, Callable[[], Any]], repeats: int, device: torch.device) -> dict[str, list[float]]:
     """Seconds of every call of each step, `repeats` rounds of one call each, after one warm-up each."""
     for step in steps.values():
         step()
