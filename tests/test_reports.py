@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anil.analysis import claims
+from anil.analysis import claims, pricing
 from anil.analysis.reports import complexity, divergence, performance, provenance, reproduction, sweeps, theory
+from anil.analysis.reports import jobs as job_rows
 from anil.analysis.statistics import Verdict
 from helpers import REPO, anil
 
@@ -24,14 +25,15 @@ ENVIRONMENT = dict(status="completed", device="cpu", device_name="x86_64", torch
 
 
 def synthetic_sweep(
-    geometry, schedules, grid, loss, cost, diverged=(), dataset="embedded", seeds=3, iterations=120, units=None,
-    gradient=None, accuracy=None, algorithm="anil", optim=None,
+    geometry, schedules, grid, loss, cost, diverged=(), dataset="embedded", seeds=3, iterations=120, counters=False,
+    gradient=None, accuracy=None, algorithm="anil", optim=None, pace=None, shared=False,
 ):  # fmt: skip
-    """Per-seed curves loss(N, iteration) with seconds per iteration cost(N), as collect() writes them;
-    with `units`, also ANIL's operation counters for B = 8 (priced by those unit costs); with
+    """Per-seed curves loss(N, iteration) with seconds per iteration cost(N), as collect() writes them,
+    the jobs one after another (`shared`: all at once); with `counters`, also ANIL's operation
+    counters for B = 8; `pace`: the seconds per iteration measured apart (synthetic_pace); with
     `gradient`, the full objective's ‖∇L_meta‖² gradient(N, iteration) every 60 iterations; with
     `accuracy`, each job's meta-test accuracy accuracy(N, seed)."""
-    seeds_rows, jobs = [], []
+    seeds_rows, jobs, started = [], [], 0.0  # started: when the next job starts (the jobs run one at a time)
     for schedule in schedules:
         for n in grid:
             for seed in range(seeds):
@@ -41,8 +43,9 @@ def synthetic_sweep(
                 for i in range(1, iterations + 1):
                     validated = 0.9 if i == iterations else np.nan
                     values = dict(iteration=i, time=cost(n) * i, loss=loss(n, i) * (1 + 0.01 * seed))
+                    values.update(clock=started + cost(n) * i, host="h")
                     values.update(sq_grad_norm_w=1.0, sq_grad_norm_phi=1.0, val_accuracy=validated)
-                    if units:
+                    if counters:
                         values.update(grad_evals_w=8 * (n + 1), grad_evals_phi=8, second_order_w=8 * n,
                                       second_order_phi=8 * n)  # fmt: skip
                     if gradient:
@@ -51,13 +54,25 @@ def synthetic_sweep(
                         values.update(meta_sq_grad_norm_w=w, meta_sq_grad_norm_phi=w)
                     seeds_rows.append({**key, **values})
                 seconds = cost(n) * iterations
+                started += 0.0 if shared else seconds + 1.0
                 jobs.append({**key, **JOB_SETTINGS, **ENVIRONMENT, "iterations": iterations, "wall_time_s": seconds,
                              "algorithm": algorithm, **(optim or {})})  # fmt: skip
                 jobs[-1]["train_time_s"] = seconds
                 if accuracy:
                     jobs[-1].update(test_accuracy=accuracy(n, seed), test_accuracy_ci95=0.01, test_tasks=300,
                                     test_checkpoint="checkpoint.pt")  # fmt: skip
-    return sweeps.Sweep(pd.DataFrame(seeds_rows), pd.DataFrame(jobs), units)
+    return sweeps.Sweep(pd.DataFrame(seeds_rows), pd.DataFrame(jobs), pace)
+
+
+def synthetic_pace(seconds, algorithms=("anil", "maml"), grid=range(1, 31), dimensions=(100, 10_000)):
+    """Measured seconds per iteration seconds(algorithm, N) for both geometries, as
+    scripts/time_iterations.py writes them."""
+    rows = [
+        dict(algorithm=a, geometry=g, N=n, seconds=seconds(a, n), repeats=5, n_w=dimensions[0], n_phi=dimensions[1])
+        for a in algorithms for g in ("convex", "nonconvex") for n in grid
+    ]  # fmt: skip
+    meta = dict(machine="x86_64", cpus=2, torch="2.13.0", threads=1, load_average=0.1, command="t", date="d")
+    return pricing.Pace(rows, meta, REPO / "docs" / "data" / "iteration-timing.json")
 
 
 def slower_with_n(n, iteration):
@@ -112,70 +127,75 @@ def test_reproduction_claims_can_agree_and_disagree():
     assert verdicts["nonconvex-per-iteration"] == "inconclusive"
 
 
-def test_complexity_claims_on_the_counted_cost_and_on_wall_clock_separately():
-    """The counted cost prices each run's counters: here a head operation costs as much as the body
-    pass, so an iteration's counted cost rises with N, while the (synthetic) wall-clock per
-    iteration falls as 1/N^2: the two views of the nonconvex complexity claim must disagree."""
-    prices = {"grad_w": 0.01, "grad_through_body": 0.01, "hvp_w": 0.01, "mixed_at_features": 0.01}
-    units = {"embedded": {"convex": prices, "nonconvex": prices}}
-    fig1 = synthetic_sweep("convex", ["authors"], CONVEX_GRID, saturating, cost=lambda n: 0.1, units=units)
-    fig2 = synthetic_sweep(
-        "nonconvex", ["constant", "inverse_n"], NONCONVEX_GRID, slower_with_n, lambda n: 0.2 / n**2, units=units
-    )
-    assert fig2.counted
-    text = reproduction.render(fig1, fig2, ["x"])
-    rows = [line for line in text.splitlines() if line.startswith(f"| {claims.NONCONVEX_COMPLEXITY.statement} |")]
-    assert len(rows) == 4  # two views under each of the two stepsize designs
-    counted, wall = rows[:2]
-    assert "fixed α = 0.1" in counted and "fixed αN = 0.1" in rows[2]
-    assert "counted cost" in counted and "**agrees**" in counted
-    assert "wall-clock" in wall and "**disagrees**" in wall
-    assert "counted s/iteration" in text
-    fig2_plain = synthetic_sweep("nonconvex", ["constant", "inverse_n"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1)
-    assert not fig2_plain.counted  # no counters in the runs: wall-clock alone, labelled as before
-    plain = reproduction.render(fig1, fig2_plain, ["x"])
-    assert sum(line.startswith(f"| {claims.NONCONVEX_COMPLEXITY.statement} |") for line in plain.splitlines()) == 2
+def test_complexity_claims_on_counts_then_priced_seconds_then_the_runs_clocks():
+    """Per iteration, a larger N converges more slowly and counts more evaluations: the paper's
+    quantity rises with N (agrees). Timed apart, an iteration costs 0.2/N² s, so priced seconds fall
+    with N (disagrees); the runs' own clocks (0.1 s at every N) rise with N (agrees) when the jobs
+    ran one at a time, and cannot be judged when they ran side by side."""
+    pace = synthetic_pace(lambda a, n: 0.2 / n**2)
+    fig1 = synthetic_sweep("convex", ["authors"], CONVEX_GRID, saturating, lambda n: 0.1, counters=True, pace=pace)
+    for shared, clocks in ((False, "**agrees**"), (True, "**inconclusive**")):
+        fig2 = synthetic_sweep("nonconvex", ["constant", "inverse_n"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1,
+                               counters=True, pace=pace, shared=shared)  # fmt: skip
+        assert fig2.counted and fig2.priced
+        text = reproduction.render(fig1, fig2, ["x"])
+        rows = claim_rows(text, claims.NONCONVEX_COMPLEXITY)
+        assert len(rows) == 8  # four views under each of the two stepsize designs
+        gradients, second_order, priced, own = rows[:4]
+        assert "fixed α = 0.1" in gradients and "fixed αN = 0.1" in rows[4]
+        assert "gradient evaluations" in gradients and "**agrees**" in gradients
+        assert "second-order evaluations" in second_order and "**agrees**" in second_order
+        assert "measured time per iteration" in priced and "**disagrees**" in priced
+        assert "as the runs measured them" in own and clocks in own
+        assert ("jobs trained at the same time" in own) is shared
+    assert "timed s/iteration" in text and "evaluations/iteration" in text
+    assert "**What the priced verdicts rest on.**" in text and "ratio" in text
+    assert "**How many verdicts.**" in text
+    plain = synthetic_sweep("nonconvex", ["constant", "inverse_n"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1)
+    assert not plain.counted and not plain.priced  # no counters, not timed apart: the runs' clocks alone
+    text = reproduction.render(fig1, plain, ["x"])
+    assert len(claim_rows(text, claims.NONCONVEX_COMPLEXITY)) == 2
 
 
-PRICES = {
-    "grad_w": 0.001,
-    "grad_through_body": 0.03,
-    "hvp_w": 0.001,
-    "mixed_at_features": 0.001,
-    "hvp_through_body": 0.1,
-}
-UNITS = {"embedded": {"convex": PRICES, "nonconvex": PRICES}}
-
-
-def test_anil_against_maml_to_a_common_loss_can_agree_and_disagree():
-    """The same curves per iteration; MAML's iteration costs 10x in seconds (and its second-order
-    products go through the body): ANIL is cheaper on both views. When MAML's seconds are a tenth
-    of ANIL's, the wall-clock view must disagree while the counted view still agrees."""
-    fig1 = synthetic_sweep("convex", ["constant"], [1, 5, 10], saturating, lambda n: 0.1, seeds=5, units=UNITS)
+def test_anil_against_maml_to_common_losses_can_agree_and_disagree():
+    """The same curves per iteration at every N; timed apart, MAML's iteration costs N times ANIL's
+    (a factor growing with N: agrees) or a tenth of it at the largest N (MAML cheaper: disagrees).
+    Table 2's entry counts give MAML's (n_w + n_φ)-sized gradients against ANIL's n_w-sized ones."""
     fig2 = synthetic_sweep("nonconvex", ["constant"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1)
-    for seconds, wall_verdict in ((1.0, "agrees"), (0.01, "disagrees")):
-        maml = synthetic_sweep(
-            "convex", ["constant"], [1, 5], saturating, lambda n, s=seconds: s, seeds=5, units=UNITS, algorithm="maml"
-        )
+    for maml_seconds, verdict in ((lambda n: 0.1 * n, "agrees"), (lambda n: 0.1 / n, "disagrees")):
+        pace = synthetic_pace(lambda a, n, m=maml_seconds: m(n) if a == "maml" else 0.1)
+        fig1 = synthetic_sweep("convex", ["constant"], [1, 5, 10], saturating, lambda n: 0.1, seeds=5,
+                               counters=True, pace=pace)  # fmt: skip
+        maml = synthetic_sweep("convex", ["constant"], [1, 5], saturating, lambda n: 0.1, seeds=5, counters=True,
+                               pace=pace, algorithm="maml")  # fmt: skip
         text = reproduction.render(fig1, fig2, ["x"], provenance.Others(maml=maml))
         rows = claim_rows(text, claims.ANIL_VS_MAML)
-        assert len(rows) == 4  # counted cost and wall-clock, in the claims table and in the section
-        counted, wall = rows[:2]
-        assert "counted cost" in counted and "**agrees**" in counted
-        assert "wall-clock" in wall and f"**{wall_verdict}**" in wall
+        targets = {row.split("to a training loss of ")[1].split(" |")[0] for row in rows}
+        assert len(targets) == 3  # several targets, each below both algorithms' starts
+        priced = [row for row in rows if "measured time per iteration" in row]
+        assert priced and all(f"**{verdict}**" in row for row in priced)
+        own = [row for row in rows if "as the runs measured them" in row]
+        assert own and all("**inconclusive**" in row for row in own)  # ANIL's and MAML's jobs overlap in time
+        assert any("gradient entry evaluations" in row for row in rows)
         assert "## ANIL against MAML to the same loss (Table 2)" in text and "| 5 | MAML | 5/5 |" in text
-        assert "--maml outputs/sweeps/maml_embedded" in text
-    # equal cost, noisy: inconclusive
+        assert "MAML ran with ANIL's stepsizes" in text and "--maml outputs/sweeps/maml_embedded" in text
+    # the same seconds per iteration, noisy curves: the priced view never agrees
+    pace = synthetic_pace(lambda a, n: 0.1)
     noisy = synthetic_sweep("convex", ["constant"], [1, 5], lambda n, i: saturating(n, i) * (1 + 0.3 * np.sin(i * n)),
-                            lambda n: 0.1, seeds=5, units=UNITS, algorithm="maml")  # fmt: skip
+                            lambda n: 0.1, seeds=5, counters=True, pace=pace, algorithm="maml")  # fmt: skip
+    fig1 = synthetic_sweep("convex", ["constant"], [1, 5, 10], saturating, lambda n: 0.1, seeds=5, pace=pace)
     judged = maml_judgements(fig1, noisy)
-    assert all(j.verdict is not Verdict.AGREES for j in judged[1:])
+    assert judged and all(j.verdict is not Verdict.AGREES for j in judged)
 
 
 def maml_judgements(fig1, maml_sweep):
     from anil.analysis.reports import maml
 
-    return [judged for judged, _, _ in maml.judgements(fig1, maml_sweep, "maml_embedded")]
+    return [
+        judged
+        for judged, _, quantity in maml.judgements(fig1, maml_sweep, "maml_embedded")
+        if "measured time" in quantity
+    ]
 
 
 def test_theory_regime_section_states_stepsizes_against_the_curvature_and_sets_verdicts_beside():
@@ -326,7 +346,7 @@ def test_collect_reads_a_real_sweep(tmp_path):
             "eval_tasks=4", "B=2", "device=cpu", f"hydra.sweep.dir={sweep}"]  # fmt: skip
     result = anil("train", "-m", *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    written = sweeps.collect(sweep, "fig1", tmp_path / "data", tmp_path / "figures")
+    written = job_rows.collect(sweep, "fig1", tmp_path / "data", tmp_path / "figures")
     seeds, jobs = sweeps.read(tmp_path / "data", "fig1").seeds, sweeps.read(tmp_path / "data", "fig1").jobs
     assert sorted(jobs["N"]) == [1, 2] and (jobs["status"] == "completed").all() and (jobs["device"] == "cpu").all()
     assert len(seeds) == 2 * 3 and set(seeds["iteration"]) == {1, 2, 3}
@@ -336,7 +356,7 @@ def test_collect_reads_a_real_sweep(tmp_path):
         assert seeds.loc[seeds["N"] == n, "loss"].tolist() == pytest.approx(metrics["loss"].tolist(), rel=1e-6)
     assert (tmp_path / "figures" / "procedural_convex.png").stat().st_size > 10_000 and len(written) == 4
     assert jobs["test_accuracy"].isna().all()  # nobody ran anil eval yet
-    variant = sweeps.collect(sweep, reproduction.INIT_VARIANTS["fig1"], tmp_path / "data", None)  # no figures drawn
+    variant = job_rows.collect(sweep, reproduction.INIT_VARIANTS["fig1"], tmp_path / "data", None)  # no figures drawn
     assert [p.name for p in variant] == ["fig1-init-seeds.csv", "fig1-init-jobs.csv"]
 
 
@@ -642,14 +662,14 @@ def test_cost_claims_are_inconclusive_when_the_runs_did_not_learn():
     """Runs that stay at their starting loss all 'reach' the common target at once: whatever the
     seconds per iteration, the cost claims must not be decided on them."""
     flat = lambda n, i: 1.6  # noqa: E731
-    fig1 = synthetic_sweep("convex", ["constant"], CONVEX_GRID, flat, lambda n: 0.1 * n, units=UNITS)
-    fig2 = synthetic_sweep("nonconvex", ["constant"], NONCONVEX_GRID, flat, lambda n: 0.1 * n, units=UNITS)
+    fig1 = synthetic_sweep("convex", ["constant"], CONVEX_GRID, flat, lambda n: 0.1 * n)
+    fig2 = synthetic_sweep("nonconvex", ["constant"], NONCONVEX_GRID, flat, lambda n: 0.1 * n)
     text = reproduction.render(fig1, fig2, ["x"])
     for claim in (claims.CONVEX_COMPLEXITY, claims.NONCONVEX_COMPLEXITY):
         rows = claim_rows(text, claim)
         assert rows and all("**inconclusive**" in row and "the runs did not learn" in row for row in rows)
     # starting above chance and falling only to it (ln 10 = 2.303) is not learning either
     to_chance = lambda n, i: max(2.303, 2.6 - 0.01 * i / n)  # noqa: E731
-    fig1 = synthetic_sweep("convex", ["constant"], CONVEX_GRID, to_chance, lambda n: 0.1 * n, units=UNITS)
+    fig1 = synthetic_sweep("convex", ["constant"], CONVEX_GRID, to_chance, lambda n: 0.1 * n)
     rows = claim_rows(reproduction.render(fig1, fig2, ["x"]), claims.CONVEX_COMPLEXITY)
     assert rows and all("**inconclusive**" in row and "chance (2.3)" in row for row in rows)

@@ -75,7 +75,7 @@ INVERSE_N = Claim(
 
 ANIL_VS_MAML = Claim(
     "anil-vs-maml",
-    "ANIL reaches a given accuracy with less computation (fewer gradient and second-order evaluations) than MAML",
+    "ANIL reaches a given accuracy with less computation than MAML, by a factor that grows with N",
     "Table 2 and Section 3.3 (complexity of ANIL against MAML's)",
 )
 
@@ -233,24 +233,38 @@ def inverse_n(
 
 
 def anil_vs_maml(anil: Costs, maml: Costs) -> Judgement:
-    """At every N both ran, MAML's cost to the common target over ANIL's (log10, paired by seed:
-    a seed sees the same tasks under both) is above zero. Costs must be positive."""
+    """Table 2: ANIL needs less than MAML by a factor that grows with N (N n_w + N n_φ over
+    N n_w + n_φ for gradient entries, exactly 1 at N = 1). MAML's cost to the target over ANIL's,
+    log10 and paired by seed (a seed sees the same tasks under both), at each N; the claim agrees
+    when MAML costs more at the largest N and the factor grows from the smallest N to the largest,
+    and disagrees when either is decided the other way. Costs must be positive."""
     grid = sorted(set(anil) & set(maml))
-    if not grid:
-        return Judgement(ANIL_VS_MAML, Verdict.INCONCLUSIVE, "no N ran under both", "run both at the same N")
-    log = lambda costs: {s: math.log10(c) for s, c in costs.items()}  # noqa: E731
-    ratios = {n: paired_interval(log(maml[n]), log(anil[n])) for n in grid}
-    evidence = "; ".join(f"N={n}: log10 cost MAML/ANIL {r} (×{10**r.estimate:.3g})" for n, r in ratios.items())
-    verdicts = {n: decide(r) for n, r in ratios.items()}
-    cheaper = [n for n, v in verdicts.items() if v is Verdict.DISAGREES]
-    if cheaper:
-        dearer = [n for n, v in verdicts.items() if v is Verdict.AGREES]
-        where_anil = f"; ANIL for less at N={dearer}" if dearer else ""
-        reason = f"MAML reaches the target for less at N={cheaper}{where_anil}"
-        return Judgement(ANIL_VS_MAML, Verdict.DISAGREES, evidence, reason)
-    if all(v is Verdict.AGREES for v in verdicts.values()):
-        return Judgement(ANIL_VS_MAML, Verdict.AGREES, evidence, f"ANIL reaches the target for less at N={grid}")
-    n, undecided = min(((n, r) for n, r in ratios.items() if verdicts[n] is not Verdict.AGREES), key=lambda t: t[0])
-    return Judgement(
-        ANIL_VS_MAML, Verdict.INCONCLUSIVE, evidence, f"at N={n} the ratio straddles 1: {what_would_decide(undecided)}"
+    if len(grid) < 2:
+        return Judgement(ANIL_VS_MAML, Verdict.INCONCLUSIVE, f"N={grid}", "run both algorithms at two N or more")
+    ratio = {n: {s: math.log10(maml[n][s]) - math.log10(anil[n][s]) for s in set(maml[n]) & set(anil[n])} for n in grid}
+    per_n = {n: paired_interval(ratio[n], dict.fromkeys(ratio[n], 0.0)) for n in grid}
+    lo, hi = grid[0], grid[-1]
+    growth = paired_interval(ratio[hi], ratio[lo])
+    at_top, grows = decide(per_n[hi]), decide(growth)
+    evidence = (
+        "; ".join(
+            f"N={n}: log10 cost MAML/ANIL {r} (×{10**r.estimate:.3g}, MAML {_dearer(decide(r))})"
+            for n, r in per_n.items()
+        )
+        + f"; growth of the log10 ratio N={lo}→{hi}: {growth}"
     )
+    verdict = both(at_top, grows)
+    if verdict is Verdict.AGREES:
+        reason = f"MAML costs more at N={hi}, by a factor that grows from N={lo}"
+    elif at_top is Verdict.DISAGREES:
+        reason = f"MAML costs less at N={hi}"
+    elif grows is Verdict.DISAGREES:
+        reason = f"the factor shrinks from N={lo} to N={hi}"
+    else:
+        undecided = per_n[hi] if at_top is not Verdict.AGREES else growth
+        reason = f"an interval straddles its decision: {what_would_decide(undecided)}"
+    return Judgement(ANIL_VS_MAML, verdict, evidence, reason)
+
+
+def _dearer(verdict: Verdict) -> str:
+    return {Verdict.AGREES: "dearer", Verdict.DISAGREES: "cheaper", Verdict.INCONCLUSIVE: "undecided"}[verdict]

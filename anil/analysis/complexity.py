@@ -35,8 +35,7 @@ from anil.geometry import Geometry
 from anil.tasks import InnerLoop, TaskBatch, class_labels
 
 SIDE = 32  # FC100
-# The image shapes (channels, side) at which unit costs are measured: each dataset's own, so that
-# a sweep's counted operations are weighted by what they cost on its images (anil/analysis/cost.py).
+# The image shapes (channels, side) at which unit costs are measured: each dataset's own.
 SHAPES = {"fc100": (3, 32), "embedded": (1, 28)}
 
 

@@ -14,6 +14,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -21,6 +22,7 @@ import torch
 
 from anil.analysis.timing import round_robin
 from anil.config import TrainConfig
+from anil.engine.model import AnilNet
 from anil.run.setup import build
 from anil.run.trainer import meta_step
 
@@ -30,18 +32,25 @@ Timed = tuple[str, TrainConfig]  # the experiment a configuration comes from, an
 def time_iterations(configs: list[Timed], repeats: int, device: torch.device) -> list[dict[str, Any]]:
     """One row per configuration: the median and quartiles of `repeats` iterations' seconds."""
     setups = [build(config, device) for _, config in configs]
-    steps = {str(i): partial(meta_step, setup, config.B) for i, ((_, config), setup) in enumerate(zip(configs, setups))}
+    steps: dict[str, Callable[[], Any]] = {
+        str(i): partial(meta_step, setup, config.B) for i, ((_, config), setup) in enumerate(zip(configs, setups))
+    }
     samples = round_robin(steps, repeats, device)
     rows = []
-    for i, (experiment, config) in enumerate(configs):
+    for i, ((experiment, config), setup) in enumerate(zip(configs, setups)):
         seconds = samples[str(i)]
         quartiles = statistics.quantiles(seconds, n=4) if len(seconds) > 1 else [seconds[0]] * 3
         rows.append({
             "experiment": experiment, "algorithm": config.algorithm, "dataset": config.dataset.name,
-            "geometry": config.geometry.name, "N": config.N, "B": config.B,
+            "geometry": config.geometry.name, "N": config.N, "B": config.B, **dimensions(setup.model),
             "seconds": statistics.median(seconds), "q25": quartiles[0], "q75": quartiles[2], "repeats": len(seconds),
         })  # fmt: skip
     return rows
+
+
+def dimensions(model: AnilNet) -> dict[str, int]:
+    """n_w and n_φ, the head's and the body's parameter counts (Table 2 counts entries in them)."""
+    return {"n_w": sum(p.numel() for p in model.head), "n_phi": sum(p.numel() for p in model.body.parameters())}
 
 
 def environment(command: str, started: float) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from anil.analysis.reports import complexity, divergence, maml, performance, regimes, reproduction, sweeps, theory
+from anil.analysis.reports import complexity, divergence, jobs, maml, performance, regimes, reproduction, theory
 from anil.atomic import write_json_atomic
 from anil.cli.arguments import OneLineParser
 
@@ -83,7 +83,7 @@ def main(args: list[str]) -> int:
     try:
         if options.fig1 is not None:
             for name, sweep in (("fig1", options.fig1), ("fig2", options.fig2)):
-                sweeps.collect(sweep, name, docs / "data" / "reproduction", docs / "figures")
+                jobs.collect(sweep, name, docs / "data" / "reproduction", docs / "figures")
         for name, folder in (
             (reproduction.INIT_VARIANTS["fig1"], options.fig1_init),
             (reproduction.INIT_VARIANTS["fig2"], options.fig2_init),
@@ -91,7 +91,7 @@ def main(args: list[str]) -> int:
             (maml.NAME, options.maml),
         ):
             if folder is not None:
-                sweeps.collect(folder, name, docs / "data" / "reproduction", None)
+                jobs.collect(folder, name, docs / "data" / "reproduction", None)
         if options.divergence is not None:
             divergence.collect(options.divergence, options.curvature, docs / "data" / "reproduction")
         if options.smoothness is not None:

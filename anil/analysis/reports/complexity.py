@@ -80,8 +80,9 @@ def unit_cost_section(units: dict[str, Any], shapes: dict[str, Any], tasks: int)
         f"Median seconds per task of each operation the counters count, timed on its own on the same inputs "
         f"(B = {tasks} tasks at once, divided by B), at each dataset's image shape. A counted ANIL second-order "
         "product in φ is taken at the features, before the body; a MAML one goes through the body: the counters "
-        "treat them as equal, their costs are not. The figure sweeps' counted-cost axis weights each run's "
-        "counted operations by these (anil/analysis/cost.py).",
+        "treat them as equal, their costs are not. Summed, these prices overstate an iteration whose passes "
+        "share work (one backward computes several of them), so the reproduction prices iterations at their own "
+        "measured time instead (anil/analysis/pricing.py).",
     ]
     for dataset, by_geometry in units.items():
         channels, side = shapes[dataset]

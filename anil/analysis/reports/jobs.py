@@ -11,9 +11,12 @@ from typing import Any
 
 import pandas as pd
 
-from anil.analysis.runs import Job
+from anil.analysis.overlap import occupancy
+from anil.analysis.plot import draw
+from anil.analysis.runs import Job, find_jobs, per_seed, summarise_seeds
 from anil.config import TrainConfig
 
+SMOOTH = 10  # rolling window (iterations) for the figures and for every number read off a curve
 DEFAULT_INIT = TrainConfig.init  # what runs recorded before the option existed used
 
 
@@ -37,6 +40,24 @@ def job_row(job: Job) -> dict[str, Any]:
         "test_accuracy_ci95": tested.get("accuracy_ci95"), "test_tasks": tested.get("tasks"),
         "test_checkpoint": tested.get("checkpoint"),
     }  # fmt: skip
+
+
+def collect(sweep: Path, name: str, data_dir: Path, figures: Path | None) -> list[Path]:
+    """Read the sweep in `sweep` into data_dir/<name>-seeds.csv and <name>-jobs.csv; draw its
+    figures into `figures` (None: no figures, for a variant that would overwrite the main ones)."""
+    jobs, skipped = find_jobs([sweep])
+    if skipped or not jobs:
+        raise ValueError(f"{sweep}: {len(jobs)} readable jobs; skipped {'; '.join(skipped) or 'none'}")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    seeds = per_seed(jobs).assign(job=lambda t: t["job"].map(lambda p: Path(p).name))
+    described = pd.DataFrame([job_row(job) for job in jobs])
+    paths = [data_dir / f"{name}-seeds.csv", data_dir / f"{name}-jobs.csv"]
+    seeds.to_csv(paths[0], index=False, float_format="%.7g")
+    described.to_csv(paths[1], index=False, float_format="%.7g")
+    if figures is None:
+        return paths
+    figures.mkdir(parents=True, exist_ok=True)
+    return paths + draw(summarise_seeds(seeds), figures, SMOOTH, "quartiles", ("png",), occupancy(seeds))
 
 
 def tally(jobs: pd.DataFrame, key: str, hits: pd.Series) -> dict[Any, tuple[int, int]]:

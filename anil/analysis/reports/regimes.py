@@ -46,7 +46,7 @@ def part(sweep: Sweep, geometry: str) -> Sweep | None:
     """The runs of `sweep` with this inner-loop geometry (None when it has none)."""
     jobs = sweep.jobs[sweep.jobs["geometry"] == geometry].reset_index(drop=True)
     seeds = sweep.seeds[sweep.seeds["geometry"] == geometry].reset_index(drop=True)
-    return Sweep(seeds, jobs, sweep.units) if len(jobs) else None
+    return Sweep(seeds, jobs, sweep.pace) if len(jobs) else None
 
 
 def curvature_at_init(

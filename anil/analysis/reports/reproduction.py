@@ -15,12 +15,10 @@ claim is judged under each design the sweep has, on the theorems' quantity (the 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import pandas as pd
-
 from anil.analysis import claims
+from anil.analysis.pricing import read_pace
 from anil.analysis.reports import divergence, maml, regimes
 from anil.analysis.reports.jobs import environment, init_of
 from anil.analysis.reports.markdown import generated_by, source_name, table
@@ -53,17 +51,18 @@ from anil.analysis.reports.sweeps import (
     settings,
     sweep_rows,
 )
-from anil.analysis.statistics import interval
+from anil.analysis.statistics import CONFIDENCE, Verdict, interval
 
 COMMAND = "anil report reproduction"
+TIMING = "iteration-timing.json"  # in docs/data: scripts/time_iterations.py
 INIT_VARIANTS = {"fig1": "fig1-init", "fig2": "fig2-init"}  # a figure's sweep rerun under the other init
 
 
 def judgements(fig1: Sweep, fig2: Sweep, others: Others = NO_OTHERS) -> list[Row]:
     """Every claim, judged on these sweeps under each stepsize design, with the quantity it was
     judged on. The per-iteration claims are judged on ‖∇L_meta‖² (where logged) and on the
-    training loss; the complexity claims on the counted cost (deterministic, where the runs have
-    counters) and on training seconds as a second, noisy view. The stability claims are judged on
+    training loss; the complexity claims on the evaluation counts (the paper's quantity), then on
+    seconds at the measured time per iteration, then on the runs' own clocks (sweeps._complexity). The stability claims are judged on
     the divergence search when there is one, else on Figure 2's own runs; Table 2's claim on the
     MAML sweep, when there is one."""
     rows: list[Row] = []
@@ -129,6 +128,21 @@ def claims_table(fig1: Sweep, fig2: Sweep, others: Others = NO_OTHERS) -> list[s
     return table(header, rows, [False] * 7)
 
 
+def family(rows: list[Row]) -> list[str]:
+    """How many verdicts the document states, and what chance alone would decide among them."""
+    counts = {verdict: sum(j.verdict is verdict for j, _, _ in rows) for verdict in Verdict}
+    decided = counts[Verdict.AGREES] + counts[Verdict.DISAGREES]
+    return [
+        f"**How many verdicts.** The table states {len(rows)} verdicts: {counts[Verdict.AGREES]} agree, "
+        f"{counts[Verdict.DISAGREES]} disagree, {counts[Verdict.INCONCLUSIVE]} are inconclusive. Each stands "
+        f"alone at {CONFIDENCE:.0%} (no correction for the family): where a difference were truly zero, each "
+        f"decision would come out decided by chance with probability {1 - CONFIDENCE:.2g}, so among the "
+        f"{decided} decided verdicts about {decided * (1 - CONFIDENCE):.1f} could be such errors. Many share runs "
+        "(one sweep is read on several quantities), so they are not independent.",
+        "",
+    ]
+
+
 def accuracy_table(fig1: Sweep, fig2: Sweep) -> list[str]:
     """Meta-test accuracy per geometry, stepsize design and N: the mean over seeds with its 95%
     interval over seeds, and each job's own 95% interval over test tasks (their mean half-width)."""
@@ -180,8 +194,9 @@ def render(
         "```",
         "",
         f"Figure 1 settings: {settings(fig1.jobs)}. Figure 2 settings: {settings(fig2.jobs)}. Curves are the mean "
-        "over seeds with the quartiles over seeds as a band; time is training time (evaluation excluded), jobs run "
-        "one after another.",
+        "over seeds with the quartiles over seeds as a band; time is training time (evaluation excluded). Whether "
+        f"the runs' own clocks can compare N: Figure 1: {fig1.timing.describe()}; Figure 2: "
+        f"{fig2.timing.describe()}.",
         "",
         f"Where they ran: Figure 1: {environment(fig1.jobs)}; Figure 2: {environment(fig2.jobs)}. Sweep wall time "
         "(sum of the jobs' own): "
@@ -213,10 +228,14 @@ def render(
         "comparisons between N are paired by seed (a seed sees the same tasks at every N) and carry Student t "
         "95% intervals on the paired differences; an interval that straddles the decision makes the verdict "
         "inconclusive. Each claim is judged under every stepsize design the sweeps ran, on the theorems' quantity "
-        "and on the training loss.",
+        "and on the training loss; a cost claim first on the paper's own quantity, the gradient and the "
+        "second-order evaluations to a common loss target (counted by the runs), then on seconds at each "
+        "configuration's measured time per iteration (timed alone; a view that depends on the machine, see the "
+        "note at the end), then on the runs' own clocks, which only count where the jobs ran one at a time.",
         "",
         *claims_table(fig1, fig2, others),
         "",
+        *family(judgements(fig1, fig2, others)),
     ]
     if others.search is not None:
         lines += others.search.section()
@@ -227,7 +246,7 @@ def render(
     for fig, main in zip(FIGURES, (fig1, fig2)):
         if fig in others.inits:
             lines += init_section(fig, main, others.inits[fig])
-    lines += [*why(tables, pd.concat([fig1.jobs, fig2.jobs])), *noise(tables)]
+    lines += [*why(tables, fig1.pace), *noise(tables)]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -241,15 +260,12 @@ def _figure_stems(*sweeps: Sweep) -> list[str]:
 
 
 def write(data_dir: Path, doc_path: Path) -> Path:
-    """`data_dir`: docs/data/reproduction; the unit costs come from complexity.json beside it."""
-    units_path = data_dir.parent / "complexity.json"
-    units = json.loads(units_path.read_text(encoding="utf-8")).get("unit_costs") if units_path.exists() else None
-    fig1, fig2 = (read(data_dir, name, units) for name in FIGURES)
+    """`data_dir`: docs/data/reproduction; the seconds per iteration come from iteration-timing.json beside it."""
+    pace = read_pace(data_dir.parent / TIMING)
+    fig1, fig2 = (read(data_dir, name, pace) for name in FIGURES)
     present = lambda name: (data_dir / f"{name}-jobs.csv").exists()  # noqa: E731
-    inits = {fig: read(data_dir, name, units) for fig, name in INIT_VARIANTS.items() if present(name)}
-    theory, against_maml = (
-        read(data_dir, name, units) if present(name) else None for name in (regimes.NAME, maml.NAME)
-    )
+    inits = {fig: read(data_dir, name, pace) for fig, name in INIT_VARIANTS.items() if present(name)}
+    theory, against_maml = (read(data_dir, name, pace) if present(name) else None for name in (regimes.NAME, maml.NAME))
     search = divergence.read(data_dir)
     names = [*FIGURES, *(INIT_VARIANTS[fig] for fig in inits)] + [
         name for name, sweep in ((regimes.NAME, theory), (maml.NAME, against_maml)) if sweep
@@ -257,8 +273,8 @@ def write(data_dir: Path, doc_path: Path) -> Path:
     sources = [source_name(data_dir / f"{name}-{kind}.csv", doc_path) for name in names for kind in ("seeds", "jobs")]
     if search is not None:
         sources += [source_name(path, doc_path) for path in search.paths]
-    if fig1.counted or fig2.counted:
-        sources.append(source_name(units_path, doc_path))
+    if pace is not None:
+        sources.append(source_name(pace.source, doc_path))
     others = Others(search, inits, theory, against_maml)
     doc_path.write_text(render(fig1, fig2, sources, others), encoding="utf-8")
     return doc_path

@@ -1,5 +1,5 @@
 """A finished sweep as the reports read it: collected into CSV files, one curve per run (smoothed
-training loss, time, counted cost), the numbers read off those curves with intervals over seeds,
+training loss, time, evaluation counts and priced seconds), the numbers read off those curves with intervals over seeds,
 and each figure's claims judged under each stepsize design (anil/analysis/claims.py's rules).
 
 docs/reproduction.md's sections (the figures, the theorems' regime, ANIL against MAML, the other
@@ -8,6 +8,7 @@ initialisation) are all built from these pieces.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,58 +18,50 @@ from typing import Any
 import pandas as pd
 
 from anil.analysis import claims
-from anil.analysis.cost import UnitCosts, counted_cost, has_counters, prices_for
-from anil.analysis.overlap import occupancy
-from anil.analysis.plot import draw
-from anil.analysis.reports.jobs import algorithm_of, init_of, job_row, tally
+from anil.analysis.overlap import Occupancy, occupancy
+from anil.analysis.pricing import COUNT_VIEWS, Pace, has_counters, with_costs
+from anil.analysis.reports.jobs import SMOOTH, algorithm_of, init_of, tally
 from anil.analysis.reports.markdown import table
-from anil.analysis.reports.targets import Curves, chance, cost_to, unless_stalled
-from anil.analysis.runs import find_jobs, per_seed, summarise_seeds
-from anil.analysis.statistics import Interval, interval
+from anil.analysis.reports.targets import Curves, chance, cost_to, costs_at, unless_stalled
+from anil.analysis.statistics import Interval, Verdict, interval
 from anil.run.metrics import OBJECTIVE_METRICS
 
-SMOOTH = 10  # rolling window (iterations) for the figures and for every number read off a curve
 SCHEDULES = ("constant", "inverse_n", "authors")  # the order designs are reported in
 # The cost claims need a common target: the loss level that the median run of every N reaches,
 # i.e. the worst N's median final (smoothed) loss. A run that never reaches it is given its whole
 # training time, a lower bound on its cost.
 
 
-def collect(sweep: Path, name: str, data_dir: Path, figures: Path | None) -> list[Path]:
-    """Read the sweep in `sweep` into data_dir/<name>-seeds.csv and <name>-jobs.csv; draw its
-    figures into `figures` (None: no figures, for a variant that would overwrite the main ones)."""
-    jobs, skipped = find_jobs([sweep])
-    if skipped or not jobs:
-        raise ValueError(f"{sweep}: {len(jobs)} readable jobs; skipped {'; '.join(skipped) or 'none'}")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    seeds = per_seed(jobs).assign(job=lambda t: t["job"].map(lambda p: Path(p).name))
-    described = pd.DataFrame([job_row(job) for job in jobs])
-    paths = [data_dir / f"{name}-seeds.csv", data_dir / f"{name}-jobs.csv"]
-    seeds.to_csv(paths[0], index=False, float_format="%.7g")
-    described.to_csv(paths[1], index=False, float_format="%.7g")
-    if figures is None:
-        return paths
-    figures.mkdir(parents=True, exist_ok=True)
-    return paths + draw(summarise_seeds(seeds), figures, SMOOTH, "quartiles", ("png",), occupancy(seeds))
-
-
 @dataclass(frozen=True)
 class Sweep:
     seeds: pd.DataFrame  # <name>-seeds.csv
     jobs: pd.DataFrame  # <name>-jobs.csv
-    units: UnitCosts | None = None  # complexity.json's unit costs: the counted-cost axis, when the runs have counters
+    pace: Pace | None = None  # measured seconds per iteration of each configuration (iteration-timing.json)
 
     @property
     def counted(self) -> bool:
-        """Whether a counted cost can be computed: counters in the runs and prices for their shape."""
-        if self.units is None or not has_counters(self.seeds):
+        """Whether the runs logged the paper's evaluation counts (anil/engine/opcount.py)."""
+        return has_counters(self.seeds)
+
+    @property
+    def priced(self) -> bool:
+        """Whether every configuration of the sweep was timed on its own (anil/analysis/pricing.py)."""
+        if self.pace is None:
             return False
-        first = self.jobs.iloc[0]
-        return prices_for(self.units, str(first["dataset"]), str(first["geometry"])) is not None
+        algorithm = algorithm_of(self.jobs)
+        return all(
+            self.pace.seconds(algorithm, str(g), int(n)) is not None
+            for g, n in self.jobs[["geometry", "N"]].drop_duplicates().itertuples(index=False)
+        )
+
+    @property
+    def timing(self) -> Occupancy:
+        """Whether the runs' own clocks can be compared: did the jobs share a machine?"""
+        return occupancy(self.seeds)
 
 
-def read(data_dir: Path, name: str, units: UnitCosts | None = None) -> Sweep:
-    return Sweep(pd.read_csv(data_dir / f"{name}-seeds.csv"), pd.read_csv(data_dir / f"{name}-jobs.csv"), units)
+def read(data_dir: Path, name: str, pace: Pace | None = None) -> Sweep:
+    return Sweep(pd.read_csv(data_dir / f"{name}-seeds.csv"), pd.read_csv(data_dir / f"{name}-jobs.csv"), pace)
 
 
 def loss_at(curve: pd.DataFrame, column: str, value: float) -> float:
@@ -115,9 +108,13 @@ def per_n(sweep: Sweep, schedule: str, checkpoints: tuple[int, ...]) -> pd.DataF
             levels, at = gradient
             row[f"‖∇L_meta‖²@{at}"] = interval([10**v for v in levels[n].values()])
         row["s/iteration"] = interval([run["time"].max() / run["iteration"].max() for run in by_seed.values()])
-        if sweep.counted:  # the same counts for every seed
-            first = next(iter(by_seed.values()))
-            row["counted s/iteration"] = float(first["cost"].max() / first["iteration"].max())
+        first = next(iter(by_seed.values()))  # the counts and the timed seconds are the same for every seed
+        if "priced" in first:
+            row["timed s/iteration"] = float(first["priced"].iloc[-1] / first["iteration"].iloc[-1])
+        if sweep.counted:
+            row["evaluations/iteration"] = float(
+                (first["gradient_evals"].iloc[-1] + first["second_order_evals"].iloc[-1]) / first["iteration"].iloc[-1]
+            )
         row["diverged"] = "{}/{}".format(*diverged[n])
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -136,21 +133,15 @@ def markdown_table(frame: pd.DataFrame) -> list[str]:
 
 
 def seed_curves(sweep: Sweep, schedule: str) -> dict[int, dict[int, pd.DataFrame]]:
-    """N -> seed -> that run's curve (iteration, time, loss smoothed over SMOOTH iterations, and
-    the cumulative counted cost where the sweep has one)."""
+    """N -> seed -> that run's curve (iteration, time, loss smoothed over SMOOTH iterations, and the
+    cumulative evaluation counts and priced seconds where the sweep has them: pricing.with_costs)."""
     chosen = sweep.seeds[sweep.seeds["alpha_schedule"] == schedule]
     algorithm = algorithm_of(sweep.jobs)
     curves: dict[int, dict[int, pd.DataFrame]] = {}
     for (n, seed), run in chosen.groupby(["N", "seed"]):
         run = run.sort_values("iteration")
         run = run.assign(smooth_loss=run["loss"].rolling(SMOOTH, min_periods=1).mean())
-        if sweep.counted:
-            assert sweep.units is not None
-            run = run.assign(
-                cost=counted_cost(
-                    run, sweep.units, str(run["dataset"].iloc[0]), str(run["geometry"].iloc[0]), algorithm
-                )
-            )
+        run = with_costs(run, sweep.pace, algorithm)
         curves.setdefault(int(str(n)), {})[int(str(seed))] = run
     return curves
 
@@ -214,8 +205,7 @@ def sweep_rows(name: str, sweep: Sweep, rules: Rules) -> list[tuple[str, Row]]:
             (schedule, (per_iteration(levels_at(curves, last)), label, f"log10 training loss at iteration {last}"))
         )
         rows += [
-            (schedule, (judged, label, q))
-            for judged, q in _complexity(complexity, curves, sweep.counted, chance(sweep.jobs))
+            (schedule, (judged, label, q)) for judged, q in _complexity(complexity, curves, sweep, chance(sweep.jobs))
         ]
     return rows
 
@@ -243,17 +233,30 @@ BESIDE_HEADER = ["claim", "stepsize design", "quantity judged", "evidence"]
 
 
 def _complexity(
-    rule: Callable[[claims.Costs], claims.Judgement], curves: Curves, counted: bool, chance_loss: float
+    rule: Callable[[claims.Costs], claims.Judgement], curves: Curves, sweep: Sweep, chance_loss: float
 ) -> list[tuple[claims.Judgement, str]]:
-    """A complexity claim on the counted cost (when there is one) and on wall-clock seconds."""
-    seconds, target = cost_to(curves, "time")
+    """A complexity claim on the paper's quantity first (the evaluation counts to the target: its
+    gradient and its second-order evaluations, each judged), then on seconds at the measured time
+    per iteration (a view that depends on the machine), then on the runs' own clocks, judged only
+    where the jobs did not share the machine."""
+    _, target = cost_to(curves, "time")
     judge = lambda costs: unless_stalled(rule(costs), target, chance_loss, curves)  # noqa: E731
+    to_target = f"to a training loss of {target:.3g}"
     views = []
-    if counted:
-        cost, _ = cost_to(curves, "cost")
-        views.append((judge(cost), f"counted cost (seconds at the unit costs) to a training loss of {target:.3g}"))
-    label = "training seconds (wall-clock, noisy)" if counted else "training seconds"
-    return views + [(judge(seconds), f"{label} to a training loss of {target:.3g}")]
+    if sweep.counted:
+        views += [(judge(costs_at(curves, target, column)), f"{name} {to_target}")
+                  for column, (_, name) in COUNT_VIEWS.items()]  # fmt: skip
+    if sweep.priced:
+        views.append((judge(costs_at(curves, target, "priced")), f"{PRICED} {to_target}"))
+    own = judge(costs_at(curves, target, "time"))
+    timing = sweep.timing
+    if not timing.trusted:
+        reason = f"the runs' own clocks cannot compare N: {timing.describe()}"
+        own = dataclasses.replace(own, verdict=Verdict.INCONCLUSIVE, reason=reason)
+    return views + [(own, f"training seconds as the runs measured them {to_target}")]
+
+
+PRICED = "seconds at the measured time per iteration"
 
 
 def _last(curves: dict[int, dict[int, pd.DataFrame]]) -> int:

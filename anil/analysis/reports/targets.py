@@ -26,7 +26,7 @@ def common_target(*groups: Curves) -> float:
 
 
 def cost_to(curves: Curves, column: str = "time") -> tuple[claims.Costs, float]:
-    """Each run's `column` (training seconds, or counted cost) when its smoothed loss first reaches
+    """Each run's `column` (training seconds, an evaluation count or priced seconds) when its smoothed loss first reaches
     the common target (see above)."""
     target = common_target(curves)
     return costs_at(curves, target, column), target
@@ -64,10 +64,10 @@ def chance(jobs: pd.DataFrame) -> float:
 
 
 def unless_stalled(judged: claims.Judgement, target: float, chance_loss: float, *groups: Curves) -> claims.Judgement:
-    """`judged`, or inconclusive when the common target is not clearly (by LEARNED) below both where
-    the runs started and chance: then reaching it says nothing about learning, and its cost
-    nothing about the claim."""
-    start = start_level(*groups)
+    """`judged`, or inconclusive when the common target is not clearly (by LEARNED) below chance and
+    where each group of runs (each algorithm) started: then reaching it says nothing about
+    learning, and its cost nothing about the claim."""
+    start = min(start_level(group) for group in groups)
     if target < (1 - LEARNED) * min(start, chance_loss):
         return judged
     reason = (
