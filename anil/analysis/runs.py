@@ -24,7 +24,8 @@ KEYS = ["dataset", "geometry", "alpha_schedule", "N", "alpha"]  # one curve per 
 SERIES = ("loss", "sq_grad_norm_w", "sq_grad_norm_phi")  # the per-iteration numbers that are plotted
 
 
-# Kept beside them in per_seed's table when logged; the operation counters are the paper's cost (anil/analysis/pricing.py).
+# Kept beside them in per_seed's table when logged; the operation counters are the paper's cost
+# (anil/analysis/pricing.py).
 # cpu_time and clock say what the time axis can be trusted for (anil/analysis/overlap.py).
 KEPT = ("val_loss", "val_accuracy", *OBJECTIVE_METRICS, *COUNTERS, "cpu_time", "clock")
 

@@ -62,9 +62,9 @@ def judgements(fig1: Sweep, fig2: Sweep, others: Others = NO_OTHERS) -> list[Row
     """Every claim, judged on these sweeps under each stepsize design, with the quantity it was
     judged on. The per-iteration claims are judged on ‖∇L_meta‖² (where logged) and on the
     training loss; the complexity claims on the evaluation counts (the paper's quantity), then on
-    seconds at the measured time per iteration, then on the runs' own clocks (sweeps._complexity). The stability claims are judged on
-    the divergence search when there is one, else on Figure 2's own runs; Table 2's claim on the
-    MAML sweep, when there is one."""
+    seconds at the measured time per iteration, then on the runs' own clocks (sweeps._complexity).
+    The stability claims are judged on the divergence search when there is one, else on Figure 2's
+    own runs; Table 2's claim on the MAML sweep, when there is one."""
     rows: list[Row] = []
     for (name, sweep), rules in zip(experiments(fig1, fig2), (CONVEX_RULES, NONCONVEX_RULES)):
         rows += [row for _, row in sweep_rows(name, sweep, rules)]

@@ -26,8 +26,8 @@ def common_target(*groups: Curves) -> float:
 
 
 def cost_to(curves: Curves, column: str = "time") -> tuple[claims.Costs, float]:
-    """Each run's `column` (training seconds, an evaluation count or priced seconds) when its smoothed loss first reaches
-    the common target (see above)."""
+    """Each run's `column` (training seconds, an evaluation count or priced seconds) when its
+    smoothed loss first reaches the common target (see above)."""
     target = common_target(curves)
     return costs_at(curves, target, column), target
 
@@ -73,6 +73,25 @@ def unless_stalled(judged: claims.Judgement, target: float, chance_loss: float, 
     reason = (
         f"the common target ({target:.3g}) is not below both where training started ({start:.3g}) and chance "
         f"({chance_loss:.3g}): the runs did not learn"
+    )
+    return dataclasses.replace(judged, verdict=Verdict.INCONCLUSIVE, reason=reason)
+
+
+def unless_unlearned(judged: claims.Judgement, curves: Curves, chance_loss: float) -> claims.Judgement:
+    """`judged`, or inconclusive when at some N the median run ended no lower (by LEARNED) than
+    chance or where it started: comparing how fast runs converge says nothing where some did not
+    learn at all (a run stuck at chance has a small gradient too)."""
+    stuck = []
+    for n, runs in sorted(curves.items()):
+        final = float(np.median([run["smooth_loss"].iloc[-1] for run in runs.values()]))
+        start = float(np.median([run["loss"].iloc[0] for run in runs.values()]))
+        if final >= (1 - LEARNED) * min(start, chance_loss):
+            stuck.append(n)
+    if not stuck:
+        return judged
+    reason = (
+        f"the median run at N={stuck} ended at or above chance ({chance_loss:.3g}) or where it started: "
+        "it did not learn"
     )
     return dataclasses.replace(judged, verdict=Verdict.INCONCLUSIVE, reason=reason)
 

@@ -150,8 +150,12 @@ def curvature_section(smoothness: dict[str, Any]) -> list[str]:
             return f"{values.median():.4g} [{values.min():.4g}, {values.max():.4g}]"
 
         mu, big = part["mu"].median(), part["L"].median()
+        # With μ < 0 the support loss curves downward somewhere: gradient descent does not contract
+        # there whatever α·L is, so the column says so rather than reading α·L alone.
         contracts = (
-            "yes"
+            "no: μ < 0 (not convex)"
+            if (part["mu"] < 0).any()
+            else "yes"
             if (part["alpha_L"] < CONTRACTING).all()
             else "no"
             if (part["alpha_L"] >= CONTRACTING).all()
@@ -161,7 +165,7 @@ def curvature_section(smoothness: dict[str, Any]) -> list[str]:
         rows.append(
             [geometry, iteration, spread("mu"), spread("L"), spread("alpha_mu"), spread("alpha_L"), contracts, prop2]
         )
-    header = ["geometry", "iteration", "μ", "L", "α·μ", "α·L", f"α·L < {CONTRACTING:g} (inner GD contracts)"]
+    header = ["geometry", "iteration", "μ", "L", "α·μ", "α·L", f"inner GD contracts (μ > 0 and α·L < {CONTRACTING:g})"]
     lines += table([*header, "μ/L² (Prop. 2's α)"], rows, [False, True, True, True, True, True, False, True])
     lines += [
         "",
