@@ -233,6 +233,7 @@ def render(
         "configuration's measured time per iteration (timed alone; a view that depends on the machine, see the "
         "note at the end), then on the runs' own clocks, which only count where the jobs ran one at a time.",
         "",
+        *regimes.conditioning(fig1, fig2, others.search),
         *claims_table(fig1, fig2, others),
         "",
         *family(judgements(fig1, fig2, others)),
