@@ -53,6 +53,16 @@ from anil.geometry import Geometry
 from anil.tasks import InnerLoop, TaskBatch
 
 SHAPES = {"fc100": 32, "miniimagenet": 84}  # 3-channel images of this side
+EXTRAS = ("fc100", Geometry.convex, 7)  # where the extras (calls, breakdown, B scaling, profile) are measured
+
+
+def extras_setting() -> dict[str, Any]:
+    """What the extras were measured on, for the report to state (not to retype)."""
+    dataset, geometry, n = EXTRAS
+    return dict(dataset=dataset, channels=3, side=SHAPES[dataset], geometry=str(geometry), N=n, ways=WAYS,
+                shots=SHOTS, query=QUERY)  # fmt: skip
+
+
 PARTS = ("fc100-convex", "fc100-nonconvex", "miniimagenet-convex")
 
 
@@ -133,9 +143,10 @@ def run_grid(
 
 def extras(options: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """Operator calls for B = 4 and 32, a breakdown of one iteration, and time against B."""
-    side = SHAPES["fc100"]
-    model = make_model(Geometry.convex, side, device, options.compile)
-    inner = InnerLoop(7, 0.1, 0.01, False)
+    dataset, geometry, n = EXTRAS
+    side = SHAPES[dataset]
+    model = make_model(geometry, side, device, options.compile)
+    inner = InnerLoop(n, 0.1, 0.01, False)
     calls = {
         b: operator_calls(engine_step(model, make_batch(side, b, device), inner, BodyPass(0)), device)
         for b in (4, 8 if options.quick else 32)
@@ -170,6 +181,7 @@ def extras(options: argparse.Namespace, device: torch.device) -> dict[str, Any]:
         flush=True,
     )
     return {
+        "extras_setting": extras_setting(),
         "operator_calls": calls,
         "breakdown_s": parts,
         "engine_s_by_B": scaling,

@@ -169,6 +169,8 @@ def measure_all(
         "alpha": alpha,
         "lam": lam,
         "side": SIDE,
+        "channels": 3,
+        "dataset": "fc100",  # whose image shape the per-iteration rows use
         "ways": WAYS,
         "shots": SHOTS,
         "query": QUERY,

@@ -1,5 +1,6 @@
 """The benchmark's targets (scripts/bench.py prints them; docs/performance.md tables them), judged
-on the rows of one run. Torch-free: the performance report reads them."""
+on the rows of one run, and the setting its extras recorded. Torch-free: the performance report
+reads them."""
 
 from __future__ import annotations
 
@@ -44,3 +45,17 @@ def targets(rows: list[dict[str, Any]], calls: dict[int, int]) -> list[Target]:
         ratio = high["memory_bytes"] / low["memory_bytes"]
         checks.append(("memory at N=30 within 10% of N=1 (convex)", ratio, ratio <= 1.1))
     return checks
+
+
+def shape_of(data: dict[str, Any]) -> str:
+    """The inputs a benchmark measured its extras on, as it recorded them."""
+    s = data.get("extras_setting")
+    if not s:
+        return "setting not recorded"
+    return f"{s['dataset']} shape ({s['channels']}×{s['side']}×{s['side']}), {s['geometry']}"
+
+
+def setting(data: dict[str, Any]) -> str:
+    """shape_of with the N the extras (calls, breakdown, scaling, profile) ran at."""
+    s = data.get("extras_setting")
+    return f"{shape_of(data)}, N = {s['N']}" if s else shape_of(data)

@@ -26,7 +26,8 @@ def render(data: dict[str, Any], source: str) -> str:
         f"Machine: {meta['machine']} ({meta['device_name']}), device {meta['device']}, "
         f"{meta['threads']} torch threads; torch {meta['torch']}; "
         f"measured on {meta['date']} in {meta['wall_s']:.0f} s.",
-        f"Inputs: 3x{meta['side']}x{meta['side']} images (the FC100 shape), {meta['ways']}-way {meta['shots']}-shot, "
+        f"Inputs: {meta['channels']}x{meta['side']}x{meta['side']} images (the {meta['dataset']} shape), "
+        f"{meta['ways']}-way {meta['shots']}-shot, "
         f"{meta['query']} query per class, B = {rows[0]['B']} tasks, "
         f"Conv-4 body (n_phi = {rows[0]['n_phi']:,} parameters), "
         f"alpha = {meta['alpha']}, lam = {meta['lam']} (convex), exact second order. Median of {meta['repeats']} timed "

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from anil.analysis.reports.markdown import table
+from anil.analysis.targets import shape_of
 
 VARIANTS = {"bench_bf16": "bf16 body", "bench_graphs": "CUDA graphs", "bench_compile": "compiled body"}
 
@@ -92,7 +93,7 @@ def launch_lines(bench: dict[str, Any], graphed: dict[str, Any] | None) -> list[
         for r in launches
     ]
     header = ["N", "B", "aten calls", "kernel launches", "launches, CUDA graph"]
-    intro = "One engine iteration, FC100 shape, convex (body in one call):"
+    intro = f"One engine iteration, {shape_of(bench)} (body in one call):"
     return ["", "### Launches against N and B", "", intro, "", *table(header, rows, [True] * 5)]
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from anil.analysis.reports import gpu as gpu_report
 from anil.analysis.reports.markdown import generated_by, source_name, table
-from anil.analysis.targets import targets
+from anil.analysis.targets import setting, targets
 
 COMMAND = "anil report performance"
 CPU_DATA = "performance-cpu.json"  # scripts/bench.py --out docs/data/performance-cpu.json
@@ -20,10 +20,12 @@ CPU_BF16_DATA = "performance-cpu-bf16.json"
 GPU_DATA = "gpu-check.json"  # OUT/gpu_check.json of bash scripts/gpu_check.sh OUT, copied
 
 
-def intro() -> list[str]:
+def intro(data: dict[str, Any] | None) -> list[str]:
+    s = (data or {}).get("extras_setting")
+    tasks = f"; {s['ways']}-way, {s['shots']} support and {s['query']} query images per class" if s else ""
     return [
         "How fast a meta-iteration is, against what, and where the time goes. What is compared, on identical "
-        "inputs (random uint8 tasks of the real shapes; 5-way, 5 support and 5 query images per class), as medians "
+        f"inputs (random uint8 tasks of the real shapes{tasks}), as medians "
         "of interleaved iterations (engine, reference and floor take turns, so drift of the machine hits them alike):",
         "",
         "- **engine**: `anil_meta_loss` + backward, the training path: the body over the whole meta-batch (in "
@@ -56,16 +58,16 @@ def device_section(data: dict[str, Any], title: str, source: str) -> list[str]:
     lines += table(header, rows, [False, True, False, True, False, *[True] * 6])
     lines += limit_lines(data)
     calls = {int(b): n for b, n in data["operator_calls"].items()}
-    lines += ["", "aten operator calls per meta-iteration (FC100 shape, convex, N = 7, body in one call): "
+    lines += ["", f"aten operator calls per meta-iteration ({setting(data)}, body in one call): "
               + ", ".join(f"B = {b}: {n}" for b, n in sorted(calls.items())) + "."]  # fmt: skip
     parts = data["breakdown_s"]
     total = sum(parts.values())
-    lines += ["", "Breakdown of one iteration (FC100 shape, convex, N = 7):", ""]
+    lines += ["", f"Breakdown of one iteration ({setting(data)}):", ""]
     lines += table(["part", "seconds", "share"], [[k, f"{v:.3f}", f"{100 * v / total:.0f}%"] for k, v in parts.items()])
     lines += profile_lines(data)
     lines += batch_norm_lines(data)
     scaling = sorted((int(b), s) for b, s in data["engine_s_by_B"].items())
-    lines += ["", "Engine time against B (FC100 shape, convex, N = 7): "
+    lines += ["", f"Engine time against B ({setting(data)}): "
               + ", ".join(f"B = {b}: {s:.3f} s ({1000 * s / b:.1f} ms/task)" for b, s in scaling) + "."]  # fmt: skip
     lines += ["", "Targets (ratios from this one run):", ""]
     lines += table(
@@ -150,7 +152,7 @@ def batch_norm_lines(data: dict[str, Any]) -> list[str]:
     accurate, pytorch = cost["accurate"], cost["pytorch"]
     return [
         "",
-        f"The body's BatchNorm (FC100 shape, convex, N = 7, interleaved): {accurate:.3f} s per iteration with the "
+        f"The body's BatchNorm ({setting(data)}, interleaved): {accurate:.3f} s per iteration with the "
         f"accurate statistics the engine uses, {pytorch:.3f} s with PyTorch's channels-last kernel "
         f"(×{accurate / pytorch:.3f}), which sums the statistics in float32 and loses accuracy "
         "(tests/test_numerics.py measures both against float64).",
@@ -166,7 +168,7 @@ def profile_lines(data: dict[str, Any]) -> list[str]:
     total = sum(seconds.values())
     rows = [[name, f"{value:.3f}", f"{100 * value / total:.0f}%"] for name, value in seconds.items()]
     lines = ["", "Operator time of one iteration by category (PyTorch profiler, self time of aten operators; "
-             "FC100 shape, convex, N = 7, profiled, so slower than the timed rows):", ""]  # fmt: skip
+             f"{setting(data)}, profiled, so slower than the timed rows):", ""]  # fmt: skip
     lines += table(["category", "seconds", "share"], rows, [False, True, True])
     conv = seconds.get("convolution", 0.0)
     if conv > 0 and "peak_flops" in data:
@@ -196,7 +198,7 @@ def render(cpu: Measured | None, gpu: Measured | None, cpu_bf16: Measured | None
     """Each device's (data, how the document names its file), or None where it was not measured."""
     sources = [source for _, source in filter(None, (cpu, cpu_bf16, gpu))]
     lines = ["# Performance", "", generated_by(COMMAND, sources or ["docs/data"]), ""]
-    lines += intro()
+    lines += intro(cpu[0] if cpu else None)
     lines.append("")
     if cpu:
         lines += device_section(cpu[0], "## CPU", cpu[1])
