@@ -522,7 +522,7 @@ def complexity_row(geometry, n, anil_s, maml_s):
 
 
 COMPLEXITY_META = {"machine": "x86_64", "device_name": "x86_64", "device": "cpu", "threads": 2, "torch": "2.13.0",
-                   "date": "2026-01-01", "wall_s": 10.0, "side": 32, "ways": 5, "shots": 5, "query": 5,
+                   "date": "2026-01-01", "wall_s": 10.0, "side": 32, "channels": 3, "dataset": "fc100", "ways": 5, "shots": 5, "query": 5,
                    "alpha": 0.1, "lam": 0.01, "repeats": 3, "command": "scripts/complexity.py"}  # fmt: skip
 
 
