@@ -375,6 +375,8 @@ def test_collect_reads_a_real_sweep(tmp_path):
     for n in (1, 2):
         metrics = pd.read_csv(next(sweep.glob(f"*N={n},*")) / "metrics.csv")
         assert seeds.loc[seeds["N"] == n, "loss"].tolist() == pytest.approx(metrics["loss"].tolist(), rel=1e-6)
+        assert seeds.loc[seeds["N"] == n, "clock"].tolist() == pytest.approx(metrics["clock"].tolist(), abs=1e-3)
+    assert sweeps.read(tmp_path / "data", "fig1").timing.trusted  # the jobs ran one after another
     assert (tmp_path / "figures" / "procedural_convex.png").stat().st_size > 10_000 and len(written) == 4
     assert jobs["test_accuracy"].isna().all()  # nobody ran anil eval yet
     variant = job_rows.collect(sweep, reproduction.INIT_VARIANTS["fig1"], tmp_path / "data", None)  # no figures drawn
@@ -522,7 +524,8 @@ def complexity_row(geometry, n, anil_s, maml_s):
 
 
 COMPLEXITY_META = {"machine": "x86_64", "device_name": "x86_64", "device": "cpu", "threads": 2, "torch": "2.13.0",
-                   "date": "2026-01-01", "wall_s": 10.0, "side": 32, "channels": 3, "dataset": "fc100", "ways": 5, "shots": 5, "query": 5,
+                   "date": "2026-01-01", "wall_s": 10.0, "side": 32, "channels": 3, "dataset": "fc100", "ways": 5,
+                   "shots": 5, "query": 5,
                    "alpha": 0.1, "lam": 0.01, "repeats": 3, "command": "scripts/complexity.py"}  # fmt: skip
 
 
@@ -694,3 +697,24 @@ def test_cost_claims_are_inconclusive_when_the_runs_did_not_learn():
     fig1 = synthetic_sweep("convex", ["constant"], CONVEX_GRID, to_chance, lambda n: 0.1 * n)
     rows = claim_rows(reproduction.render(fig1, fig2, ["x"]), claims.CONVEX_COMPLEXITY)
     assert rows and all("**inconclusive**" in row and "chance (2.3)" in row for row in rows)
+
+
+def test_long_runs_say_whether_a_per_iteration_verdict_holds_where_the_curves_flatten():
+    """At iteration 150 a larger N is ahead (the nonconvex claim disagrees); by 1,000 it has fallen
+    behind and flattened (it agrees): the section must say the verdict changes. Runs not finished
+    are not judged."""
+    from anil.analysis.reports import long
+
+    def loss(n, i):
+        return 1.0 + 0.5 * np.exp(-i / 100) if n == 1 else 1.0 + 0.5 * np.exp(-i / 30) + 0.3 * i / 1000
+
+    runs = synthetic_sweep("nonconvex", ["constant"], [1, 20], loss, lambda n: 0.1, iterations=1000,
+                           gradient=lambda n, i: 1.0)  # fmt: skip
+    text = "\n".join(long.section({"fig2": runs}, 150))
+    assert "| log10 training loss at iteration 150 | **disagrees** | log10 training loss at iteration 1000 |" in text
+    assert "**agrees** | **changes** |" in text
+    assert "| 20 | 3 | 1.31 |" in text  # N, finished runs, the median final smoothed loss (seed 1 of 0-2: x1.01)
+    unfinished = sweeps.Sweep(runs.seeds, runs.jobs.assign(status=np.where(runs.jobs["N"] == 20, None, "completed")))
+    assert "Pending: finished runs per N {1: 3}, of N = [1, 20] so far." in "\n".join(
+        long.section({"fig2": unfinished}, 150)
+    )

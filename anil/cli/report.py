@@ -5,6 +5,7 @@
         [--divergence SWEEP --curvature DIR]            # and the N = 30 divergence search with its curvature
         [--fig1-init SWEEP] [--fig2-init SWEEP]         # a figure's sweep under the other initialisation
         [--theory DIR] [--maml SWEEP]                   # the theorems' regime, MAML beside ANIL
+        [--long DIR]                                    # the fixed-alpha half to 1,000 iterations
     anil report theory --smoothness DIR                 # run the formula checks, read `anil smoothness` output
     anil report complexity | performance                # render (scripts/complexity.py, scripts/bench.py measure)
 
@@ -17,7 +18,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from anil.analysis.reports import complexity, divergence, jobs, maml, performance, regimes, reproduction, theory
+from anil.analysis.reports import (
+    complexity,
+    divergence,
+    jobs,
+    long,
+    maml,
+    performance,
+    regimes,
+    reproduction,
+    theory,
+)
 from anil.atomic import write_json_atomic
 from anil.cli.arguments import OneLineParser
 
@@ -40,6 +51,9 @@ def parser() -> argparse.ArgumentParser:
         "--theory", type=Path, help="reproduction: the theory_* sweeps (both geometries under one folder; with --fig1)"
     )
     parser.add_argument("--maml", type=Path, help="reproduction: a finished maml_* sweep (with --fig1)")
+    parser.add_argument(
+        "--long", type=Path, help="reproduction: scripts/long_runs.sh's folder (its fig1/ and fig2/, finished or not)"
+    )
     parser.add_argument("--divergence", type=Path, help="reproduction: a finished divergence_* sweep to read first")
     parser.add_argument(
         "--curvature", type=Path, help="reproduction: its dataset's `anil smoothness --curvature-only` folder"
@@ -92,6 +106,9 @@ def main(args: list[str]) -> int:
         ):
             if folder is not None:
                 jobs.collect(folder, name, docs / "data" / "reproduction", None)
+        for fig, name in long.NAMES.items():
+            if options.long is not None and (options.long / fig).is_dir():
+                jobs.collect(options.long / fig, name, docs / "data" / "reproduction", None, running=True)
         if options.divergence is not None:
             divergence.collect(options.divergence, options.curvature, docs / "data" / "reproduction")
         if options.smoothness is not None:

@@ -42,17 +42,20 @@ def job_row(job: Job) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def collect(sweep: Path, name: str, data_dir: Path, figures: Path | None) -> list[Path]:
+def collect(sweep: Path, name: str, data_dir: Path, figures: Path | None, running: bool = False) -> list[Path]:
     """Read the sweep in `sweep` into data_dir/<name>-seeds.csv and <name>-jobs.csv; draw its
-    figures into `figures` (None: no figures, for a variant that would overwrite the main ones)."""
+    figures into `figures` (None: no figures, for a variant that would overwrite the main ones).
+    `running`: the sweep is still going, so jobs not started yet are left out instead of refused."""
     jobs, skipped = find_jobs([sweep])
-    if skipped or not jobs:
+    if (skipped and not running) or not jobs:
         raise ValueError(f"{sweep}: {len(jobs)} readable jobs; skipped {'; '.join(skipped) or 'none'}")
     data_dir.mkdir(parents=True, exist_ok=True)
     seeds = per_seed(jobs).assign(job=lambda t: t["job"].map(lambda p: Path(p).name))
     described = pd.DataFrame([job_row(job) for job in jobs])
     paths = [data_dir / f"{name}-seeds.csv", data_dir / f"{name}-jobs.csv"]
-    seeds.to_csv(paths[0], index=False, float_format="%.7g")
+    # Unix seconds: 7 digits would blur them to minutes, and the overlaps read from them.
+    clocks = {"clock": seeds["clock"].map(lambda t: f"{t:.3f}")} if "clock" in seeds else {}
+    seeds.assign(**clocks).to_csv(paths[0], index=False, float_format="%.7g")
     described.to_csv(paths[1], index=False, float_format="%.7g")
     if figures is None:
         return paths

@@ -29,6 +29,7 @@ class Others:
     inits: dict[str, Sweep] = field(default_factory=dict)  # "fig1"/"fig2" -> that sweep under the other init
     theory: Sweep | None = None  # the theorems' regime, both geometries
     maml: Sweep | None = None  # MAML beside Figure 1's fixed-α runs
+    long: dict[str, Sweep] = field(default_factory=dict)  # "fig1"/"fig2" -> its fixed-α half run longer
 
 
 NO_OTHERS = Others()
@@ -139,4 +140,7 @@ def commands(fig1: Sweep, fig2: Sweep, others: Others = NO_OTHERS) -> list[str]:
         name = maml_experiment(others.maml)
         lines.append(f"anil train -m experiment={name} hydra.sweep.dir=outputs/sweeps/{name}")
         report += f" --maml outputs/sweeps/{name}"
+    if others.long:
+        lines += [f"bash scripts/long_runs.sh .venv/bin outputs/long {fig}" for fig in others.long]
+        report += " --long outputs/long"
     return [*lines, report]

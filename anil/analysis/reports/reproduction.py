@@ -19,7 +19,7 @@ from pathlib import Path
 
 from anil.analysis import claims
 from anil.analysis.pricing import read_pace
-from anil.analysis.reports import divergence, maml, regimes
+from anil.analysis.reports import divergence, long, maml, regimes
 from anil.analysis.reports.jobs import environment, init_of
 from anil.analysis.reports.markdown import generated_by, source_name, table
 from anil.analysis.reports.provenance import (
@@ -244,6 +244,8 @@ def render(
         lines += regimes.section(fig1, fig2, others.theory, others.search)
     if others.maml is not None:
         lines += maml.section(fig1, others.maml, maml_experiment(others.maml))
+    if others.long:
+        lines += long.section(others.long, last)
     for fig, main in zip(FIGURES, (fig1, fig2)):
         if fig in others.inits:
             lines += init_section(fig, main, others.inits[fig])
@@ -268,14 +270,17 @@ def write(data_dir: Path, doc_path: Path) -> Path:
     inits = {fig: read(data_dir, name, pace) for fig, name in INIT_VARIANTS.items() if present(name)}
     theory, against_maml = (read(data_dir, name, pace) if present(name) else None for name in (regimes.NAME, maml.NAME))
     search = divergence.read(data_dir)
-    names = [*FIGURES, *(INIT_VARIANTS[fig] for fig in inits)] + [
-        name for name, sweep in ((regimes.NAME, theory), (maml.NAME, against_maml)) if sweep
-    ]
+    longer = {fig: read(data_dir, name, pace) for fig, name in long.NAMES.items() if present(name)}
+    names = (
+        [*FIGURES, *(INIT_VARIANTS[fig] for fig in inits)]
+        + [name for name, sweep in ((regimes.NAME, theory), (maml.NAME, against_maml)) if sweep]
+        + [long.NAMES[fig] for fig in longer]
+    )
     sources = [source_name(data_dir / f"{name}-{kind}.csv", doc_path) for name in names for kind in ("seeds", "jobs")]
     if search is not None:
         sources += [source_name(path, doc_path) for path in search.paths]
     if pace is not None:
         sources.append(source_name(pace.source, doc_path))
-    others = Others(search, inits, theory, against_maml)
+    others = Others(search, inits, theory, against_maml, longer)
     doc_path.write_text(render(fig1, fig2, sources, others), encoding="utf-8")
     return doc_path
