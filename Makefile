@@ -27,7 +27,7 @@ demo: install ## sweep N for both geometries on the embedded dataset, then draw 
 	@echo "figures and curves.csv are in $(DEMO_DIR)"
 
 REPRODUCE := outputs/sweeps/reproduce_$(STAMP)
-reproduce: install ## Figures 1-2 on the hard embedded dataset, test accuracy, the N = 30 search, the theorems' regime, MAML (about 9 h on 2 cores), then docs/reproduction.md
+reproduce: install ## Figures 1-2 on the hard embedded dataset, test accuracy, the N = 30 search, the theorems' regime, MAML, long runs (docs/reproduction.md states the job time), then docs/reproduction.md
 	bash scripts/reproduce.sh $(BIN) $(REPRODUCE)
 
 theory: install ## smoothness vs N on the hard embedded data, the Proposition 1 checks (about 45 min on 2 cores), then docs/theory.md

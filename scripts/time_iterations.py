@@ -15,20 +15,12 @@ from pathlib import Path
 
 import torch
 
-from anil.analysis.iteration_time import Timed, environment, time_iterations
+from anil.analysis.iteration_time import environment, time_iterations
 from anil.atomic import write_json_atomic
-from anil.cli.compose import compose_train, hydra_context, typed
+from anil.cli.compose import sweep_grid
 
 REPO = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ["fig1_embedded_hard", "fig2_embedded_hard", "maml_embedded_hard"]
-
-
-def grid(experiment: str) -> list[Timed]:
-    """Every N the experiment's sweep runs, as typed configs (one stepsize design: time does not depend on it)."""
-    with hydra_context():
-        swept = compose_train([f"experiment={experiment}"], with_hydra=True).hydra.sweeper.params
-        values = [int(n) for n in str(swept["N"]).split(",")]
-        return [(experiment, typed(compose_train([f"experiment={experiment}", f"N={n}"]))) for n in values]
 
 
 def main() -> None:
@@ -41,7 +33,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(options.threads)
     started = time.perf_counter()
-    configs = [timed for experiment in options.experiments for timed in grid(experiment)]
+    configs = [(experiment, config) for experiment in options.experiments for config in sweep_grid(experiment)]
     print(f"timing {len(configs)} configurations, {options.repeats} rounds", flush=True)
     rows = time_iterations(configs, options.repeats, torch.device("cpu"))
     for row in rows:

@@ -110,6 +110,8 @@ TORCH_FREE = [
     "anil.analysis.cost",
     "anil.analysis.targets",
     "anil.analysis.smoothness_summary",
+    "anil.analysis.overlap",
+    "anil.analysis.pricing",
     *sorted(f"anil.analysis.reports.{p.stem}" for p in (PACKAGE / "analysis" / "reports").glob("*.py")),
 ]
 FIRST_TORCH_IMPORT = """

@@ -50,3 +50,17 @@ def test_table_2_entries_fill_the_adapted_dimensions():
     maml = entries(costed, (10, 1000), "maml")  # every parameter adapted: each pass fills n_w + n_phi
     assert maml["gradient_entries"].tolist() == [2 * 1010]
     assert maml["second_order_entries"].tolist() == [6 * 1010**2]
+
+
+def test_each_configuration_is_timed_with_its_network_dimensions():
+    import torch
+
+    from anil.analysis.iteration_time import time_iterations
+    from anil.cli.compose import compose_typed, sweep_grid
+
+    grid = sweep_grid("fig1_embedded_hard")
+    assert [config.N for config in grid] == [1, 5, 10, 20] and {c.dataset.name for c in grid} == {"embedded_hard"}
+    small = [(f"N={n}", compose_typed(["experiment=smoke", "dataset=procedural", f"N={n}"])) for n in (1, 3)]
+    rows = time_iterations(small, 2, torch.device("cpu"))
+    assert [(r["experiment"], r["N"], r["repeats"]) for r in rows] == [("N=1", 1, 2), ("N=3", 3, 2)]
+    assert all(r["q25"] <= r["seconds"] <= r["q75"] and r["seconds"] > 0 and r["n_phi"] > r["n_w"] > 0 for r in rows)

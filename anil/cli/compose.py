@@ -91,6 +91,15 @@ def compose_typed(overrides: list[str]) -> TrainConfig:
         return typed(compose_train(overrides))
 
 
+def sweep_grid(experiment: str, key: str = "N") -> list[TrainConfig]:
+    """The configs of an experiment's own sweep along `key` (its hydra.sweeper.params), each at
+    the experiment's other defaults: what a timing of every configuration needs, without Hydra."""
+    with hydra_context():
+        swept = compose_train([f"experiment={experiment}"], with_hydra=True).hydra.sweeper.params
+        values = str(swept[key]).split(",")
+        return [typed(compose_train([f"experiment={experiment}", f"{key}={value}"])) for value in values]
+
+
 def explain_hydra(error: Exception) -> str:
     """Hydra's and OmegaConf's multi-line errors as one line naming the key and the fix."""
     cause = _omegaconf_cause(error)

@@ -181,7 +181,7 @@ def render(
         for schedule in schedules(sweep)
     }
     dataset = fig1.jobs["dataset"].iloc[0]
-    wall = {fig: sweep.jobs["wall_time_s"].sum() / 60 for fig, sweep in (("Figure 1", fig1), ("Figure 2", fig2))}
+    wall = job_minutes(fig1, fig2, others)
     lines = [
         f"# Reproducing Figures 1 and 2 on the {dataset} dataset",
         "",
@@ -198,10 +198,9 @@ def render(
         f"the runs' own clocks can compare N: Figure 1: {fig1.timing.describe()}; Figure 2: "
         f"{fig2.timing.describe()}.",
         "",
-        f"Where they ran: Figure 1: {environment(fig1.jobs)}; Figure 2: {environment(fig2.jobs)}. Sweep wall time "
-        "(sum of the jobs' own): "
-        + ", ".join(f"{fig} {minutes:.1f} min" for fig, minutes in wall.items())
-        + (f", divergence search {others.search.wall_minutes():.1f} min" if others.search is not None else "")
+        f"Where they ran: Figure 1: {environment(fig1.jobs)}; Figure 2: {environment(fig2.jobs)}. Job time of "
+        f"the data behind this document (the sum of the jobs' own wall time): {sum(wall.values()) / 60:.1f} h; "
+        + ", ".join(f"{part} {minutes:.1f} min" for part, minutes in wall.items())
         + f". Final validation accuracy: Figure 1 {final_accuracy(fig1)}, Figure 2 {final_accuracy(fig2)}.",
         "",
         "## Figures",
@@ -251,6 +250,18 @@ def render(
             lines += init_section(fig, main, others.inits[fig])
     lines += [*why(tables, fig1.pace), *noise(tables)]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def job_minutes(fig1: Sweep, fig2: Sweep, others: Others) -> dict[str, float]:
+    """Each sweep's job time in minutes (the sum of its jobs' own wall time), in document order."""
+    parts: dict[str, Sweep | None] = {"Figure 1": fig1, "Figure 2": fig2}
+    parts.update({f"{fig} init": s for fig, s in others.inits.items()})
+    parts.update({"theorems' regime": others.theory, "MAML": others.maml})
+    parts.update({f"{fig} to 1,000 iterations": s for fig, s in others.long.items()})
+    minutes = {name: float(s.jobs["wall_time_s"].sum()) / 60 for name, s in parts.items() if s is not None}
+    if others.search is not None:
+        minutes["divergence search"] = others.search.wall_minutes()
+    return minutes
 
 
 def _figure_stems(*sweeps: Sweep) -> list[str]:
