@@ -111,6 +111,7 @@ TORCH_FREE = [
     "anil.analysis.targets",
     "anil.analysis.smoothness_summary",
     "anil.analysis.overlap",
+    "anil.analysis.thresholds",
     "anil.analysis.pricing",
     *sorted(f"anil.analysis.reports.{p.stem}" for p in (PACKAGE / "analysis" / "reports").glob("*.py")),
 ]

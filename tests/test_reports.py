@@ -150,7 +150,7 @@ def test_complexity_claims_on_counts_then_priced_seconds_then_the_runs_clocks():
         assert ("jobs trained at the same time" in own) is shared
     assert "timed s/iteration" in text and "evaluations/iteration" in text
     assert "**What the priced verdicts rest on.**" in text and "ratio" in text
-    assert "**How many verdicts.**" in text
+    assert "**How many verdicts.**" in text and "| `LEARNED` | 0.01 |" in text
     plain = synthetic_sweep("nonconvex", ["constant", "inverse_n"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1)
     assert not plain.counted and not plain.priced  # no counters, not timed apart: the runs' clocks alone
     text = reproduction.render(fig1, plain, ["x"])

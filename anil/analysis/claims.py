@@ -6,7 +6,7 @@ fixed point (lower is better: a loss or the meta-gradient norm after K iteration
 cost of reaching a fixed threshold (iterations, counted evaluations or seconds; a run that never
 reached it is given the cost it spent, a lower bound). Runs with the same seed see the same
 tasks at every N, so every comparison between N is paired by seed (anil/analysis/statistics.py).
-Each threshold below is a named constant with the reason for its value.
+Each threshold is a named constant with the reason for its value (anil/analysis/thresholds.py).
 """
 
 from __future__ import annotations
@@ -15,15 +15,12 @@ import math
 from dataclasses import dataclass
 from typing import TypeVar
 
-from anil.analysis.statistics import MIN_SEEDS, Interval, Verdict, both, decide, paired_interval, what_would_decide
+from anil.analysis.statistics import Interval, Verdict, both, decide, paired_interval, what_would_decide
+from anil.analysis.thresholds import DIVERGING_SHARE, MIN_SEEDS, SATURATION, SATURATION_N
 
 K = TypeVar("K", int, float)  # what the stability counts are keyed by: N, or a searched base α
 Levels = dict[int, dict[int, float]]  # N -> seed -> log10 of the quantity (lower is better)
 Costs = dict[int, dict[int, float]]  # N -> seed -> cost to reach the threshold
-
-SATURATION = 0.25  # "nearly saturates at N = 7": beyond 7, at most a quarter of the gain 1 -> 7
-SATURATION_N = 7  # where Section 4.1 places the saturation
-DIVERGING_SHARE = 0.5  # "diverges for N = 30": at least half of the seeds blow up
 
 
 @dataclass(frozen=True)

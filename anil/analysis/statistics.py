@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CONFIDENCE = 0.95
+from anil.analysis.thresholds import CONFIDENCE, MIN_SEEDS, SEEDS_AT_MOST
+
 BANDS = ("quartiles", "minmax", "none")  # the spread over seeds a figure's band shows (anil plot --band)
-MIN_SEEDS = 3  # fewer seeds than this cannot support a verdict either way
 
 
 class Verdict(enum.Enum):
@@ -110,9 +110,6 @@ def decide(quantity: Interval, threshold: float = 0.0) -> Verdict:
     if quantity.high < threshold:
         return Verdict.DISAGREES
     return Verdict.INCONCLUSIVE
-
-
-SEEDS_AT_MOST = 100  # beyond this many seeds, "more seeds" is no practical way to decide
 
 
 def what_would_decide(quantity: Interval, threshold: float = 0.0) -> str:

@@ -26,10 +26,9 @@ from anil.analysis.reports.sweeps import (
     settings,
 )
 from anil.analysis.reports.targets import Curves, chance, unless_unlearned
-from anil.analysis.statistics import MIN_SEEDS
+from anil.analysis.thresholds import FLAT, MIN_SEEDS
 
 NAMES = {"fig1": "long-fig1", "fig2": "long-fig2"}  # docs/data/reproduction/<name>-{seeds,jobs}.csv
-FLAT = 0.05  # flattened: the smoothed loss fell by less than this fraction over the last fifth of the run
 NEEDED = {"fig1": 3, "fig2": 2}  # the N a rule compares: low, ~7 and high (convex); low and high (nonconvex)
 
 

@@ -37,10 +37,10 @@ from anil.analysis.reports.sweeps import (
     settings,
 )
 from anil.analysis.statistics import interval
+from anil.analysis.thresholds import NEGLIGIBLE
 from anil.config import OptimConfig, outer_stepsizes
 
 NAME = "theory"  # docs/data/reproduction/theory-{seeds,jobs}.csv: both geometries' theory-regime sweeps
-NEGLIGIBLE = 0.1  # a change of (1 − αμ)^N across the N grid below this (10%) is too small to order the N
 
 
 def part(sweep: Sweep, geometry: str) -> Sweep | None:

@@ -51,7 +51,8 @@ from anil.analysis.reports.sweeps import (
     settings,
     sweep_rows,
 )
-from anil.analysis.statistics import CONFIDENCE, Verdict, interval
+from anil.analysis.statistics import Verdict, interval
+from anil.analysis.thresholds import CONFIDENCE, THRESHOLDS
 
 COMMAND = "anil report reproduction"
 TIMING = "iteration-timing.json"  # in docs/data: scripts/time_iterations.py
@@ -139,6 +140,14 @@ def family(rows: list[Row]) -> list[str]:
         f"decision would come out decided by chance with probability {1 - CONFIDENCE:.2g}, so among the "
         f"{decided} decided verdicts about {decided * (1 - CONFIDENCE):.1f} could be such errors. Many share runs "
         "(one sweep is read on several quantities), so they are not independent.",
+        "",
+        "The thresholds the rules use (anil/analysis/thresholds.py):",
+        "",
+        *table(
+            ["threshold", "value", "what it decides"],
+            [[f"`{name}`", f"{value:g}", why] for name, (value, why) in THRESHOLDS.items()],
+            [False, True, False],
+        ),
         "",
     ]
 

@@ -11,8 +11,7 @@ import pandas as pd
 
 from anil.analysis import claims
 from anil.analysis.statistics import Verdict
-
-LEARNED = 0.01  # a cost target must lie this fraction below the starting loss to say anything
+from anil.analysis.thresholds import LEARNED
 
 
 def common_target(*groups: Curves) -> float:
