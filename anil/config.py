@@ -118,6 +118,7 @@ class TrainConfig:
     eval_tasks: int = 100  # validation tasks per evaluation (the same tasks every time)
     grad_eval_every: int = 0  # every this many iterations, ||dL/dw||^2 and ||dL/dphi||^2 of the full objective (0: off)
     grad_eval_tasks: int = 256  # training tasks that estimate the full objective (the same for every N and seed)
+    max_eval_hours: float = 24.0  # refuse a run whose evaluations are projected (from one timed batch) to take longer
     checkpoint_every: int = 100  # write checkpoint.pt every this many iterations and at exit (0: only at exit)
     resume: bool = False  # continue the run in this run directory from its checkpoint (or: anil resume RUN_DIR)
     blowup_loss: float = 1e4  # a training loss above this (or a non-finite loss or gradient) stops the run as diverged
@@ -176,6 +177,7 @@ RESUMABLE_CHANGES = frozenset(
         "eval_tasks",
         "grad_eval_every",
         "grad_eval_tasks",
+        "max_eval_hours",
         "checkpoint_every",
         "resume",
         "blowup_loss",

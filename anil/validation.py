@@ -54,6 +54,7 @@ BOUNDS: dict[str, tuple[float, bool, str]] = {
     "grad_eval_tasks": (1, False, "tasks of the meta-gradient evaluation"),
     "checkpoint_every": (0, False, "checkpoint interval"),
     "blowup_loss": (0, True, "blow-up threshold"),
+    "max_eval_hours": (0, True, "longest projected time of the run's evaluations"),
     "dataset.image_size": (16, False, "image side in pixels (Conv-4 halves it four times)"),
     "dataset.train_classes": (2, False, "meta-train classes"),
     "dataset.val_classes": (2, False, "validation classes"),

@@ -513,6 +513,23 @@ def test_eval_refusals_and_messages_are_one_line_and_right(tmp_path):
     assert "weights_only" not in garbage.stderr and "is corrupt" in garbage.stderr
 
 
+def test_outsized_evaluations_are_refused_up_front_in_one_line(tmp_path):
+    """An evaluation too long for its time limit, or a test-time N too large for memory, stops with
+    one line naming the fix, and writes nothing; so does a training run whose validations would."""
+    run_dir = trained_run(tmp_path)
+    slow = anil("eval", str(run_dir), "--tasks", "100000000", "--checkpoint", "last", "--max-hours", "1")
+    assert slow.returncode == 1 and len(slow.stderr.strip().splitlines()) == 1, slow.stderr
+    assert "anil eval: the evaluation: 100,000,000 tasks would take about" in slow.stderr
+    assert "lower --tasks (or --N), or raise --max-hours" in slow.stderr and not (run_dir / "eval.json").exists()
+    deep = anil("eval", str(run_dir), "--tasks", "4", "--checkpoint", "last", "--N", "1000000000")
+    assert deep.returncode == 1 and "a meta-iteration needs about" in deep.stderr and "unrolled inner loop" in deep.stderr
+    assert not (run_dir / "eval.json").exists()
+    validating = tmp_path / "validating"
+    refused = anil("train", *RUN, "eval_tasks=100000000", "max_eval_hours=1", f"hydra.run.dir={validating}")
+    assert refused.returncode == 1 and "the run's evaluations: " in refused.stderr, refused.stderr
+    assert "or raise max_eval_hours" in refused.stderr and not validating.exists()
+
+
 def test_eval_prints_its_result_even_when_it_cannot_write_it(tmp_path):
     run_dir = trained_run(tmp_path)
     (run_dir / "eval.json").mkdir()  # eval.json cannot be written (even by root): a folder is in the way

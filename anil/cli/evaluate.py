@@ -10,6 +10,7 @@ from anil.atomic import write_json_atomic
 from anil.cli.arguments import OneLineParser
 from anil.config import ConfigError
 from anil.data import DatasetError
+from anil.run.budget import EVAL_HOURS
 from anil.run.errors import CheckpointError
 from anil.run.evaluation import EVAL_JSON, evaluate_run
 
@@ -26,6 +27,10 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--N", type=int, default=None, help="inner steps at test time (default: the run's)")
     parser.add_argument("--alpha", type=float, default=None, help="inner stepsize at test time (default: the run's)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--max-hours", type=float, default=EVAL_HOURS,
+        help=f"refuse, after timing the first batch, an evaluation projected to take longer (default {EVAL_HOURS:g})",
+    )  # fmt: skip
     return parser
 
 
@@ -37,7 +42,7 @@ def main(args: list[str]) -> int:
     try:
         result = evaluate_run(
             options.run_dir, options.checkpoint, options.tasks, options.seed, options.device, options.N, options.alpha,
-            progress=sys.stderr.isatty(),
+            progress=sys.stderr.isatty(), max_hours=options.max_hours,
         )  # fmt: skip
     except (CheckpointError, ConfigError, DatasetError) as error:
         print(f"anil eval: {error}", file=sys.stderr)

@@ -1,5 +1,7 @@
 """Will a run fit? Memory estimates checked before anything is allocated, so that a config that
-cannot fit stops with one line and the estimate instead of swapping or dying after minutes.
+cannot fit stops with one line and the estimate instead of swapping or dying after minutes; and
+the time an evaluation would take, projected from the measured cost of its first batch, so that an
+outsized one (`anil eval --tasks 100000000`, `eval_tasks=...`) stops with one line, nothing written.
 
 The estimates are deliberately simple upper bounds on what autograd keeps for one meta-iteration:
 - the body: per image, each of the four Conv-4 blocks keeps its conv output and its normalised
@@ -11,14 +13,21 @@ The estimates are deliberately simple upper bounds on what autograd keeps for on
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 
 from anil.config import ConfigError, TrainConfig
 from anil.data.cache import available_memory
-from anil.engine.model import Body, head_size
+from anil.engine.learner import MetaLearner
+from anil.engine.model import AnilNet, Body, head_size
+from anil.run.clock import lap
+from anil.tasks import TaskBatch
 
+EVAL_HOURS = TrainConfig.max_eval_hours  # the longest an evaluation may be projected to take (anil eval --max-hours)
+PROBE_TASKS = 100_000  # a run's evaluation work (tasks scored over the run) above which it is timed up front
+GRADIENT_COST = 3.0  # a task of the full objective's gradient costs about this many scorings (forward and backward)
 BODY_FACTOR = 4.0  # floats kept per image per (filter x pixel) of the first block, all blocks together
 FILTERS = 64
 HEADROOM = 0.9  # use at most this share of what is available
@@ -82,3 +91,47 @@ def check_fits(config: TrainConfig, side: int, channels: int, device: torch.devi
             f"most of it is {biggest[0]}: lower those"
         )
     return need
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def check_duration(what: str, per_task_s: float, tasks: int, limit_hours: float, fix: str) -> None:
+    """Raise ConfigError (one line) when `tasks` tasks at the measured `per_task_s` would take
+    longer than `limit_hours`."""
+    projected = per_task_s * tasks
+    if projected > limit_hours * 3600:
+        raise ConfigError(
+            f"{what}: {tasks:,} tasks would take about {duration(projected)} at {1e3 * per_task_s:.3g} ms per task "
+            f"(measured on the first batch), over the limit of {limit_hours:g} h; {fix}"
+        )
+
+
+def evaluation_tasks(config: TrainConfig) -> float:
+    """Tasks a run scores in its evaluations (validations, and the full objective's gradient
+    weighted by GRADIENT_COST), over all its iterations."""
+    validations = (config.iterations // config.eval_every if config.eval_every else 0) + 1
+    gradients = config.iterations // config.grad_eval_every + 1 if config.grad_eval_every else 0
+    return validations * config.eval_tasks + GRADIENT_COST * gradients * config.grad_eval_tasks
+
+
+def check_evaluations(config: TrainConfig, learner: MetaLearner, model: AnilNet, batches: Iterable[TaskBatch]) -> None:
+    """Refuse (ConfigError, one line) a run whose evaluations would take longer than
+    config.max_eval_hours at the pace of one validation batch, timed here when there are more
+    than PROBE_TASKS of them (smaller runs are not slowed by the probe)."""
+    total = evaluation_tasks(config)
+    if total <= PROBE_TASKS:
+        return
+    first = next(iter(batches))
+    with lap(first.images.device) as took:
+        learner.score(model, [first])
+    fix = ("lower eval_tasks or grad_eval_tasks, evaluate less often (eval_every, grad_eval_every), "
+           "or raise max_eval_hours")  # fmt: skip
+    check_duration("the run's evaluations", took.wall / first.tasks, int(total), config.max_eval_hours, fix)

@@ -8,6 +8,7 @@ scores the same tasks); N and alpha may be changed for the test-time adaptation.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,14 @@ import torch
 from tqdm import tqdm
 
 from anil.data import load_splits
+from anil.engine.learner import MetaLearner
+from anil.engine.model import AnilNet
 from anil.run import checkpoint
+from anil.run.budget import EVAL_HOURS, check_duration, check_fits
 from anil.run.checkpoint import BEST, CHECKPOINT
+from anil.run.clock import lap
 from anil.run.setup import image_shape, make_learner, make_model, resolve_device, task_set
+from anil.tasks import TaskBatch
 from anil.validation import check_device, validate
 
 Z95 = 1.959964  # two-sided 95% quantile of the standard normal
@@ -30,6 +36,22 @@ def confidence_interval(values: torch.Tensor) -> float:
     if len(values) < 2:
         return math.nan
     return Z95 * values.double().std(unbiased=True).item() / math.sqrt(len(values))
+
+
+def timed_score(
+    learner: MetaLearner, model: AnilNet, batches: Iterable[TaskBatch], tasks: int, max_hours: float, fix: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """learner.score over `batches` ([tasks] losses and accuracies), refusing with one line after
+    the first batch when all `tasks` would take longer than `max_hours` at its measured pace."""
+    remaining = iter(batches)
+    first = next(remaining)
+    device = first.images.device
+    with lap(device) as took:
+        parts = [learner.score(model, [first])]
+    check_duration("the evaluation", took.wall / first.tasks, tasks, max_hours, fix)
+    if tasks > first.tasks:
+        parts.append(learner.score(model, remaining))
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
 def checkpoint_path(run_dir: Path, which: str) -> Path:
@@ -48,7 +70,11 @@ def evaluate_run(
     N: int | None,
     alpha: float | None,
     progress: bool = False,
+    max_hours: float = EVAL_HOURS,
 ) -> dict[str, Any]:
+    """Score `tasks` test tasks with the run's model. Refused (ConfigError, one line) before the
+    scoring goes on when its memory does not fit or its first batch projects more than
+    `max_hours` for all of them."""
     check_device(device_name, "--device")
     path = checkpoint_path(run_dir, which)
     state = checkpoint.load(path)
@@ -58,11 +84,14 @@ def evaluate_run(
         validate(config)
     device = resolve_device(device_name)
     test = load_splits(config.dataset).test
+    shape = image_shape(test.images.shape)
+    check_fits(config, shape[1], shape[0], device)  # a test-time N may not fit where training's did
     model = make_model(config, test, device)
     model.load_state_dict(state["model"])
     batches = task_set(config, test, "test", tasks, device, seed)
     shown = tqdm(batches, total=len(batches), disable=not progress, desc="test tasks", unit="batch")
-    losses, accuracies = make_learner(config, image_shape(test.images.shape), device).score(model, shown)
+    fix = "lower --tasks (or --N), or raise --max-hours"
+    losses, accuracies = timed_score(make_learner(config, shape, device), model, shown, tasks, max_hours, fix)
     return {
         "accuracy": accuracies.double().mean().item(),
         "accuracy_ci95": confidence_interval(accuracies),

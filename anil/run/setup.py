@@ -20,7 +20,7 @@ from anil.engine.batched import Anil, AnilPerTask, BodyPass
 from anil.engine.learner import MetaLearner
 from anil.engine.maml import Maml
 from anil.engine.model import AnilNet
-from anil.run.budget import check_fits
+from anil.run.budget import check_evaluations, check_fits
 from anil.run.distributed import World
 from anil.run.graphs import GraphedGradients
 from anil.run.step import meta_gradients
@@ -176,6 +176,7 @@ def build(config: TrainConfig, device: torch.device, world: World | None = None)
         world=world,
         objective_tasks=objective,
     )
+    check_evaluations(config, setup.learner, model, val_tasks)
     if config.cuda_graphs:
         setup.graphed = GraphedGradients(partial(meta_gradients, setup), list(model.parameters()), device)
     return setup
