@@ -154,6 +154,16 @@ def no_cache_left(cache):
             r"cifar-100-python/\{train,test,meta\} or FC100_\{train,val,test\}.pickle",
         ),
         (lambda r: (r / "empty").mkdir(), lambda r, c: mini(r / "empty", c), r"looked for \{train,val,test\}.csv"),
+        (  # a forced format names only its own files
+            lambda r: (r / "empty").mkdir(),
+            lambda r, c: fc100(r / "empty", c, format="cifar"),
+            r"no fc100 data in format cifar in .*empty: looked for cifar-100-python/\{train,test,meta\} there",
+        ),
+        (  # a root that links back to itself
+            lambda r: ((r / "a").symlink_to(r / "b"), (r / "b").symlink_to(r / "a")),
+            lambda r, c: fc100(r / "a", c),
+            r"dataset.root=.*a is a symlink loop",
+        ),
     ],
 )
 def test_missing_or_empty_roots(tmp_path, make, config, message):

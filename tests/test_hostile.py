@@ -134,6 +134,11 @@ def test_a_problem_found_at_run_time_leaves_nothing(tmp_path):
     result = anil("train", *RUN[:-1], "device=cuda:7", f"hydra.run.dir={run_dir}")
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
     assert not run_dir.exists()
+    default = anil("train", *RUN[:-1], "device=cuda:7", cwd=tmp_path)  # the default outputs/runs/<stamp>
+    assert default.returncode == 1 and not (tmp_path / "outputs").exists()  # no empty outputs/runs/ left
+    (tmp_path / "outputs" / "runs" / "mine").mkdir(parents=True)  # the user's own folders stay
+    assert anil("train", *RUN[:-1], "device=cuda:7", cwd=tmp_path).returncode == 1
+    assert (tmp_path / "outputs" / "runs" / "mine").is_dir()
 
 
 def test_outputs_follow_the_umask(tmp_path):
@@ -522,7 +527,9 @@ def test_outsized_evaluations_are_refused_up_front_in_one_line(tmp_path):
     assert "anil eval: the evaluation: 100,000,000 tasks would take about" in slow.stderr
     assert "lower --tasks (or --N), or raise --max-hours" in slow.stderr and not (run_dir / "eval.json").exists()
     deep = anil("eval", str(run_dir), "--tasks", "4", "--checkpoint", "last", "--N", "1000000000")
-    assert deep.returncode == 1 and "a meta-iteration needs about" in deep.stderr and "unrolled inner loop" in deep.stderr
+    assert (
+        deep.returncode == 1 and "a meta-iteration needs about" in deep.stderr and "unrolled inner loop" in deep.stderr
+    )
     assert not (run_dir / "eval.json").exists()
     validating = tmp_path / "validating"
     refused = anil("train", *RUN, "eval_tasks=100000000", "max_eval_hours=1", f"hydra.run.dir={validating}")

@@ -182,9 +182,11 @@ def test_resume_refusals_are_one_line(tmp_path):
     assert anil("train", *RUN, "iterations=4", f"hydra.run.dir={run_dir}").returncode == 0
     finished = anil("resume", str(run_dir))
     assert finished.returncode == 1 and finished.stderr.strip().splitlines() == [
-        f"anil train: the run in {run_dir} already finished its 4 iterations; nothing to resume "
+        f"anil resume: the run in {run_dir} already finished its 4 iterations; nothing to resume "
         "(pass a larger iterations= to train on)"
-    ]
+    ]  # the messages name the command typed
+    bad = anil("resume", str(run_dir), "iterations=8", "N=-3")
+    assert bad.stderr.strip() == "anil resume: config error: N=-3: inner-loop steps must be >= 1"
     other = anil("train", *RUN, "iterations=8", "N=2", "resume=true", f"hydra.run.dir={run_dir}")
     assert other.returncode == 1 and "trained with other values of N" in other.stderr
     again = anil("train", *RUN, f"hydra.run.dir={run_dir}")

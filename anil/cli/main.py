@@ -87,4 +87,4 @@ def resume(args: list[str]) -> int:
         return 1
     kept = [o for o in yaml.safe_load(overrides_file.read_text()) or [] if not o.startswith(("resume=", "hydra."))]
     quoted = str(run_dir).replace("\\", "\\\\").replace("'", "\\'")
-    return launch([*kept, *args[1:], f"hydra.run.dir='{quoted}'", "resume=true"])
+    return launch([*kept, *args[1:], f"hydra.run.dir='{quoted}'", "resume=true"], program="anil resume")

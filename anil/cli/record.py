@@ -75,3 +75,15 @@ class JobRecord:
             (run_dir / LOCK).unlink(missing_ok=True)
             if not any(run_dir.iterdir()):
                 run_dir.rmdir()
+                _remove_empty_layout(run_dir.parent)
+
+
+LAYOUT = ("runs", "outputs")  # the default run layout, outputs/runs/<stamp>: folders Hydra makes on the way
+
+
+def _remove_empty_layout(folder: Path) -> None:
+    """Remove `folder` and its parents while they are the default layout's folders and empty: a
+    refused first run leaves no empty outputs/runs/ behind. Anything else is left as it is."""
+    while folder.name in LAYOUT and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent

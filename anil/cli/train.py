@@ -65,6 +65,12 @@ def _minutes(seconds: float) -> str:
     return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
+@dataclass
+class Program:
+    name: str = "anil train"  # the command the messages name (anil resume launches through here too)
+
+
+PROGRAM = Program()
 OUTCOME = SweepOutcome()
 log = logging.getLogger(__name__)
 
@@ -102,20 +108,21 @@ def hydra_app(cfg: DictConfig) -> None:
         return
     except KeyboardInterrupt:  # a second Ctrl-C: out at once, the last checkpoint stays as it was
         resume = f"continue from the last checkpoint with: anil resume {run_dir}"
-        print(f"anil train: stopped at once by a second Ctrl-C; {resume}", file=sys.stderr)
+        print(f"{PROGRAM.name}: stopped at once by a second Ctrl-C; {resume}", file=sys.stderr)
         raise SystemExit(130) from None
     finally:
         trackers.close()
         record.close()
     if summary.status is Status.INTERRUPTED:
         print(
-            f"anil train: stopped at iteration {summary.iteration}; continue with: anil resume {run_dir}",
+            f"{PROGRAM.name}: stopped at iteration {summary.iteration}; continue with: anil resume {run_dir}",
             file=sys.stderr,
         )
         raise SystemExit(130)
     if summary.status is Status.DIVERGED:
         print(
-            f"anil train: diverged at iteration {summary.iteration} ({summary.reason}); see {run_dir}", file=sys.stderr
+            f"{PROGRAM.name}: diverged at iteration {summary.iteration} ({summary.reason}); see {run_dir}",
+            file=sys.stderr,
         )
         if config.fail_on_divergence:
             raise SystemExit(1)
@@ -132,7 +139,7 @@ def run_figures(run_dir: Path) -> list[Path]:
 
 def _failed(reason: str, run_dir: Path, multirun: bool) -> None:
     """One line; a single run exits 1, a sweep notes the job and goes on to the next."""
-    print(f"anil train: {reason}", file=sys.stderr)
+    print(f"{PROGRAM.name}: {reason}", file=sys.stderr)
     if not multirun:
         raise SystemExit(1)
     OUTCOME.failed.append(str(run_dir))
@@ -158,13 +165,15 @@ def _job_failed(
     _failed(reason, run_dir, multirun)
 
 
-def launch(args: list[str]) -> int:
-    """Check every job of `anil train ARGS`, then hand the command line to Hydra."""
+def launch(args: list[str], program: str = "anil train") -> int:
+    """Check every job of `anil train ARGS`, then hand the command line to Hydra. `program`: the
+    command the user typed (anil resume runs through here too), which every message names."""
+    PROGRAM.name = program
     register_schema()
     try:
         plan = check_overrides(args)
     except ConfigError as error:
-        print(f"anil train: config error: {error}", file=sys.stderr)
+        print(f"{PROGRAM.name}: config error: {error}", file=sys.stderr)
         return 2
     OUTCOME.reset(plan.jobs if plan is not None else 1)
     rank, _ = launched_ranks()
@@ -181,10 +190,10 @@ def launch(args: list[str]) -> int:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
     if OUTCOME.jobs > 1:
-        print(f"anil train: sweep of {OUTCOME.jobs} jobs done in {_minutes(time.monotonic() - OUTCOME.started)}",
+        print(f"{PROGRAM.name}: sweep of {OUTCOME.jobs} jobs done in {_minutes(time.monotonic() - OUTCOME.started)}",
               file=sys.stderr)  # fmt: skip
     if OUTCOME.failed:
-        print(f"anil train: {len(OUTCOME.failed)} job(s) failed: {', '.join(OUTCOME.failed)}", file=sys.stderr)
+        print(f"{PROGRAM.name}: {len(OUTCOME.failed)} job(s) failed: {', '.join(OUTCOME.failed)}", file=sys.stderr)
         return 1
     return 0
 

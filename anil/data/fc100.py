@@ -38,7 +38,7 @@ FINE_NAMES = (
 
 PICKLES = tuple(f"FC100_{s}.pickle" for s in SPLITS)  # train, val, test
 FORMATS: dict[str, tuple[Marker, ...]] = {"cifar": ("train", "test"), "pickles": PICKLES}
-LOOKED_FOR = "cifar-100-python/{train,test,meta} or FC100_{train,val,test}.pickle"
+LOOKED_FOR = {"cifar": "cifar-100-python/{train,test,meta}", "pickles": "FC100_{train,val,test}.pickle"}
 
 
 def load(config: DatasetConfig) -> Splits:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Union
 
@@ -16,25 +17,36 @@ def find_format(
     dataset: str,
     config: DatasetConfig,
     formats: dict[str, tuple[Marker, ...]],
-    looked_for: str,
+    looked_for: dict[str, str],
     prefer: tuple[str, ...] = (),
 ) -> tuple[str, Path]:
-    """(format, folder holding its files), trying formats in priority order unless dataset.format forces one."""
+    """(format, folder holding its files), trying formats in priority order unless dataset.format
+    forces one. `looked_for`: how each format's files are named, for the messages."""
+    wanted = list(formats) if config.format == "auto" else [config.format]
+    named = " or ".join(looked_for[fmt] for fmt in wanted)  # only what this config would accept
     if not config.root:
-        raise DatasetError(f"dataset={dataset} needs dataset.root=PATH: the folder holding {looked_for}")
+        raise DatasetError(f"dataset={dataset} needs dataset.root=PATH: the folder holding {named}")
     root = Path(config.root).expanduser()
     if not root.is_dir():
-        what = "is a file, not a folder" if root.exists() else "does not exist"
-        raise DatasetError(f"dataset.root={root} {what}; point it at the folder holding {looked_for}")
+        raise DatasetError(f"dataset.root={root} {_why_not_a_folder(root)}; point it at the folder holding {named}")
     children = sorted(p for p in root.iterdir() if p.is_dir())
     candidates = [root, *(root / p for p in prefer if (root / p).is_dir()), *children]
-    wanted = list(formats) if config.format == "auto" else [config.format]
     for fmt in wanted:
         for folder in candidates:
             if all(_present(folder, marker) for marker in formats[fmt]):
                 return fmt, folder
     forced = "" if config.format == "auto" else f" in format {config.format}"
-    raise DatasetError(f"no {dataset} data{forced} in {root}: looked for {looked_for} there and one folder down")
+    raise DatasetError(f"no {dataset} data{forced} in {root}: looked for {named} there and one folder down")
+
+
+def _why_not_a_folder(root: Path) -> str:
+    try:
+        root.stat()
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "is a symlink loop (a link that leads back to itself)"
+        return "does not exist"
+    return "is a file, not a folder"
 
 
 def _present(folder: Path, marker: Marker) -> bool:

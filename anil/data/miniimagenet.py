@@ -35,9 +35,11 @@ FORMATS: dict[str, tuple[Marker, ...]] = {
     "folders": ("train/", "val/", "test/"),
     "pickles": tuple(PICKLE_NAMES[s] for s in SPLITS),
 }
-LOOKED_FOR = (
-    "{train,val,test}.csv + images/, {train,val,test}/<wnid>/*.jpg, or mini-imagenet-cache-{train,val,test}.pkl"
-)
+LOOKED_FOR = {
+    "csv": "{train,val,test}.csv + images/",
+    "folders": "{train,val,test}/<wnid>/*.jpg",
+    "pickles": "mini-imagenet-cache-{train,val,test}.pkl",
+}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 PARALLEL_FROM = 2000  # decode in worker processes from this many images on
 
