@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -113,10 +114,17 @@ def main(argv: list[str] | None = None) -> None:
     }
     args = [*given, "--peak", repr(options.peak)]  # every part uses this one measurement
     parts = options.parts or list(PARTS)
+    signal.signal(signal.SIGTERM, _stopped)  # a time box ran out: keep the rows the current part measured
     for part in (*parts, "extras") if options.extras else parts:
         # Each part in a fresh process: measured in one long process, later rows ran up to 25% slower
         # (allocator state), which skews comparisons between rows.
-        result = run_part(part, args)
+        try:
+            result = run_part(part, args)
+        except Stopped as stop:
+            data["rows"] += stop.partial.get("rows", [])
+            write_json_atomic(options.out, data)
+            print(f"stopped during part {part}; {options.out} keeps the {len(data['rows'])} rows measured", flush=True)
+            sys.exit(128 + signal.SIGTERM)
         if part == "extras":
             data.update(result)
         else:
@@ -141,18 +149,35 @@ def finish(data: dict[str, Any], options: argparse.Namespace) -> None:
         print(f"  {'met' if ok else 'NOT MET':<8} {name}: {value:.3f}")
 
 
+class Stopped(Exception):
+    """SIGTERM reached the benchmark (a time box ran out) while a part was measuring."""
+
+    def __init__(self, partial: dict[str, Any] | None = None) -> None:
+        super().__init__("stopped")
+        self.partial = partial or {}
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    raise Stopped()
+
+
 def run_part(part: str, args: list[str]) -> Any:
     """Run the benchmark for one part in a child process (same arguments) and read back its JSON;
-    a child that failed after writing some rows gives those rows."""
+    a child that failed, or was stopped, after writing some rows gives those rows (it writes each
+    row as it is measured)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"{part}.json"
         args = list(args)
         if "--out" in args:
             del args[args.index("--out") : args.index("--out") + 2]
-        done = subprocess.run([sys.executable, __file__, *args, "--part", part, "--out", str(out)])
+        read = lambda: json.loads(out.read_text()) if out.exists() else {}  # noqa: E731
+        try:
+            done = subprocess.run([sys.executable, __file__, *args, "--part", part, "--out", str(out)])
+        except Stopped:
+            raise Stopped(read()) from None
         if done.returncode != 0:
             print(f"part {part} failed (exit {done.returncode}); keeping what it measured", flush=True)
-        return json.loads(out.read_text()) if out.exists() else {}
+        return read()
 
 
 if __name__ == "__main__":

@@ -28,10 +28,19 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", type=Path, default=REPO / "docs" / "data" / "complexity.json")
     parser.add_argument("--no-doc", action="store_true", help="write the JSON only, not docs/complexity.md")
+    parser.add_argument(
+        "--units-only", action="store_true", help="only the unit prices (what one counted operation costs), no rows"
+    )
     options = parser.parse_args()
     command = " ".join([".venv/bin/python scripts/complexity.py", *sys.argv[1:]])
     data = measure_all(
-        options.N, options.B, options.repeats, options.alpha, options.lam, torch.device(options.device), command
+        [] if options.units_only else options.N,
+        options.B,
+        options.repeats,
+        options.alpha,
+        options.lam,
+        torch.device(options.device),
+        command,
     )
     options.json.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(options.json, data)

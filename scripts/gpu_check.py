@@ -47,55 +47,64 @@ def bench(out: Path, name: str, *options: str) -> list[str]:
     return [PY, "scripts/bench.py", *options, "--out", str(out / f"{name}.json")]
 
 
+# Time boxes (seconds) on a CUDA machine, from the first run's log (an H200, 2026-12-04), where every
+# part ran past the box it had: the GPU tests took 54 s (the compiled body's test 39 s of it); the
+# benchmark measured a grid row in 5-25 s at 10 repeats, the per-task reference at N = 30 being most
+# of it (2.3 s an iteration); the short sweeps needed about 95 s with N = 30, about 55 s without it.
+# The whole check stays within 8 minutes: the full test suite is left to `make test` on the device.
+BOXES = {"gpu_tests": 90, "bench": 130, "bench_bf16": 40, "bench_graphs": 60, "unit_prices": 30, "sweeps": 60,
+         "bench_compile": 60}  # fmt: skip
+DRY_BOXES = {"gpu_tests": 60, "bench": 110, "bench_bf16": 40, "bench_graphs": 40, "unit_prices": 60, "sweeps": 60}
+
+
 def plan(dry: bool, work: Path) -> list[Part]:
     """The parts and their boxes. Full: FC100 shape B = 32 at N = 1, 7, 30 (both geometries) and
     miniImageNet shape B = 32 at N = 7; engine, per-task reference and floor; then the engine in
-    bf16, replayed from CUDA graphs and with a compiled body. Dry: B = 4, N = 1 (and 7), 2 repeats."""
+    bf16 and replayed from CUDA graphs (convex), the unit prices the cost claims use, short figure
+    sweeps, and a compiled body last (the slowest to start). Dry: B = 4, N = 1 (and 7), 1 repeat."""
+    boxes = DRY_BOXES if dry else BOXES
     if dry:
         grid = ["--quick", "--device", "cpu", "--parts", "fc100-convex"]
         variant_grid = grid
     else:
-        grid = ["--device", "cuda", "--B", "32", "--mini-B", "32", "--repeats", "10", "--N", "1", "7", "30"]
-        variant_grid = ["--device", "cuda", "--B", "32", "--repeats", "6", "--N", "1", "7", "30"]
-        variant_grid += ["--parts", "fc100-convex", "fc100-nonconvex"]
+        grid = ["--device", "cuda", "--B", "32", "--mini-B", "32", "--repeats", "5", "--N", "1", "7", "30"]
+        variant_grid = ["--device", "cuda", "--B", "32", "--repeats", "3", "--parts", "fc100-convex"]
     gpu_tests = ["tests/test_gpu.py", "tests/test_graphs.py"]
+    units = [PY, "scripts/complexity.py", "--units-only", "--no-doc", "--json", str(work / "units.json")]
+    units += ["--device", "cpu", "--repeats", "1"] if dry else ["--device", "cuda", "--repeats", "5"]
     parts = [
-        Part("gpu_tests", 60, [PY, "-m", "pytest", "-m", "gpu or not gpu", "-q", "-p", "no:cacheprovider", *gpu_tests]),
-        Part("bench", 110, bench(work, "bench", *grid), work / "bench.json"),
-        Part("bench_bf16", 40, bench(work, "bf16", *variant_grid, "--bf16", "--no-extras"), work / "bf16.json"),
+        Part("gpu_tests", boxes["gpu_tests"],
+             [PY, "-m", "pytest", "-m", "gpu or not gpu", "-q", "-p", "no:cacheprovider", *gpu_tests]),
+        Part("bench", boxes["bench"], bench(work, "bench", *grid), work / "bench.json"),
+        Part("bench_bf16", boxes["bench_bf16"], bench(work, "bf16", *variant_grid, "--N", "1", "7", "--bf16",
+                                                     "--no-extras"), work / "bf16.json"),
         # CUDA graphs keep the extras: their launch counts against N and B are the point.
-        Part("bench_graphs", 40, bench(work, "graphs", *variant_grid, "--cuda-graphs"), work / "graphs.json"),
-    ]
+        Part("bench_graphs", boxes["bench_graphs"],
+             bench(work, "graphs", *variant_grid, *([] if dry else ["--N", "1", "7", "30"]), "--cuda-graphs"),
+             work / "graphs.json"),
+        Part("unit_prices", boxes["unit_prices"], units, work / "units.json"),
+        sweep_part(dry, work, boxes["sweeps"]),
+    ]  # fmt: skip
     if not dry:  # compiling takes longer than the whole dry run on a CPU, and most of its box on a GPU
-        compiled = ["--device", "cuda", "--B", "32", "--repeats", "6", "--N", "7", "--parts", "fc100-convex"]
+        compiled = ["--device", "cuda", "--B", "32", "--repeats", "3", "--N", "7", "--parts", "fc100-convex"]
         command = bench(work, "compile", *compiled, "--compile", "--no-extras")
-        parts.append(Part("bench_compile", 60, command, work / "compile.json"))
-    parts.append(sweep_part(dry, work))
-    if not dry:  # `make test` on the device: determinism tests that hold on a CPU only are marked so
-        junit = work / "tests.xml"
-        xdist = ["-n", "8"] if _has("xdist") else []
-        suite = [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", *xdist, f"--junitxml={junit}"]
-        parts.append(Part("test_suite", 90, suite, junit, reads="junit"))
+        parts.append(Part("bench_compile", boxes["bench_compile"], command, work / "compile.json"))
     parts[0].result, parts[0].reads = work / "gpu_tests.xml", "junit"
     parts[0].command.append(f"--junitxml={work / 'gpu_tests.xml'}")
     return parts
 
 
-def sweep_part(dry: bool, work: Path) -> Part:
+def sweep_part(dry: bool, work: Path, box: int) -> Part:
     """Short figure sweeps on the embedded data, timed with the batched engine and the per-task
     loop (the paper's cost model): seconds per iteration against N for each, and the loss curves."""
     folder = work / "sweep"
-    grid = ["N=1,5", "iterations=2", "B=2"] if dry else ["N=1,5,10,20,30", "iterations=30", "B=8"]
+    grid = ["N=1,5", "iterations=2", "B=2"] if dry else ["N=1,5,10,20", "iterations=30", "B=8"]
     command = [
         PY, "-m", "anil", "train", "-m", "experiment=fig2_embedded", "alpha_schedule=constant", "seed=0",
         "engine=batched,per_task", "eval_every=0", "eval_tasks=8", *grid,
         f"device={'cpu' if dry else 'cuda'}", f"hydra.sweep.dir={folder}",
     ]  # fmt: skip
-    return Part("sweeps", 60 if dry else 80, command, folder, reads="sweep")
-
-
-def _has(module: str) -> bool:
-    return subprocess.run([PY, "-c", f"import {module}"], capture_output=True).returncode == 0
+    return Part("sweeps", box, command, folder, reads="sweep")
 
 
 def read_result(part: Part) -> Any:

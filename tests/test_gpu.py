@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from anil.config import DatasetConfig, TrainConfig
+from anil.config import DatasetConfig, OptimConfig, TrainConfig
 from anil.data import load_splits
 from anil.data.sampler import TaskSampler
 from anil.data.split import Split
@@ -20,6 +20,7 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
 ]
 CUDA = torch.device("cuda")
+SGD = OptimConfig(name="sgd", beta_w=0.01, beta_phi=0.01)  # outer steps that do not amplify last-bit differences
 PROCEDURAL = DatasetConfig(name="procedural", train_classes=64, val_classes=16, test_classes=16, instances=12)
 
 
@@ -53,16 +54,23 @@ def test_bf16_body_is_close_to_float32_on_cuda():
     assert abs(full - half) / full < 0.05
 
 
-def test_compiled_body_trains_like_the_eager_one_on_cuda():
-    """Five meta-iterations with torch.compile'd body give the eager run's losses, step by step."""
-    config = TrainConfig(dataset=PROCEDURAL, B=8, device="cuda")
-    losses = {}
+def test_compiled_body_computes_the_eager_meta_gradients_on_cuda():
+    """torch.compile fuses the body's kernels, which reorders float32 sums: the first step's
+    gradients agree with the eager body's to float32 tolerance, and five SGD steps track the eager
+    run. (Under Adam the first device run saw 3e-3 by the fifth step: Adam divides by the root of
+    near-zero second moments, so early updates are nearly sign(gradient) and last-bit differences
+    grow; that is Adam's, not the compiled body's.)"""
+    config = TrainConfig(dataset=PROCEDURAL, B=8, device="cuda", optim=SGD)
+    grads, losses = {}, {}
     for compiled in (False, True):
         setup = build(dataclasses.replace(config, compile_body=compiled), CUDA)
-        losses[compiled] = [meta_step(setup, 8)[0]["loss"] for _ in range(5)]
+        first = meta_step(setup, 8)[0]["loss"]
+        grads[compiled] = [p.grad.detach().clone() for p in setup.model.parameters()]  # before any step changed them
+        losses[compiled] = [first] + [meta_step(setup, 8)[0]["loss"] for _ in range(4)]
     assert all(torch.isfinite(torch.tensor(losses[True])))
-    for eager, compiled in zip(losses[False], losses[True]):
-        assert compiled == pytest.approx(eager, rel=1e-3)
+    for eager, compiled in zip(grads[False], grads[True]):
+        torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5 * eager.abs().max().item())
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
 
 
 def test_validation_tasks_are_the_same_on_cpu_and_cuda():

@@ -104,3 +104,60 @@ def test_the_dependency_probe_finds_what_the_code_reads():
     probe = line.split("=", 1)[1].strip("'")
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
     assert subprocess.run([sys.executable, "-c", "import kanjivg"], capture_output=True).returncode != 0
+
+
+@pytest.mark.slow
+def test_a_benchmark_stopped_by_its_box_keeps_the_rows_it_measured(tmp_path):
+    """SIGTERM to the benchmark's process group (what a time box sends) while a part is measuring:
+    the rows that part had written are folded into the JSON before the benchmark exits."""
+    out = tmp_path / "bench.json"
+    command = [sys.executable, "scripts/bench.py", "--quick", "--device", "cpu", "--parts", "fc100-convex",
+               "--no-extras", "--out", str(out)]  # fmt: skip
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert process.stdout is not None
+    for line in process.stdout:  # the first row of the part's grid has been measured and written
+        if line.startswith("| fc100 |"):
+            break
+    os.killpg(process.pid, 15)
+    assert process.wait(timeout=60) == 128 + 15
+    data = json.loads(out.read_text())
+    assert len(data["rows"]) >= 1 and data["complete"] is False
+
+
+LOG = """
+===== bench (box 110 s): python scripts/bench.py --device cuda --B 32 --repeats 10 --out /tmp/x/bench.json
+torch 2.11.0+cu130 on NVIDIA H200; 5-way, 5+5 per class; median of 10
+| dataset | B | geometry | N | order | engine s | reference s | floor s | engine/floor | reference/engine | graph MiB |
+|---|---|---|---|---|---|---|---|---|---|---|
+fp32 GEMM peak: 47973 GFLOP/s (2048^3, the fastest of 10)
+| fc100 | 32 | convex | 7 | second | 0.029 | 0.666 | 0.009 | 3.120 | 22.58 | 1931.5 |
+| fc100 | 32 | convex | 7 | first | 0.024 | — | 0.009 | 2.494 | — | 1931.0 |
+===== bench: timed out after 110.2 s
+
+===== bench_compile (box 60 s): python scripts/bench.py --compile
+torch 2.11.0+cu130 on NVIDIA H200; 5-way, 5+5 per class; median of 6; body compiled
+===== bench_compile: timed out after 60.1 s
+"""
+
+
+def test_rows_a_part_printed_before_its_box_ran_out_are_recovered_from_the_log():
+    from anil.analysis.reports import gpu_log
+
+    check = {"environment": {"date": "2026-12-04 16:00:24 UTC"}, "parts": {"bench": {"result": None},
+             "bench_compile": {"result": None}, "sweeps": {"result": {"kept": True}}}}  # fmt: skip
+    assert gpu_log.fill(check, LOG) == ["bench"]  # the compiled part printed no row: nothing to recover
+    bench = check["parts"]["bench"]["result"]
+    assert bench["recovered_from_log"] and bench["date"] == "2026-12-04" and bench["repeats"] == 10
+    first, second = bench["rows"]
+    assert first["engine_s"] == 0.029 and first["reference_over_engine"] == 22.58 and first["N"] == 7
+    assert second["reference_s"] is None and second["memory_bytes"] == 1931.0 * 2**20
+    assert check["parts"]["sweeps"]["result"] == {"kept": True} and check["parts"]["bench_compile"]["result"] is None
+
+
+def test_the_full_check_fits_its_eight_minutes_and_prices_the_units(tmp_path):
+    full, dry = gpu_check.plan(False, tmp_path), gpu_check.plan(True, tmp_path)
+    assert sum(part.seconds for part in full) <= 8 * 60
+    for parts in (full, dry):
+        units = next(part for part in parts if part.name == "unit_prices")
+        assert "--units-only" in units.command and units.result == tmp_path / "units.json"
+    assert [part.name for part in full][-1] == "bench_compile"  # the slowest to start goes last

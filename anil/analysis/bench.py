@@ -135,9 +135,9 @@ def run_grid(
                 l2l_style_over_engine=timed["l2l_style"] / timed["engine"] if "l2l_style" in timed else None,
             )
             rows.append(row)
-            print(_row_line(row), flush=True)
-            if on_row:
+            if on_row:  # written before it is shown: a row on the screen is a row on disk
                 on_row(rows)
+            print(_row_line(row), flush=True)
     return rows
 
 

@@ -45,6 +45,12 @@ def section(
         [[name, p["status"], f"{p['wall_s']:.0f}", p["box_s"]] for name, p in parts.items()],
         [False, False, True, True],
     )
+    recovered = check.get("recovered") or []
+    if recovered:
+        lines += ["", f"The parts {', '.join(recovered)} ran past their time limits before the benchmark wrote rows "
+                  "as it measured them: their rows below are those the check's log kept (a row's numbers as "
+                  "printed, three significant digits); the rest of each of those parts was cut short and is "
+                  "missing."]  # fmt: skip
     tests = [
         (name, parts[name]["result"]) for name in ("gpu_tests", "test_suite") if (parts.get(name) or {}).get("result")
     ]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from anil.analysis.reports import gpu as gpu_report
+from anil.analysis.reports import gpu_log
 from anil.analysis.reports.markdown import generated_by, source_name, table
 from anil.analysis.targets import setting, targets
 
@@ -18,6 +19,7 @@ CPU_DATA = "performance-cpu.json"  # scripts/bench.py --out docs/data/performanc
 # scripts/bench.py --bf16 --parts fc100-convex --N 1 7 --no-extras --out docs/data/performance-cpu-bf16.json
 CPU_BF16_DATA = "performance-cpu-bf16.json"
 GPU_DATA = "gpu-check.json"  # OUT/gpu_check.json of bash scripts/gpu_check.sh OUT, copied
+GPU_LOG = "gpu-check.log"  # OUT/gpu_check.log beside it: rows of parts cut short (anil/analysis/reports/gpu_log.py)
 
 
 def intro(data: dict[str, Any] | None) -> list[str]:
@@ -57,18 +59,22 @@ def device_section(data: dict[str, Any], title: str, source: str) -> list[str]:
     rows = [_row(r) for r in data["rows"]]
     lines += table(header, rows, [False, True, False, True, False, *[True] * 6])
     lines += limit_lines(data)
-    calls = {int(b): n for b, n in data["operator_calls"].items()}
-    lines += ["", f"aten operator calls per meta-iteration ({setting(data)}, body in one call): "
-              + ", ".join(f"B = {b}: {n}" for b, n in sorted(calls.items())) + "."]  # fmt: skip
-    parts = data["breakdown_s"]
-    total = sum(parts.values())
-    lines += ["", f"Breakdown of one iteration ({setting(data)}):", ""]
-    lines += table(["part", "seconds", "share"], [[k, f"{v:.3f}", f"{100 * v / total:.0f}%"] for k, v in parts.items()])
+    calls = {int(b): n for b, n in data.get("operator_calls", {}).items()}
+    if calls:
+        lines += ["", f"aten operator calls per meta-iteration ({setting(data)}, body in one call): "
+                  + ", ".join(f"B = {b}: {n}" for b, n in sorted(calls.items())) + "."]  # fmt: skip
+    parts = data.get("breakdown_s") or {}
+    if parts:
+        total = sum(parts.values())
+        lines += ["", f"Breakdown of one iteration ({setting(data)}):", ""]
+        lines += table(["part", "seconds", "share"],
+                       [[k, f"{v:.3f}", f"{100 * v / total:.0f}%"] for k, v in parts.items()])  # fmt: skip
     lines += profile_lines(data)
     lines += batch_norm_lines(data)
-    scaling = sorted((int(b), s) for b, s in data["engine_s_by_B"].items())
-    lines += ["", f"Engine time against B ({setting(data)}): "
-              + ", ".join(f"B = {b}: {s:.3f} s ({1000 * s / b:.1f} ms/task)" for b, s in scaling) + "."]  # fmt: skip
+    scaling = sorted((int(b), s) for b, s in (data.get("engine_s_by_B") or {}).items())
+    if scaling:
+        per_b = ", ".join(f"B = {b}: {s:.3f} s ({1000 * s / b:.1f} ms/task)" for b, s in scaling)
+        lines += ["", f"Engine time against B ({setting(data)}): {per_b}."]
     lines += ["", "Targets (ratios from this one run):", ""]
     lines += table(
         ["target", "measured", "met"],
@@ -227,5 +233,8 @@ def write(data_dir: Path, doc_path: Path) -> Path:
         found.append(
             (json.loads(path.read_text(encoding="utf-8")), source_name(path, doc_path)) if path.exists() else None
         )
+    log = data_dir / GPU_LOG
+    if found[1] is not None and log.exists():  # parts cut short before the benchmark wrote rows as it went
+        found[1][0]["recovered"] = gpu_log.fill(found[1][0], log.read_text(encoding="utf-8"))
     doc_path.write_text(render(*found), encoding="utf-8")
     return doc_path
