@@ -113,6 +113,7 @@ class TrainConfig:
     shots: int = 5  # support samples per class
     query: int = 5  # query samples per class
     B: int = 32  # tasks per meta-batch
+    task_chunk: int = 0  # tasks per backward pass: the same meta-gradient in pieces, less memory (0: all B at once)
     iterations: int = 1000  # meta-iterations (the authors: 1000 on FC100, 2000 on miniImageNet)
     eval_every: int = 100  # validation every this many iterations (0: only at the end)
     eval_tasks: int = 100  # validation tasks per evaluation (the same tasks every time)
@@ -178,6 +179,7 @@ RESUMABLE_CHANGES = frozenset(
         "grad_eval_every",
         "grad_eval_tasks",
         "max_eval_hours",
+        "task_chunk",
         "checkpoint_every",
         "resume",
         "blowup_loss",

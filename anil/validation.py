@@ -47,6 +47,7 @@ BOUNDS: dict[str, tuple[float, bool, str]] = {
     "shots": (1, False, "support samples per class"),
     "query": (1, False, "query samples per class"),
     "B": (1, False, "tasks per meta-batch"),
+    "task_chunk": (0, False, "tasks per backward pass"),
     "iterations": (1, False, "meta-iterations"),
     "eval_every": (0, False, "validation interval"),
     "eval_tasks": (1, False, "validation tasks"),

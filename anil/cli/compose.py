@@ -91,13 +91,27 @@ def compose_typed(overrides: list[str]) -> TrainConfig:
         return typed(compose_train(overrides))
 
 
-def sweep_grid(experiment: str, key: str = "N") -> list[TrainConfig]:
+def sweep_grid(experiment: str, key: str = "N", extra: tuple[str, ...] = ()) -> list[TrainConfig]:
     """The configs of an experiment's own sweep along `key` (its hydra.sweeper.params), each at
-    the experiment's other defaults: what a timing of every configuration needs, without Hydra."""
+    the experiment's other defaults (and the `extra` overrides, e.g. a dataset.root): what a timing
+    of every configuration needs, without Hydra."""
+    with hydra_context():
+        swept = compose_train([f"experiment={experiment}", *extra], with_hydra=True).hydra.sweeper.params
+        values = str(swept[key]).split(",")
+        return [typed(compose_train([f"experiment={experiment}", f"{key}={value}", *extra])) for value in values]
+
+
+def sweep_jobs(experiment: str) -> int:
+    """How many jobs the experiment's own sweep launches: the product of its swept values' counts
+    (a comma list, or range(k))."""
     with hydra_context():
         swept = compose_train([f"experiment={experiment}"], with_hydra=True).hydra.sweeper.params
-        values = str(swept[key]).split(",")
-        return [typed(compose_train([f"experiment={experiment}", f"{key}={value}"])) for value in values]
+    jobs = 1
+    for value in swept.values():
+        text = str(value)
+        ranged = re.fullmatch(r"range\((\d+)\)", text)
+        jobs *= int(ranged.group(1)) if ranged else len(text.split(","))
+    return jobs
 
 
 def explain_hydra(error: Exception) -> str:

@@ -50,15 +50,17 @@ def head_parameters(config: TrainConfig, side: int) -> int:
 
 
 def estimate(config: TrainConfig, side: int, channels: int) -> Estimate:
+    """Memory of one backward pass: over the whole meta-batch, or a piece of task_chunk tasks."""
     float_bytes = 8 if config.dtype == "float64" else 4
-    images = config.B * config.ways * (config.shots + config.query)
+    tasks = min(config.task_chunk or config.B, config.B)
+    images = tasks * config.ways * (config.shots + config.query)
     per_image = BODY_FACTOR * FILTERS * side * side * float_bytes + channels * side * side * float_bytes
     body = images * per_image
     support = config.ways * config.shots
-    per_step = config.B * (3 * head_parameters(config, side) + 4 * support * max(config.ways, config.geometry.hidden))
+    per_step = tasks * (3 * head_parameters(config, side) + 4 * support * max(config.ways, config.geometry.hidden))
     inner = float(config.N * per_step * float_bytes)
     if config.algorithm == "maml":  # every inner step runs the body again over the support set, per task
-        inner += config.N * config.B * support * per_image
+        inner += config.N * tasks * support * per_image
     validation = min(config.B, config.eval_tasks) * config.ways * (config.shots + config.query) * per_image
     return Estimate(int(body), int(inner), int(validation))
 
@@ -86,9 +88,12 @@ def check_fits(config: TrainConfig, side: int, channels: int, device: torch.devi
             ("a validation batch (B)", need.validation_bytes),
             key=lambda part: part[1],
         )
+        tasks = min(config.task_chunk or config.B, config.B)
+        fits = int(tasks * (HEADROOM * free - need.validation_bytes) / max(need.body_bytes + need.inner_bytes, 1))
+        pieces = f", or split the meta-batch (the same meta-gradient): task_chunk={fits}" if 1 <= fits < tasks else ""
         raise ConfigError(
             f"a meta-iteration needs about {gib(need.total)} but {device} has {gib(free)} free; "
-            f"most of it is {biggest[0]}: lower those"
+            f"most of it is {biggest[0]}: lower those{pieces}"
         )
     return need
 

@@ -145,6 +145,7 @@ class Setup:
     objective_tasks: TaskSet | None = None  # when config.grad_eval_every > 0
     world: World = field(default_factory=World)
     graphed: GraphedGradients | None = None  # when config.cuda_graphs: the meta-gradients from a CUDA graph
+    task_chunk: int = 0  # tasks per backward pass (0: the whole meta-batch at once)
 
 
 def build(config: TrainConfig, device: torch.device, world: World | None = None) -> Setup:
@@ -175,6 +176,7 @@ def build(config: TrainConfig, device: torch.device, world: World | None = None)
         learner=make_learner(config, (channels, side), device),
         world=world,
         objective_tasks=objective,
+        task_chunk=config.task_chunk,
     )
     check_evaluations(config, setup.learner, model, val_tasks)
     if config.cuda_graphs:
