@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -89,22 +90,30 @@ def run_job(overrides: list[str], folder: Path) -> dict[str, Any]:
     return row
 
 
-def rehearse(experiment: str, root: Path, cache: Path, work: Path, iterations: int) -> dict[str, Any]:
+def rehearse(
+    experiment: str, root: Path, cache: Path, work: Path, iterations: int, max_jobs: int | None
+) -> dict[str, Any]:
+    """Each N of the experiment's sweep (the first `max_jobs` of them), as a user would run it: a
+    job refused for memory is run again with the task_chunk its message suggests."""
     data = (f"dataset.root={root}", f"dataset.cache_dir={cache}")
     grid = sweep_grid(experiment, extra=data)
     jobs = sweep_jobs(experiment)
     rows = []
-    for config in grid:
+    for config in grid[:max_jobs]:
         short = [f"N={config.N}", "seed=0", f"iterations={iterations}", "eval_every=0", f"eval_tasks={config.B}"]
         overrides = [f"experiment={experiment}", *short, *data]
         row = {"N": config.N, **run_job(overrides, work / f"{experiment}-N{config.N}")}
+        advice = re.search(r"task_chunk=(\d+)", row.get("error", ""))
+        if advice:  # the paper's B in pieces that fit, as the refusal says
+            chunked = run_job([*overrides, f"task_chunk={advice.group(1)}"], work / f"{experiment}-N{config.N}-chunked")
+            row = {"N": config.N, "refused": row["error"], "task_chunk": int(advice.group(1)), **chunked}
         rows.append(row)
         print(f"{experiment} N={config.N}: {row}", flush=True)
-    measured = [r for r in rows if "seconds_per_iteration" in r]
+    measured = [r for r in rows if "seconds_per_iteration" in r and r["exit"] == 0]
     per_n = jobs / len(grid)
     projected = sum(r["seconds_per_iteration"] for r in measured) * grid[0].iterations * per_n
     return {"experiment": experiment, "B": grid[0].B, "iterations": grid[0].iterations, "jobs": jobs, "rows": rows,
-            "projected_training_s": projected if len(measured) == len(rows) else None}  # fmt: skip
+            "projected_training_s": projected if len(measured) == len(grid) else None}  # fmt: skip
 
 
 def main() -> None:
@@ -112,6 +121,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the real images per class")
     parser.add_argument("--iterations", type=int, default=3, help="meta-iterations per job (default 3)")
     parser.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS), choices=list(EXPERIMENTS))
+    parser.add_argument("--max-jobs", type=int, help="run only the first N values of each sweep (no projection)")
     parser.add_argument("--out", type=Path, default=Path("docs/data/dress-rehearsal.json"))
     options = parser.parse_args()
     per_class = max(24, round(600 * options.scale))  # at least shots + query in every split's classes
@@ -129,7 +139,14 @@ def main() -> None:
         sources = {"fc100": roots[("fc100", "cifar")], "miniimagenet": roots[("miniimagenet", "pickles")]}
         for experiment in options.experiments:
             data["experiments"].append(
-                rehearse(experiment, sources[EXPERIMENTS[experiment]], cache, base / "runs", options.iterations)
+                rehearse(
+                    experiment,
+                    sources[EXPERIMENTS[experiment]],
+                    cache,
+                    base / "runs",
+                    options.iterations,
+                    options.max_jobs,
+                )  # fmt: skip
             )
             write_json_atomic(options.out, data)  # what is measured so far, should the rest be cut short
     data["meta"]["wall_s"] = time.perf_counter() - started

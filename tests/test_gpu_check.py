@@ -161,3 +161,25 @@ def test_the_full_check_fits_its_eight_minutes_and_prices_the_units(tmp_path):
         units = next(part for part in parts if part.name == "unit_prices")
         assert "--units-only" in units.command and units.result == tmp_path / "units.json"
     assert [part.name for part in full][-1] == "bench_compile"  # the slowest to start goes last
+
+
+@pytest.mark.slow
+def test_the_dress_rehearsal_writes_real_formats_and_measures_each_job(tmp_path):
+    """scripts/dress_rehearsal.py at a reduced size: every format decodes into the cache, and a
+    paper experiment's job runs through the command line with its time and memory recorded."""
+    out = tmp_path / "rehearsal.json"
+    command = [sys.executable, "-m", "scripts.dress_rehearsal", "--scale", "0.04", "--iterations", "2",
+               "--experiments", "fig1_fc100", "--max-jobs", "1", "--out", str(out)]  # fmt: skip
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text())
+    assert {(r["dataset"], r["format"]) for r in data["decode"]} == {
+        ("fc100", "cifar"),
+        ("miniimagenet", "pickles"),
+        ("miniimagenet", "csv"),
+    }
+    assert all(r["images"] > 0 and r["cache_bytes"] > 0 for r in data["decode"])
+    (experiment,) = data["experiments"]
+    (job,) = experiment["rows"]
+    assert job["exit"] == 0 and job["N"] == 1 and job["seconds_per_iteration"] > 0 and job["peak_bytes"] > 2**20
+    assert experiment["jobs"] == 35 and experiment["projected_training_s"] is None  # one N of seven: no projection
