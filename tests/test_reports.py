@@ -718,3 +718,27 @@ def test_long_runs_say_whether_a_per_iteration_verdict_holds_where_the_curves_fl
     assert "Pending: finished runs per N {1: 3}, of N = [1, 20] so far." in "\n".join(
         long.section({"fig2": unfinished}, 150)
     )
+
+
+def test_the_dress_rehearsal_section_states_what_it_measured_and_at_what_size():
+    from anil.analysis.reports import rehearsal
+
+    data = {
+        "meta": {"per_class": 60, "command": "python -m scripts.dress_rehearsal --scale 0.1", "date": "d", "cpus": 2},
+        "decode": [dict(dataset="fc100", format="cifar", images=6000, source_bytes=18e6, first_decode_s=1.5,
+                        later_start_s=0.02, cache_bytes=17e6)],
+        "experiments": [
+            {"experiment": "fig1_fc100", "B": 32, "iterations": 1000, "jobs": 35, "projected_training_s": 7200.0,
+             "rows": [{"N": 1, "exit": 0, "peak_bytes": 2 * 2**30, "seconds_per_iteration": 1.4, "loss": 1.5}]},
+            {"experiment": "fig2_miniimagenet", "B": 32, "iterations": 2000, "jobs": 50, "projected_training_s": None,
+             "rows": [{"N": 1, "exit": 0, "peak_bytes": 9 * 2**30, "seconds_per_iteration": 9.0, "loss": 18.8,
+                       "task_chunk": 12, "refused": "a meta-iteration needs about 22 GiB"}]},
+        ],
+    }  # fmt: skip
+    text = "\n".join(rehearsal.section(data, "dress-rehearsal.json"))
+    assert (
+        "at 60 images per class of the real 600" in text and "| fc100 | cifar | 6,000 | 18 | 1.5 | 0.02 | 17 |" in text
+    )
+    assert "(35 jobs × 1000 iterations) would train for about 2.0 h" in text
+    assert "| 1 | 9.00 | 9.0 | 18.8 | refused at B = 32; ran with task_chunk=12 |" in text
+    assert "no projection: not every N ran" in text

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from anil.analysis.reports import gpu as gpu_report
-from anil.analysis.reports import gpu_log
+from anil.analysis.reports import gpu_log, rehearsal
 from anil.analysis.reports.markdown import generated_by, source_name, table
 from anil.analysis.targets import setting, targets
 
@@ -19,6 +19,7 @@ CPU_DATA = "performance-cpu.json"  # scripts/bench.py --out docs/data/performanc
 # scripts/bench.py --bf16 --parts fc100-convex --N 1 7 --no-extras --out docs/data/performance-cpu-bf16.json
 CPU_BF16_DATA = "performance-cpu-bf16.json"
 GPU_DATA = "gpu-check.json"  # OUT/gpu_check.json of bash scripts/gpu_check.sh OUT, copied
+REHEARSAL = "dress-rehearsal.json"  # scripts/dress_rehearsal.py
 GPU_LOG = "gpu-check.log"  # OUT/gpu_check.log beside it: rows of parts cut short (anil/analysis/reports/gpu_log.py)
 
 
@@ -233,8 +234,17 @@ def write(data_dir: Path, doc_path: Path) -> Path:
         found.append(
             (json.loads(path.read_text(encoding="utf-8")), source_name(path, doc_path)) if path.exists() else None
         )
+    rehearsed = data_dir / REHEARSAL
+    rehearsal_section = (
+        rehearsal.section(json.loads(rehearsed.read_text(encoding="utf-8")), source_name(rehearsed, doc_path))
+        if rehearsed.exists()
+        else []
+    )
     log = data_dir / GPU_LOG
     if found[1] is not None and log.exists():  # parts cut short before the benchmark wrote rows as it went
         found[1][0]["recovered"] = gpu_log.fill(found[1][0], log.read_text(encoding="utf-8"))
-    doc_path.write_text(render(*found), encoding="utf-8")
+    text = render(*found)
+    if rehearsal_section:
+        text += "\n" + "\n".join(rehearsal_section) + "\n"
+    doc_path.write_text(text, encoding="utf-8")
     return doc_path
