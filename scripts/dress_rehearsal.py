@@ -7,12 +7,14 @@ formats: does everything hold at 60,000 images, and how long would the figure sw
 Writes, in a temporary folder that is removed afterwards, the CIFAR-100 python archive (50,000 +
 10,000 images of 3x32x32) and miniImageNet (100 classes x 600 images of 84x84) as the learn2learn
 pickles and as CSV + JPEG (noise JPEGs: slower to decode than photographs, an upper bound). It
-times the first decode of each into the cache and the cache's size, then runs every N of each paper
+times the first decode of each into the cache and the cache's size, measures α·L at initialisation
+(the inner loss's largest curvature at the paper's α = 0.1, both geometries), then runs every N of each paper
 figure sweep (fig1_fc100, fig2_fc100, fig1_miniimagenet, fig2_miniimagenet; seed 0, one stepsize
 design) for a few iterations through the normal command line, one job at a time, and records each
 job's seconds per iteration (the median after the first), its peak memory (the process's maximum
 resident set) and its training loss, and projects each sweep's training time on this machine
-(seconds per iteration x iterations x the sweep's jobs at that N; validation not counted). Pixels
+(seconds per iteration x iterations x the sweep's jobs at that N; validation not counted), with
+the peak memory each run recorded in its summary.json. Pixels
 are random: features, and so α·L and the first losses, may be larger than on photographs.
 Run from the repository root, as a module: the format writers live with the tests.
 """
@@ -73,13 +75,34 @@ def decode_rows(roots: dict[tuple[str, str], Path], cache: Path) -> list[dict[st
     return rows
 
 
+def curvature(dataset: str, root: Path, cache: Path, work: Path) -> list[dict[str, Any]]:
+    """μ and L of the inner loss at the authors' initialisation on this data (anil smoothness
+    --curvature-only, 16 tasks), per geometry: the median and α·L at the paper's α = 0.1."""
+    out = work / f"curvature-{dataset}"
+    command = [sys.executable, "-m", "anil", "smoothness", "--dataset", dataset, "--dataset-root", str(root),
+               "--curvature-only", "--init", "authors", "--points", "1", "--train-iterations", "0", "--B", "16",
+               "--N", "1", "--out", str(out)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "ANIL_CACHE": str(cache)})
+    if done.returncode != 0:
+        return [{"dataset": dataset, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "?"}]
+    table = pd.read_csv(out / "curvature.csv")
+    return [
+        {"dataset": dataset, "geometry": g, "mu": float(part["mu"].median()), "L": float(part["L"].median()),
+         "alpha_L": float(part["alpha_L"].median()), "tasks": len(part)}
+        for g, part in table.groupby("geometry")
+    ]  # fmt: skip
+
+
 def run_job(overrides: list[str], folder: Path) -> dict[str, Any]:
     """One `anil train` in its own process: its exit code, peak resident memory and metrics."""
     command = [sys.executable, "-m", "anil", "train", *overrides, f"hydra.run.dir={folder}"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(process.pid, 0)
+    status = process.wait()
     stderr = process.stderr.read() if process.stderr else ""
-    row: dict[str, Any] = {"exit": os.waitstatus_to_exitcode(status), "peak_bytes": usage.ru_maxrss * 1024}
+    row: dict[str, Any] = {"exit": status}
+    summary = folder / "summary.json"
+    if summary.exists():  # the run's own high-water mark (ru_maxrss would count this parent's memory at fork)
+        row["peak_bytes"] = json.loads(summary.read_text()).get("peak_memory_bytes")
     if (folder / "metrics.csv").exists():
         metrics = pd.read_csv(folder / "metrics.csv")
         steps = metrics["time"].diff().dropna().tolist() or metrics["time"].tolist()
@@ -135,8 +158,9 @@ def main() -> None:
                                          "machine": platform.machine(), "date": time.strftime("%Y-%m-%d"),
                                          "command": " ".join(["python -m scripts.dress_rehearsal", *sys.argv[1:]])},
                                 "decode": decode_rows(roots, cache), "experiments": []}  # fmt: skip
-        write_json_atomic(options.out, data)
         sources = {"fc100": roots[("fc100", "cifar")], "miniimagenet": roots[("miniimagenet", "pickles")]}
+        data["curvature"] = [row for name, root in sources.items() for row in curvature(name, root, cache, base)]
+        write_json_atomic(options.out, data)
         for experiment in options.experiments:
             data["experiments"].append(
                 rehearse(

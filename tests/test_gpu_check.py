@@ -179,6 +179,9 @@ def test_the_dress_rehearsal_writes_real_formats_and_measures_each_job(tmp_path)
         ("miniimagenet", "csv"),
     }
     assert all(r["images"] > 0 and r["cache_bytes"] > 0 for r in data["decode"])
+    measured = {(r["dataset"], r["geometry"]): r for r in data["curvature"]}  # α·L at initialisation, both datasets
+    assert set(measured) == {(d, g) for d in ("fc100", "miniimagenet") for g in ("convex", "nonconvex")}
+    assert all(r["L"] > 0 and r["alpha_L"] == pytest.approx(0.1 * r["L"], rel=1e-6) for r in measured.values())
     (experiment,) = data["experiments"]
     (job,) = experiment["rows"]
     assert job["exit"] == 0 and job["N"] == 1 and job["seconds_per_iteration"] > 0 and job["peak_bytes"] > 2**20

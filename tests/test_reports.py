@@ -727,6 +727,7 @@ def test_the_dress_rehearsal_section_states_what_it_measured_and_at_what_size():
         "meta": {"per_class": 60, "command": "python -m scripts.dress_rehearsal --scale 0.1", "date": "d", "cpus": 2},
         "decode": [dict(dataset="fc100", format="cifar", images=6000, source_bytes=18e6, first_decode_s=1.5,
                         later_start_s=0.02, cache_bytes=17e6)],
+        "curvature": [dict(dataset="fc100", geometry="convex", mu=0.01, L=30.0, alpha_L=3.0, tasks=16)],
         "experiments": [
             {"experiment": "fig1_fc100", "B": 32, "iterations": 1000, "jobs": 35, "projected_training_s": 7200.0,
              "rows": [{"N": 1, "exit": 0, "peak_bytes": 2 * 2**30, "seconds_per_iteration": 1.4, "loss": 1.5}]},
@@ -742,3 +743,4 @@ def test_the_dress_rehearsal_section_states_what_it_measured_and_at_what_size():
     assert "(35 jobs × 1000 iterations) would train for about 2.0 h" in text
     assert "| 1 | 9.00 | 9.0 | 18.8 | refused at B = 32; ran with task_chunk=12 |" in text
     assert "no projection: not every N ran" in text
+    assert "fc100 convex: μ = 0.01, L = 30, α·L = 3" in text

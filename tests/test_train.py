@@ -54,6 +54,7 @@ def test_two_iterations_write_every_metric(tmp_path, geometry):
     assert (metrics["support_loss_after"] < metrics["support_loss_before"]).all()  # the inner loop descends
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["device"] == "cpu"
+    assert summary["peak_memory_bytes"] > 2**20  # this run's own high-water mark
     assert summary["host"] == platform.node() and summary["cpu_time_s"] == pytest.approx(metrics["cpu_time"].iloc[-1])
     assert summary["final"]["loss"] == pytest.approx(metrics["loss"].iloc[-1])
     config = (run / ".hydra" / "config.yaml").read_text()

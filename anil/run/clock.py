@@ -1,4 +1,4 @@
-"""Timing one meta-iteration so the time axis means what it says.
+"""Timing one meta-iteration so the time axis means what it says, and a run's peak memory.
 
 Each step records three clocks: wall seconds (what a user waits), process CPU seconds (what the
 step itself used: jobs that share a machine inflate wall time but barely their CPU time), and the
@@ -35,3 +35,20 @@ def lap(device: torch.device) -> Iterator[Lap]:
         torch.cuda.synchronize(device)
     measured.wall, measured.cpu = time.perf_counter() - wall, time.process_time() - cpu
     measured.ended = time.time()
+
+
+def peak_memory_bytes(device: torch.device) -> int | None:
+    """This process's peak memory: on CUDA the most the device allocator held; on a CPU the high-water
+    mark of the resident set of this program's own address space (VmHWM, Linux: unlike
+    getrusage's ru_maxrss it does not count what the parent held when it forked this process).
+    None where neither can be read."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    return None

@@ -24,7 +24,7 @@ from anil.config import TrainConfig
 from anil.engine.opcount import OpCounts
 from anil.run import checkpoint, distributed
 from anil.run.checkpoint import BEST, CHECKPOINT
-from anil.run.clock import lap
+from anil.run.clock import lap, peak_memory_bytes
 from anil.run.distributed import local_device
 from anil.run.folder import RunLock, refuse_if_taken
 from anil.run.metrics import STEP_METRICS, MetricsWriter
@@ -277,6 +277,7 @@ def _with_environment(summary: RunSummary, config: TrainConfig, device: torch.de
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "host": platform.node(),  # jobs overlapping in time share a machine only on the same host
+        "peak_memory_bytes": peak_memory_bytes(device),
         "config_digest": config.digest(),
     }
     return replace(summary, wall_time_s=wall, environment=environment)

@@ -44,6 +44,13 @@ def section(data: dict[str, Any], source: str) -> list[str]:
             [False, False, True, True, True, True, True],
         ),  # fmt: skip
     ]
+    measured = [r for r in data.get("curvature", []) if "alpha_L" in r]
+    if measured:
+        lines += ["", "The inner loss at the authors' initialisation (median over the probed tasks; random pixels, so "
+                  "larger than photographs may give): "
+                  + "; ".join(f"{r['dataset']} {r['geometry']}: μ = {r['mu']:.3g}, L = {r['L']:.3g}, α·L = "
+                              f"{r['alpha_L']:.3g}" for r in measured)
+                  + ". Gradient descent on the support loss contracts only where α·L < 2."]  # fmt: skip
     for experiment in data["experiments"]:
         lines += ["", *_experiment(experiment)]
     return lines
@@ -54,8 +61,10 @@ def _experiment(experiment: dict[str, Any]) -> list[str]:
     for r in experiment["rows"]:
         note = f"refused at B = {experiment['B']}; ran with task_chunk={r['task_chunk']}" if "task_chunk" in r else ""
         note = r.get("error", note) if r["exit"] != 0 else note
-        rows.append([r["N"], _number(r.get("seconds_per_iteration"), "{:.2f}"), f"{r['peak_bytes'] / 2**30:.1f}",
-                     _number(r.get("loss"), "{:.3g}"), note])  # fmt: skip
+        peak = r.get("peak_bytes")
+        gib = _number(peak / 2**30 if peak else None, "{:.1f}")
+        rows.append([r["N"], _number(r.get("seconds_per_iteration"), "{:.2f}"), gib, _number(r.get("loss"), "{:.3g}"),
+                     note])  # fmt: skip
     projected = experiment.get("projected_training_s")
     whole = (
         f"the whole sweep ({experiment['jobs']} jobs × {experiment['iterations']} iterations) would train for about "
