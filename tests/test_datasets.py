@@ -205,6 +205,16 @@ def test_missing_image_named(tmp_path):
         load_splits(mini(tmp_path / "mini", tmp_path / "cache"))
 
 
+def test_an_image_that_is_a_symlink_loop_is_named(tmp_path):
+    fixtures.write_mini_csv(tmp_path / "mini")
+    looped = tmp_path / "mini" / "images" / "n0000002100000003.jpg"
+    looped.unlink()
+    looped.symlink_to(looped)  # a link that leads back to itself
+    with pytest.raises(DatasetError, match=r"cannot read .*n0000002100000003.jpg: is a symlink loop"):
+        load_splits(mini(tmp_path / "mini", tmp_path / "cache"))
+    assert no_cache_left(tmp_path / "cache")
+
+
 def small_run_config(dataset, **changes):
     values = dict(
         ways=2,

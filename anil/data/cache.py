@@ -12,6 +12,7 @@ failed or killed decode never leaves a cache that looks valid.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -36,7 +37,12 @@ def fingerprint(files: list[Path], settings: str) -> str:
     """What a cache was made from: the decoding settings and each source file's path, size and mtime."""
     digest = hashlib.sha256(f"v{DECODE_VERSION}|{settings}".encode())
     for path in sorted(files):
-        stat = path.stat()
+        try:
+            stat = path.stat()
+        except OSError as error:  # not a write problem: name the file and what is wrong with it
+            loop = error.errno == errno.ELOOP
+            why = "is a symlink loop (a link that leads back to itself)" if loop else (error.strerror or str(error))
+            raise DatasetError(f"cannot read {path}: {why}; replace or remove the file") from None
         digest.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
