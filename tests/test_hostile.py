@@ -291,8 +291,9 @@ def test_sigterm_is_honoured_inside_a_very_long_inner_loop(tmp_path):
 
 @pytest.mark.slow  # processes
 def test_sigterm_is_honoured_inside_a_very_long_validation(tmp_path):
+    # max_eval_hours: past the up-front refusal of an evaluation this long, to stop it while it runs
     code, _, output = start_and_stop(tmp_path, "eval_every=1", "eval_tasks=10000000", "B=2", "iterations=5",
-                                     wait_for="iteration 1: validating")  # fmt: skip
+                                     "max_eval_hours=1e9", wait_for="iteration 1: validating")  # fmt: skip
     assert code == 130, output  # stopped, not after the minutes the validation would take (wait's timeout)
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
     assert metrics.empty  # iteration 1's row waits in the checkpoint until its validation is redone
