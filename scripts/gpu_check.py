@@ -71,7 +71,7 @@ def plan(dry: bool, work: Path) -> list[Part]:
         variant_grid = ["--device", "cuda", "--B", "32", "--repeats", "3", "--parts", "fc100-convex"]
     gpu_tests = ["tests/test_gpu.py", "tests/test_graphs.py"]
     units = [PY, "scripts/complexity.py", "--units-only", "--no-doc", "--json", str(work / "units.json")]
-    units += ["--device", "cpu", "--repeats", "1"] if dry else ["--device", "cuda", "--repeats", "5"]
+    units += ["--device", "cpu", "--repeats", "1", "--B", "2"] if dry else ["--device", "cuda", "--repeats", "5"]
     parts = [
         Part("gpu_tests", boxes["gpu_tests"],
              [PY, "-m", "pytest", "-m", "gpu or not gpu", "-q", "-p", "no:cacheprovider", *gpu_tests]),

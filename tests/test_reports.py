@@ -620,7 +620,8 @@ def test_performance_report_renders_the_device_check(tmp_path):
                                                    "failed": ["tests.test_gpu::test_x"]}},
                   "bench": {**part, "result": bench}, "bench_graphs": {**part, "result": graphs},
                   "bench_bf16": {**part, "status": "timed out", "result": None},
-                  "sweeps": {**part, "result": jobs}},
+                  "sweeps": {**part, "result": jobs},
+                  "unit_prices": {**part, "result": {"unit_costs": {"fc100": {"convex": {"grad_w": 2e-5}}}}}},
     }  # fmt: skip
     data = tmp_path / "docs" / "data"
     data.mkdir(parents=True)
@@ -632,6 +633,7 @@ def test_performance_report_renders_the_device_check(tmp_path):
     assert "| CUDA graphs | fc100 | convex | 7 | second | 1.5000 | 0.5000 | 3.00 | 0.0 |" in text
     assert "| 7 | 32 | 900 | 700 | 1 |" in text
     assert "| nonconvex | 5 | 0.0100 | 0.0400 | 4.00 |" in text
+    assert "| fc100 | convex | grad_w | 20.0 |" in text  # the unit prices on the device
     check["environment"]["dry_run"] = True
     (data / "gpu-check.json").write_text(json.dumps(check))
     assert "rehearsal only" in performance.write(data, tmp_path / "docs" / "performance.md").read_text()

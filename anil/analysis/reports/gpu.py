@@ -66,7 +66,21 @@ def section(
     sweep = (parts.get("sweeps") or {}).get("result")
     if sweep:
         lines += sweep_lines(sweep)
+    units = ((parts.get("unit_prices") or {}).get("result") or {}).get("unit_costs")
+    if units:
+        lines += unit_lines(units)
     return lines
+
+
+def unit_lines(units: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """What one counted operation costs on the device, per task (scripts/complexity.py --units-only)."""
+    rows = [[dataset, geometry, name, f"{1e6 * seconds:.1f}"]
+            for dataset, by_geometry in units.items() for geometry, ops in by_geometry.items()
+            for name, seconds in ops.items()]  # fmt: skip
+    header = ["dataset shape", "geometry", "operation", "µs per task"]
+    return ["", "### Unit prices", "", "Microseconds per task of each counted operation, timed on its own "
+            "(the ratio of an inner step's price to a body pass decides the priced verdicts on this device):", "",
+            *table(header, rows, [False, False, False, True])]  # fmt: skip
 
 
 def variant_lines(bench: dict[str, Any], parts: dict[str, Any]) -> list[str]:
