@@ -13,10 +13,14 @@ import pandas as pd
 from anil.analysis.pricing import Pace
 from anil.analysis.reports import divergence
 from anil.analysis.reports.jobs import init_of
+from anil.analysis.reports.markdown import table
 from anil.analysis.reports.sweeps import (
+    Row,
     Sweep,
     schedules,
 )
+from anil.analysis.statistics import Verdict
+from anil.analysis.thresholds import CONFIDENCE, THRESHOLDS
 
 FIGURES = ("fig1", "fig2")
 
@@ -144,3 +148,38 @@ def commands(fig1: Sweep, fig2: Sweep, others: Others = NO_OTHERS) -> list[str]:
         lines += [f"bash scripts/long_runs.sh .venv/bin outputs/long {fig}" for fig in others.long]
         report += " --long outputs/long"
     return [*lines, report]
+
+
+def job_minutes(fig1: Sweep, fig2: Sweep, others: Others) -> dict[str, float]:
+    """Each sweep's job time in minutes (the sum of its jobs' own wall time), in document order."""
+    parts: dict[str, Sweep | None] = {"Figure 1": fig1, "Figure 2": fig2}
+    parts.update({f"{fig} init": s for fig, s in others.inits.items()})
+    parts.update({"theorems' regime": others.theory, "MAML": others.maml})
+    parts.update({f"{fig} to 1,000 iterations": s for fig, s in others.long.items()})
+    minutes = {name: float(s.jobs["wall_time_s"].sum()) / 60 for name, s in parts.items() if s is not None}
+    if others.search is not None:
+        minutes["divergence search"] = others.search.wall_minutes()
+    return minutes
+
+
+def family(rows: list[Row]) -> list[str]:
+    """How many verdicts the document states, and what chance alone would decide among them."""
+    counts = {verdict: sum(j.verdict is verdict for j, _, _ in rows) for verdict in Verdict}
+    decided = counts[Verdict.AGREES] + counts[Verdict.DISAGREES]
+    return [
+        f"**How many verdicts.** The table states {len(rows)} verdicts: {counts[Verdict.AGREES]} agree, "
+        f"{counts[Verdict.DISAGREES]} disagree, {counts[Verdict.INCONCLUSIVE]} are inconclusive. Each stands "
+        f"alone at {CONFIDENCE:.0%} (no correction for the family): where a difference were truly zero, each "
+        f"decision would come out decided by chance with probability {1 - CONFIDENCE:.2g}, so among the "
+        f"{decided} decided verdicts about {decided * (1 - CONFIDENCE):.1f} could be such errors. Many share runs "
+        "(one sweep is read on several quantities), so they are not independent.",
+        "",
+        "The thresholds the rules use (anil/analysis/thresholds.py):",
+        "",
+        *table(
+            ["threshold", "value", "what it decides"],
+            [[f"`{name}`", f"{value:g}", why] for name, (value, why) in THRESHOLDS.items()],
+            [False, True, False],
+        ),
+        "",
+    ]

@@ -29,6 +29,8 @@ from anil.analysis.reports.provenance import (
     commands,
     experiment,
     experiments,
+    family,
+    job_minutes,
     maml_experiment,
     noise,
     why,
@@ -51,8 +53,7 @@ from anil.analysis.reports.sweeps import (
     settings,
     sweep_rows,
 )
-from anil.analysis.statistics import Verdict, interval
-from anil.analysis.thresholds import CONFIDENCE, THRESHOLDS
+from anil.analysis.statistics import interval
 
 COMMAND = "anil report reproduction"
 TIMING = "iteration-timing.json"  # in docs/data: scripts/time_iterations.py
@@ -127,29 +128,6 @@ def claims_table(fig1: Sweep, fig2: Sweep, others: Others = NO_OTHERS) -> list[s
     ]
     header = ["claim", "where the paper says it", "experiment", "quantity judged", "evidence", "verdict", "why"]
     return table(header, rows, [False] * 7)
-
-
-def family(rows: list[Row]) -> list[str]:
-    """How many verdicts the document states, and what chance alone would decide among them."""
-    counts = {verdict: sum(j.verdict is verdict for j, _, _ in rows) for verdict in Verdict}
-    decided = counts[Verdict.AGREES] + counts[Verdict.DISAGREES]
-    return [
-        f"**How many verdicts.** The table states {len(rows)} verdicts: {counts[Verdict.AGREES]} agree, "
-        f"{counts[Verdict.DISAGREES]} disagree, {counts[Verdict.INCONCLUSIVE]} are inconclusive. Each stands "
-        f"alone at {CONFIDENCE:.0%} (no correction for the family): where a difference were truly zero, each "
-        f"decision would come out decided by chance with probability {1 - CONFIDENCE:.2g}, so among the "
-        f"{decided} decided verdicts about {decided * (1 - CONFIDENCE):.1f} could be such errors. Many share runs "
-        "(one sweep is read on several quantities), so they are not independent.",
-        "",
-        "The thresholds the rules use (anil/analysis/thresholds.py):",
-        "",
-        *table(
-            ["threshold", "value", "what it decides"],
-            [[f"`{name}`", f"{value:g}", why] for name, (value, why) in THRESHOLDS.items()],
-            [False, True, False],
-        ),
-        "",
-    ]
 
 
 def accuracy_table(fig1: Sweep, fig2: Sweep) -> list[str]:
@@ -259,18 +237,6 @@ def render(
             lines += init_section(fig, main, others.inits[fig])
     lines += [*why(tables, fig1.pace), *noise(tables)]
     return "\n".join(lines).rstrip() + "\n"
-
-
-def job_minutes(fig1: Sweep, fig2: Sweep, others: Others) -> dict[str, float]:
-    """Each sweep's job time in minutes (the sum of its jobs' own wall time), in document order."""
-    parts: dict[str, Sweep | None] = {"Figure 1": fig1, "Figure 2": fig2}
-    parts.update({f"{fig} init": s for fig, s in others.inits.items()})
-    parts.update({"theorems' regime": others.theory, "MAML": others.maml})
-    parts.update({f"{fig} to 1,000 iterations": s for fig, s in others.long.items()})
-    minutes = {name: float(s.jobs["wall_time_s"].sum()) / 60 for name, s in parts.items() if s is not None}
-    if others.search is not None:
-        minutes["divergence search"] = others.search.wall_minutes()
-    return minutes
 
 
 def _figure_stems(*sweeps: Sweep) -> list[str]:
