@@ -746,3 +746,19 @@ def test_the_dress_rehearsal_section_states_what_it_measured_and_at_what_size():
     assert "| 1 | 9.00 | 9.0 | 18.8 | refused at B = 32; ran with task_chunk=12 |" in text
     assert "no projection: not every N ran" in text
     assert "fc100 convex: μ = 0.01, L = 30, α·L = 3" in text
+
+
+def test_collecting_a_running_sweep_keeps_jobs_of_earlier_sessions(tmp_path):
+    """Long runs span sessions on fresh checkouts: a job collected before and absent now is kept,
+    one present in both is replaced by its newer rows."""
+    args = ["experiment=smoke", "iterations=2", "eval_every=1", "eval_tasks=4", "B=2", "device=cpu"]
+    for folder, seed in (("first", 0), ("second", 1)):
+        run_dir = tmp_path / folder / f"N1_seed{seed}"
+        assert anil("train", *args, f"seed={seed}", f"hydra.run.dir={run_dir}").returncode == 0
+    data = tmp_path / "data"
+    job_rows.collect(tmp_path / "first", "long-fig1", data, None, running=True)
+    job_rows.collect(tmp_path / "second", "long-fig1", data, None, running=True)
+    job_rows.collect(tmp_path / "second", "long-fig1", data, None, running=True)  # again: no duplicates
+    collected = sweeps.read(data, "long-fig1")
+    assert sorted(collected.jobs["job"]) == ["N1_seed0", "N1_seed1"]
+    assert collected.seeds.groupby("job").size().to_dict() == {"N1_seed0": 2, "N1_seed1": 2}

@@ -45,7 +45,9 @@ def job_row(job: Job) -> dict[str, Any]:
 def collect(sweep: Path, name: str, data_dir: Path, figures: Path | None, running: bool = False) -> list[Path]:
     """Read the sweep in `sweep` into data_dir/<name>-seeds.csv and <name>-jobs.csv; draw its
     figures into `figures` (None: no figures, for a variant that would overwrite the main ones).
-    `running`: the sweep is still going, so jobs not started yet are left out instead of refused."""
+    `running`: the sweep is still going, and may span sessions: jobs not started yet are left out
+    instead of refused, and jobs already collected but absent from `sweep` (run in an earlier
+    session, on another checkout) are kept."""
     jobs, skipped = find_jobs([sweep])
     if (skipped and not running) or not jobs:
         raise ValueError(f"{sweep}: {len(jobs)} readable jobs; skipped {'; '.join(skipped) or 'none'}")
@@ -53,6 +55,12 @@ def collect(sweep: Path, name: str, data_dir: Path, figures: Path | None, runnin
     seeds = per_seed(jobs).assign(job=lambda t: t["job"].map(lambda p: Path(p).name))
     described = pd.DataFrame([job_row(job) for job in jobs])
     paths = [data_dir / f"{name}-seeds.csv", data_dir / f"{name}-jobs.csv"]
+    if running and all(path.exists() for path in paths):
+        earlier = [pd.read_csv(path) for path in paths]
+        seeds, described = (
+            pd.concat([old[~old["job"].isin(new["job"])], new], ignore_index=True)
+            for old, new in zip(earlier, (seeds, described))
+        )
     # Unix seconds: 7 digits would blur them to minutes, and the overlaps read from them.
     clocks = {"clock": seeds["clock"].map(lambda t: f"{t:.3f}")} if "clock" in seeds else {}
     seeds.assign(**clocks).to_csv(paths[0], index=False, float_format="%.7g")
