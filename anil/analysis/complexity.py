@@ -29,7 +29,7 @@ from anil.analysis.timing import QUERY, SHOTS, WAYS, interleaved, make_batch, ma
 from anil.engine.batched import BodyPass, anil_meta_loss, anil_reference_meta_loss, encode, task_minor_images
 from anil.engine.losses import support_loss
 from anil.engine.maml import maml_meta_loss
-from anil.engine.model import AnilNet, head_logits
+from anil.engine.model import AnilNet, dimensions, head_logits
 from anil.engine.opcount import OpCounts
 from anil.geometry import Geometry
 from anil.tasks import InnerLoop, TaskBatch, class_labels
@@ -70,9 +70,8 @@ def measure(
     contenders = forwards(model, batch, inner, body)
     seconds = interleaved({name: as_step(model, f) for name, f in contenders.items()}, repeats, device)
     row: dict[str, Any] = {"geometry": geometry, "N": n, "B": tasks}
-    n_w = sum(p.numel() for p in model.head)
-    n_phi = sum(p.numel() for p in model.body.parameters())
-    row.update(n_w=n_w, n_phi=n_phi)
+    row.update(dimensions(model))
+    n_w, n_phi = row["n_w"], row["n_phi"]
     for name, forward in contenders.items():
         row[f"{name}_s"] = seconds[name]
         row[f"{name}_bytes"] = peak_bytes(as_step(model, forward), forward, device)

@@ -22,7 +22,7 @@ import torch
 
 from anil.analysis.timing import round_robin
 from anil.config import TrainConfig
-from anil.engine.model import AnilNet
+from anil.engine.model import dimensions
 from anil.run.setup import build
 from anil.run.trainer import meta_step
 
@@ -46,11 +46,6 @@ def time_iterations(configs: list[Timed], repeats: int, device: torch.device) ->
             "seconds": statistics.median(seconds), "q25": quartiles[0], "q75": quartiles[2], "repeats": len(seconds),
         })  # fmt: skip
     return rows
-
-
-def dimensions(model: AnilNet) -> dict[str, int]:
-    """n_w and n_φ, the head's and the body's parameter counts (Table 2 counts entries in them)."""
-    return {"n_w": sum(p.numel() for p in model.head), "n_phi": sum(p.numel() for p in model.body.parameters())}
 
 
 def environment(command: str, started: float) -> dict[str, Any]:

@@ -95,23 +95,26 @@ def sweep_grid(experiment: str, key: str = "N", extra: tuple[str, ...] = ()) -> 
     """The configs of an experiment's own sweep along `key` (its hydra.sweeper.params), each at
     the experiment's other defaults (and the `extra` overrides, e.g. a dataset.root): what a timing
     of every configuration needs, without Hydra."""
+    values = str(_swept(experiment, extra)[key]).split(",")
     with hydra_context():
-        swept = compose_train([f"experiment={experiment}", *extra], with_hydra=True).hydra.sweeper.params
-        values = str(swept[key]).split(",")
         return [typed(compose_train([f"experiment={experiment}", f"{key}={value}", *extra])) for value in values]
 
 
 def sweep_jobs(experiment: str) -> int:
     """How many jobs the experiment's own sweep launches: the product of its swept values' counts
     (a comma list, or range(k))."""
-    with hydra_context():
-        swept = compose_train([f"experiment={experiment}"], with_hydra=True).hydra.sweeper.params
     jobs = 1
-    for value in swept.values():
+    for value in _swept(experiment).values():
         text = str(value)
         ranged = re.fullmatch(r"range\((\d+)\)", text)
         jobs *= int(ranged.group(1)) if ranged else len(text.split(","))
     return jobs
+
+
+def _swept(experiment: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The experiment's hydra.sweeper.params: swept key -> its values as written."""
+    with hydra_context():
+        return dict(compose_train([f"experiment={experiment}", *extra], with_hydra=True).hydra.sweeper.params)
 
 
 def explain_hydra(error: Exception) -> str:

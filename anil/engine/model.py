@@ -102,6 +102,11 @@ def head_size(geometry: Geometry, features: int, ways: int, hidden: int) -> int:
     return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths[:-1], widths[1:]))
 
 
+def dimensions(model: AnilNet) -> dict[str, int]:
+    """n_w and n_φ, the head's and the body's parameter counts (Table 2 counts entries in them)."""
+    return {"n_w": sum(p.numel() for p in model.head), "n_phi": sum(p.numel() for p in model.body.parameters())}
+
+
 def init_head(geometry: Geometry, features: int, ways: int, hidden: int) -> nn.ParameterList:
     """Head parameters w as [weight, bias, ...]: one Linear (convex) or Linear -> ReLU -> Linear."""
     sizes = head_widths(geometry, features, ways, hidden)

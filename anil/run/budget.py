@@ -28,6 +28,7 @@ from anil.tasks import TaskBatch
 EVAL_HOURS = TrainConfig.max_eval_hours  # the longest an evaluation may be projected to take (anil eval --max-hours)
 PROBE_TASKS = 100_000  # a run's evaluation work (tasks scored over the run) above which it is timed up front
 GRADIENT_COST = 3.0  # a task of the full objective's gradient costs about this many scorings (forward and backward)
+Scores = tuple[torch.Tensor, torch.Tensor]  # per-task query losses and accuracies, [tasks] each
 BODY_FACTOR = 4.0  # floats kept per image per (filter x pixel) of the first block, all blocks together
 FILTERS = 64
 HEADROOM = 0.9  # use at most this share of what is available
@@ -119,6 +120,14 @@ def check_duration(what: str, per_task_s: float, tasks: int, limit_hours: float,
         )
 
 
+def timed_batch(learner: MetaLearner, model: AnilNet, batch: TaskBatch) -> tuple[Scores, float]:
+    """learner.score on one batch, and the seconds it took per task: the pace an evaluation's
+    projected time is read from."""
+    with lap(batch.images.device) as took:
+        scores = learner.score(model, [batch])
+    return scores, took.wall / batch.tasks
+
+
 def evaluation_tasks(config: TrainConfig) -> float:
     """Tasks a run scores in its evaluations (validations, and the full objective's gradient
     weighted by GRADIENT_COST), over all its iterations."""
@@ -134,9 +143,7 @@ def check_evaluations(config: TrainConfig, learner: MetaLearner, model: AnilNet,
     total = evaluation_tasks(config)
     if total <= PROBE_TASKS:
         return
-    first = next(iter(batches))
-    with lap(first.images.device) as took:
-        learner.score(model, [first])
+    _, pace = timed_batch(learner, model, next(iter(batches)))
     fix = ("lower eval_tasks or grad_eval_tasks, evaluate less often (eval_every, grad_eval_every), "
            "or raise max_eval_hours")  # fmt: skip
-    check_duration("the run's evaluations", took.wall / first.tasks, int(total), config.max_eval_hours, fix)
+    check_duration("the run's evaluations", pace, int(total), config.max_eval_hours, fix)

@@ -20,9 +20,8 @@ from anil.data import load_splits
 from anil.engine.learner import MetaLearner
 from anil.engine.model import AnilNet
 from anil.run import checkpoint
-from anil.run.budget import EVAL_HOURS, check_duration, check_fits
+from anil.run.budget import EVAL_HOURS, check_duration, check_fits, timed_batch
 from anil.run.checkpoint import BEST, CHECKPOINT
-from anil.run.clock import lap
 from anil.run.setup import image_shape, make_learner, make_model, resolve_device, task_set
 from anil.tasks import TaskBatch
 from anil.validation import check_device, validate
@@ -45,10 +44,9 @@ def timed_score(
     the first batch when all `tasks` would take longer than `max_hours` at its measured pace."""
     remaining = iter(batches)
     first = next(remaining)
-    device = first.images.device
-    with lap(device) as took:
-        parts = [learner.score(model, [first])]
-    check_duration("the evaluation", took.wall / first.tasks, tasks, max_hours, fix)
+    scores, pace = timed_batch(learner, model, first)
+    check_duration("the evaluation", pace, tasks, max_hours, fix)
+    parts = [scores]
     if tasks > first.tasks:
         parts.append(learner.score(model, remaining))
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])

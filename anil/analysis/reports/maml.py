@@ -30,9 +30,10 @@ from anil.analysis.reports.targets import (
     costs_at,
     reached,
     start_level,
+    unless_alone,
     unless_stalled,
 )
-from anil.analysis.statistics import Verdict, interval
+from anil.analysis.statistics import interval
 
 NAME = "maml"  # docs/data/reproduction/maml-{seeds,jobs}.csv
 TARGETS = 3  # loss targets: the common one and others evenly up to just below the lower start
@@ -99,9 +100,8 @@ def _judge(anil: Sweep, maml: Sweep, name: str, compared: Compared) -> list[Row]
                 costs_at(compared.anil, target, column), costs_at(compared.maml, target, column)
             )
             judged = unless_stalled(judged, target, chance(maml.jobs), compared.anil, compared.maml)
-            if column == "time" and not timing.trusted:
-                reason = f"the runs' own clocks cannot compare them: {timing.describe()}"
-                judged = dataclasses.replace(judged, verdict=Verdict.INCONCLUSIVE, reason=reason)
+            if column == "time":
+                judged = unless_alone(judged, timing, "them")
             rows.append((judged, label, f"{quantity} to a training loss of {target:.3g}"))
     return rows
 

@@ -8,7 +8,6 @@ initialisation) are all built from these pieces.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,8 +21,16 @@ from anil.analysis.overlap import Occupancy, occupancy
 from anil.analysis.pricing import COUNT_VIEWS, Pace, has_counters, with_costs
 from anil.analysis.reports.jobs import SMOOTH, algorithm_of, init_of, tally
 from anil.analysis.reports.markdown import table
-from anil.analysis.reports.targets import Curves, chance, cost_to, costs_at, unless_stalled, unless_unlearned
-from anil.analysis.statistics import Interval, Verdict, interval
+from anil.analysis.reports.targets import (
+    Curves,
+    chance,
+    cost_to,
+    costs_at,
+    unless_alone,
+    unless_stalled,
+    unless_unlearned,
+)
+from anil.analysis.statistics import Interval, interval
 from anil.run.metrics import OBJECTIVE_METRICS
 
 SCHEDULES = ("constant", "inverse_n", "authors")  # the order designs are reported in
@@ -250,11 +257,7 @@ def _complexity(
                   for column, (_, name) in COUNT_VIEWS.items()]  # fmt: skip
     if sweep.priced:
         views.append((judge(costs_at(curves, target, "priced")), f"{PRICED} {to_target}"))
-    own = judge(costs_at(curves, target, "time"))
-    timing = sweep.timing
-    if not timing.trusted:
-        reason = f"the runs' own clocks cannot compare N: {timing.describe()}"
-        own = dataclasses.replace(own, verdict=Verdict.INCONCLUSIVE, reason=reason)
+    own = unless_alone(judge(costs_at(curves, target, "time")), sweep.timing, "N")
     return views + [(own, f"training seconds as the runs measured them {to_target}")]
 
 

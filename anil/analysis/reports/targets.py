@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from anil.analysis import claims
+from anil.analysis.overlap import Occupancy
 from anil.analysis.statistics import Verdict
 from anil.analysis.thresholds import LEARNED
 
@@ -92,6 +93,16 @@ def unless_unlearned(judged: claims.Judgement, curves: Curves, chance_loss: floa
         f"the median run at N={stuck} ended at or above chance ({chance_loss:.3g}) or where it started: "
         "it did not learn"
     )
+    return dataclasses.replace(judged, verdict=Verdict.INCONCLUSIVE, reason=reason)
+
+
+def unless_alone(judged: claims.Judgement, timing: Occupancy, compared: str) -> claims.Judgement:
+    """`judged` on the runs' own clocks, or inconclusive unless the jobs trained one at a time on
+    their host (anil/analysis/overlap.py): shared cores bias the clocks unevenly. `compared`: what
+    the clocks would compare (N, or the two algorithms)."""
+    if timing.trusted:
+        return judged
+    reason = f"the runs' own clocks cannot compare {compared}: {timing.describe()}"
     return dataclasses.replace(judged, verdict=Verdict.INCONCLUSIVE, reason=reason)
 
 
