@@ -18,6 +18,7 @@ commands:
   plot SWEEP_DIR [...]         draw loss vs meta-iteration and vs time, one curve per N, per geometry
   table SWEEP_DIR [...]        a results table per configuration: mean over seeds, 95% interval (md, csv, tex)
   smoothness [--N 1 2 5 ...]   the meta-Hessian's block norms and the inner curvature against N (Props. 2-3)
+  testbed [--quick]            the theory testbed: Theorems 1-2, Props. 2-3 where the constants are set
   report DOC [...]             regenerate a document of docs/ from its measured data
 
 examples:
@@ -36,6 +37,7 @@ COMMANDS = {
     "plot": "anil.cli.plot:main",
     "smoothness": "anil.cli.smoothness:main",
     "table": "anil.cli.table:main",
+    "testbed": "anil.cli.testbed:main",
     "report": "anil.cli.report:main",
 }
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from anil.analysis.reports import testbed
 from anil.analysis.reports.formulas import limit_section, proposition_1_section
 from anil.analysis.reports.markdown import generated_by, source_name, table
 from anil.analysis.smoothness_summary import AGREEMENT, summarise
@@ -26,6 +27,8 @@ COMMAND = "anil report theory"
 BOUNDED_SPREAD = 3.0  # "bounded independently of N": varies by less than this factor over the grid at a point
 LINEAR_SLACK = 0.2  # "at most linear in N" (Prop. 3): a fitted log-log slope up to 1 + this
 CONTRACTING = 2.0  # gradient descent with stepsize alpha contracts along every direction of H only if alpha*L < 2
+
+TESTBED = "testbed.json"  # anil testbed's output, beside theory.json
 
 
 def collect(smoothness: Path, figures: Path, init_curvature: list[Path] | None = None) -> dict[str, Any]:
@@ -252,6 +255,13 @@ def render(data: dict[str, Any], source: str) -> str:
 
 
 def write(data_path: Path, doc_path: Path) -> Path:
+    """docs/theory.md from theory.json, and the testbed's section from testbed.json beside it when
+    `anil testbed` has written one."""
     data = json.loads(data_path.read_text(encoding="utf-8"))
-    doc_path.write_text(render(data, source_name(data_path, doc_path)), encoding="utf-8")
+    text = render(data, source_name(data_path, doc_path))
+    bed = data_path.with_name(TESTBED)
+    if bed.exists():
+        record = json.loads(bed.read_text(encoding="utf-8"))
+        text += "\n" + "\n".join(testbed.section(record, source_name(bed, doc_path))) + "\n"
+    doc_path.write_text(text, encoding="utf-8")
     return doc_path
