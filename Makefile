@@ -6,10 +6,10 @@ TORCH ?= torch==2.13.0
 STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 DEMO_DIR := outputs/sweeps/demo_$(STAMP)
 
-.PHONY: help install demo reproduce theory complexity bench gpu-wheels gpu-dry-run docs lint test test-slow clean
+.PHONY: help install demo reproduce theory theory-testbed complexity bench gpu-wheels gpu-dry-run docs lint test test-slow clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 install: $(VENV)/.installed ## create .venv and install anil (a CPU torch first, if none is there)
 
@@ -39,6 +39,11 @@ theory: install ## smoothness vs N on the hard embedded data, the Proposition 1 
 	$(BIN)/anil report theory --smoothness outputs/smoothness/embedded_hard_$(STAMP) \
 	    --init-curvature outputs/smoothness/embedded_hard_init_pytorch_$(STAMP) \
 	    outputs/smoothness/embedded_hard_init_authors_$(STAMP)
+
+# One thread: the testbed's tensors are small, and its stated run time was measured so.
+theory-testbed: install ## the theory testbed (about an hour on 2 cores; resumes), then docs/theory.md
+	OMP_NUM_THREADS=1 $(BIN)/anil testbed --out docs/data/testbed.json
+	$(BIN)/anil report theory
 
 complexity: install ## ANIL vs MAML per meta-iteration (about 3 min), then docs/complexity.md
 	$(BIN)/python scripts/complexity.py

@@ -197,3 +197,34 @@ def test_epsilon_is_reached_by_every_run_and_costs_count_the_papers_evaluations(
     assert costs["iterations"][1] == {0: 20.0, 1: 10.0} and costs["iterations"][3] == {0: 10.0, 1: 10.0}
     assert costs["grad_w"][3][0] == 10 * 4 * 4 and costs["second_order"][3][0] == 10 * 2 * 4 * 3
     assert costs["grad_phi"][1][1] == 10 * 4
+
+
+# --- the suite and its command ------------------------------------------------------------------------
+
+
+def test_anil_testbed_refuses_an_output_folder_that_does_not_exist(tmp_path, capsys):
+    from anil.cli.main import main
+
+    assert main(["testbed", "--quick", "--out", str(tmp_path / "missing" / "t.json")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "missing" in error and "does not exist" in error
+
+
+@pytest.mark.slow
+def test_the_quick_suite_writes_every_stage_resumes_without_redoing_any_and_renders(tmp_path):
+    import json
+
+    from anil.analysis.reports import testbed as report
+    from anil.testbed.suite import QUICK, run
+
+    out = tmp_path / "testbed.json"
+    record = run(QUICK, out)
+    expected = 1 + 3 * 2 * len(QUICK.grid)  # calibrate; search, runs, smoothness per geometry and N
+    assert len(record["stages"]) == expected == len(json.loads(out.read_text())["stages"])
+    for config, calibrated in zip(record["stages"]["calibrate"]["convex"], QUICK.kappas):
+        assert config["L"] / config["mu"] == pytest.approx(calibrated, rel=0.1)  # the knob hits its target κ
+    seconds = dict(record["seconds"])
+    again = run(QUICK, out)
+    assert again["seconds"] == seconds  # nothing recomputed
+    text = "\n".join(report.section(again, "testbed.json"))
+    assert "### Theorem 1" in text and "### Propositions 2 and 3" in text and "**" in text
