@@ -60,6 +60,22 @@ def common_epsilon(runs: dict[int, dict[str, Any]]) -> float:
     return max(minima)
 
 
+def minima(runs: dict[int, dict[str, Any]]) -> Costs:
+    """N -> seed -> log10 of the run's least Definition 1 quantity over its evaluations (what the
+    theorems bound: min over iterations)."""
+    return {
+        n: {s: math.log10(min(v for v in levels if math.isfinite(v))) for s, levels in zip(c["seeds"], stationarity(c))}
+        for n, c in runs.items()
+    }
+
+
+def cheapest(costs: Costs) -> tuple[int, Interval]:
+    """The N of least mean cost, with its t interval over seeds."""
+    means = {n: interval(list(seeds.values())) for n, seeds in costs.items()}
+    n = min(means, key=lambda k: means[k].estimate)
+    return n, means[n]
+
+
 def per_iteration(n: int, tasks: int) -> dict[str, int]:
     """The paper's evaluation counts of one ANIL meta-iteration over `tasks` tasks."""
     return {"iterations": 1, "grad_w": tasks * (n + 1), "grad_phi": tasks, "second_order": 2 * tasks * n}

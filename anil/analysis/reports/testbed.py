@@ -60,7 +60,8 @@ def section(record: dict[str, Any], source: str) -> list[str]:
         f"{', '.join(map(str, plan['search_seeds']))}, kept apart from the judged ones: β on the grid "
         f"{', '.join(f'{b:g}' for b in plan['betas'])} (lowest training loss over the last fifth of "
         f"{plan['search_iterations']} iterations), the nonconvex α by bisection (anil/testbed/stages.py states "
-        "both rules).",
+        "both rules). Theorems 1 and 2 set β through poly(ρ, τ, L, M), constants the paper leaves unnamed, "
+        "so β is searched rather than computed; Proposition 2's α = μ/L² is computed from the measured μ, L.",
         "",
         *_configurations(stages),
         "",
@@ -141,6 +142,11 @@ def _convex(stages: dict[str, Any], plan: dict[str, Any]) -> list[str]:
     order = rules.kappa_order(saturations[kappas[0]], saturations[kappas[-1]], (kappas[0], kappas[-1]))
     lines += [f"Across κ (target {kappas[0]:g} against {kappas[-1]:g}) — {_verdict(order)}. {order.evidence}."]
     return lines
+
+
+def _least(costs: rules.Costs) -> str:
+    n, cost = rules.cheapest(costs)
+    return f"least at N={n}: {cost}"
 
 
 def _log(costs: rules.Costs) -> rules.Costs:
