@@ -210,6 +210,23 @@ def test_anil_testbed_refuses_an_output_folder_that_does_not_exist(tmp_path, cap
     assert error.count("\n") == 0 and "missing" in error and "does not exist" in error
 
 
+def test_the_plan_takes_key_value_changes_and_refuses_bad_ones_in_one_line(tmp_path, capsys):
+    from anil.cli.main import main
+    from anil.testbed.suite import Plan, with_changes
+
+    changed = with_changes(Plan(), ["seeds=20", "kappas=4,40", "lam=0.05"])
+    assert (changed.seeds, changed.kappas, changed.lam) == (20, (4.0, 40.0), 0.05)
+    for bad, said in (("sedes=3", "sedes"), ("seeds=x", "expected int"), ("grid=0,1", "positive")):
+        assert main(["testbed", "--out", str(tmp_path / "t.json"), bad]) == 2
+        error = capsys.readouterr().err.strip()
+        assert error.count("\n") == 0 and said in error
+    assert not (tmp_path / "t.json").exists()
+    (tmp_path / "t.json").write_text('{"meta": {"plan": {"seeds": 1}}, "stages": {"calibrate": {}}, "seconds": {}}')
+    assert main(["testbed", "--out", str(tmp_path / "t.json")]) == 1
+    assert "another plan" in capsys.readouterr().err
+    assert '"seeds": 1' in (tmp_path / "t.json").read_text()  # kept as it was
+
+
 @pytest.mark.slow
 def test_the_quick_suite_writes_every_stage_resumes_without_redoing_any_and_renders(tmp_path):
     import json

@@ -4,7 +4,8 @@ Stages: calibrate (the feature scale s that sets each target κ, then μ, L and 
 geometry and N: the stepsize searches on search seeds kept apart from the judged ones, the judged
 runs (every seed, Definition 1's quantities every `every` iterations on the fixed tasks, μ and L at
 the end), and the meta-Hessian block norms. Each finished stage is written at once; a rerun
-with the same plan skips the stages the file already holds, so a stopped suite resumes.
+with the same plan skips the stages the file already holds, so a stopped suite resumes; a file
+written under another plan is refused, never overwritten.
 """
 
 from __future__ import annotations
@@ -63,6 +64,26 @@ QUICK = Plan(
 )  # fmt: skip
 
 
+def with_changes(plan: Plan, changes: list[str]) -> Plan:
+    """`plan` with `key=value` changes (a tuple field takes comma-separated values), each checked."""
+    fields = {f.name: f for f in dataclasses.fields(plan)}
+    values: dict[str, Any] = {}
+    for change in changes:
+        key, _, text = change.partition("=")
+        if key not in fields or not text:
+            raise ValueError(f"{change!r} is not key=value with a key of the plan: {', '.join(fields)}")
+        current = getattr(plan, key)
+        kind = type(current[0]) if isinstance(current, tuple) else type(current)
+        try:
+            parsed = [kind(part) for part in text.split(",")]
+        except ValueError:
+            raise ValueError(f"{key}={text}: expected {kind.__name__} values") from None
+        if any(v <= 0 for v in parsed):
+            raise ValueError(f"{key}={text}: every value must be positive")
+        values[key] = tuple(parsed) if isinstance(current, tuple) else parsed[0]
+    return dataclasses.replace(plan, **values)
+
+
 def run(plan: Plan, out: Path) -> dict[str, Any]:
     """Run every stage not yet in `out` (written after each), return the whole record."""
     record = _load(out, plan)
@@ -101,8 +122,7 @@ def _load(out: Path, plan: Plan) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"cannot read {out} ({error}); remove it to start the testbed afresh") from None
     if record.get("meta", {}).get("plan") != json.loads(plan.digest()):
-        log.info("testbed: %s holds another plan; starting afresh", out)
-        return fresh
+        raise ValueError(f"{out} holds a testbed run with another plan; pass another --out (it is kept as it is)")
     record["meta"].update({k: v for k, v in _meta(plan).items() if k not in record["meta"]})
     return record
 
