@@ -25,7 +25,7 @@ ALLOWED = {
     "engine": {"anil.tasks", "anil.geometry"},
     "run": {*TOP, "anil.data", "anil.engine"},
     "testbed": {*TOP, "anil.engine"},  # the theory testbed: its own tasks and trainer, the engine's losses
-    "analysis": {*TOP, "anil.data", "anil.engine", "anil.run"},
+    "analysis": {*TOP, "anil.data", "anil.engine", "anil.run", "anil.testbed"},
     "cli": {"anil", *TOP, "anil.data", "anil.engine", "anil.run", "anil.analysis", "anil.testbed"},
 }
 BASE = {"__init__.py", "__main__.py", "config.py", "validation.py", "geometry.py", "tasks.py", "atomic.py"}

@@ -12,7 +12,7 @@ from anil.run.setup import build, inner_loop, make_learner
 from helpers import anil
 
 TINY = ["--dataset", "procedural", "--B", "2", "--directions", "1", "--points", "1", "--train-iterations", "1",
-        "--max-iterations", "3", "--tolerance", "0.05", "--hidden", "8"]  # fmt: skip
+        "--max-iterations", "3", "--tolerance", "0.05", "--hidden", "8", "--batches", "2", "--starts", "2"]  # fmt: skip
 
 
 def tiny_setup(geometry):
@@ -63,9 +63,11 @@ def test_smoothness_command_writes_its_outputs(tmp_path):
     assert result.returncode == 0, result.stderr
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 2 * len(BLOCKS) * 2  # geometries x blocks x N
-    assert (summary["median"] > 0).all() and (summary["samples"] == 1).all()
+    assert (summary["median"] > 0).all() and (summary["samples"] == 2).all()  # two meta-batches per point
     norms = pd.read_csv(out / "norms.csv")
     assert (norms["iterations_ww"] <= 3).all() and {"converged_wphi", "seconds"} <= set(norms.columns)
+    assert sorted(norms["batch"].unique()) == [0, 1] and (norms["spread_ww"] >= 0).all()
+    assert (norms["residual_ww"] >= 0).all()  # Lanczos reports the residual of what it returns
     curvature = pd.read_csv(out / "curvature.csv")
     assert len(curvature) == 2 * 2 and (curvature["L"] >= curvature["mu"]).all()  # geometries x tasks
     convex = curvature[curvature["geometry"] == "convex"]

@@ -54,8 +54,10 @@ class Probe:
     grid: tuple[int, ...]  # the N values
     points: int  # trajectory points (parameters after 0, T/(points-1), ..., T meta-iterations)
     train_iterations: int  # T
-    tolerance: float = TOLERANCE  # Lanczos stops when the norm estimate changes less than this
+    tolerance: float = TOLERANCE  # Lanczos stops on a residual at most this fraction of its value
     max_iterations: int = MAX_ITERATIONS
+    batches: int = 1  # meta-batches probed at every point (their spread is the probe's noise)
+    starts: int = 1  # Lanczos starts per block norm (the largest is kept)
     directions: int = 0  # difference quotients: random displacements per point, N and block (0: none)
     radius: float = 1e-3  # their norm relative to the displaced block's norm
     blocks: bool = True  # the meta-Hessian's block norms (False: the inner curvature only, in seconds)
@@ -65,7 +67,7 @@ class Probe:
 class Measured:
     """Everything measured along one trajectory."""
 
-    norms: list[dict[str, Any]]  # one row per (point, N): the four operator norms
+    norms: list[dict[str, Any]]  # one row per (point, meta-batch, N): the four operator norms
     curvature: list[dict[str, Any]]  # one row per (point, task): mu, L
     quotients: list[dict[str, Any]]  # one row per (point, N, direction), when asked for
 
@@ -134,7 +136,8 @@ def operator_norms(
     rows = []
     for n in probe.grid:
         started = time.perf_counter()
-        norms = block_norms(MetaHessian(setup.model, batch, learner_for(n)), probe.tolerance, probe.max_iterations)
+        hessian = MetaHessian(setup.model, batch, learner_for(n))
+        norms = block_norms(hessian, probe.tolerance, probe.max_iterations, probe.starts)
         rows.append({"N": n, **norms.as_dict(), "seconds": time.perf_counter() - started})
         log.info(
             "N=%d: L_ww %.4g, L_wphi %.4g, L_phiw %.4g, L_phiphi %.4g (%.0f s)",
@@ -163,7 +166,8 @@ def measure(config: TrainConfig, probe: Probe) -> Measured:
     """Train the trajectory `config` describes and probe it at `probe.points` evenly spaced iterations."""
     device = resolve_device(config.device)
     setup = build(config, device)
-    batch = setup.sampler.sample(config.B)  # one fixed meta-batch for every point, N and direction
+    batches = [setup.sampler.sample(config.B) for _ in range(probe.batches)]  # fixed for every point and N
+    batch = batches[0]  # the curvature and the difference quotients read the first
     shape = image_shape(setup.sampler.images.shape)  # the body pass is sized to the images
     exact = dataclasses.replace(config, first_order=False)
 
@@ -185,7 +189,9 @@ def measure(config: TrainConfig, probe: Probe) -> Measured:
         started = time.perf_counter()
         point = {"geometry": geometry, "iteration": mark}
         if probe.blocks:
-            measured.norms += [{**point, **row} for row in operator_norms(setup, batch, probe, learner_for)]
+            for index, probed in enumerate(batches):
+                rows = operator_norms(setup, probed, probe, learner_for)
+                measured.norms += [{**point, "batch": index, **row} for row in rows]
         measured.curvature += [{**point, **row} for row in curvature_rows(setup, batch, config, config.alpha)]
         if probe.directions:
             rows = probe_point(setup, batch, geometry, probe, learner_for, config.seed)

@@ -46,8 +46,10 @@ def parser() -> argparse.ArgumentParser:
         "--tolerance",
         type=float,
         default=TOLERANCE,
-        help=f"Lanczos stops at this relative change of its estimate (default {TOLERANCE:g})",
+        help=f"Lanczos stops once its residual is at most this fraction of its value (default {TOLERANCE:g})",
     )
+    parser.add_argument("--batches", type=int, default=3, help="meta-batches probed at every point (default 3)")
+    parser.add_argument("--starts", type=int, default=2, help="Lanczos starts per block norm (default 2)")
     parser.add_argument("--max-iterations", type=int, default=MAX_ITERATIONS,
                         help=f"Lanczos steps at most per block (default {MAX_ITERATIONS})")  # fmt: skip
     parser.add_argument(
@@ -76,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _check(cli: argparse.ArgumentParser, options: argparse.Namespace) -> None:
-    for name in ("points", "B", "trajectory_N", "max_iterations"):
+    for name in ("points", "B", "trajectory_N", "max_iterations", "batches", "starts"):
         if getattr(options, name) < 1:
             cli.error(f"--{name.replace('_', '-')} must be >= 1")
     if options.directions < 0 or not 0 < options.tolerance < 1:
@@ -115,7 +117,8 @@ def main(args: list[str]) -> int:
     out = options.out or Path("outputs/smoothness") / time.strftime("%Y-%m-%d_%H-%M-%S")
     grid = tuple(sorted(set(options.N)))
     probe = Probe(grid, options.points, options.train_iterations, options.tolerance, options.max_iterations,
-                  options.directions, options.radius, blocks=not options.curvature_only)  # fmt: skip
+                  options.batches, options.starts, options.directions, options.radius,
+                  blocks=not options.curvature_only)  # fmt: skip
     started = time.perf_counter()
     try:
         measured = [measure(trajectory_config(geometry, options), probe) for geometry in options.geometry]
@@ -124,7 +127,8 @@ def main(args: list[str]) -> int:
         return 1
     out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame([row for m in measured for row in m.curvature]).to_csv(out / "curvature.csv", index=False)
-    config = {**vars(options), "out": str(out), "wall_s": time.perf_counter() - started, "torch": torch.__version__,
+    config = {**vars(options), "stop": "residual",  # the Lanczos stop this version uses (lanczos_norm)
+              "out": str(out), "wall_s": time.perf_counter() - started, "torch": torch.__version__,
               "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
     write_json_atomic(out / "config.json", config)
     if options.curvature_only:
