@@ -193,6 +193,9 @@ def test_epsilon_is_reached_by_every_run_and_costs_count_the_papers_evaluations(
     }  # fmt: skip
     epsilon = rules.common_epsilon(runs)
     assert epsilon == 0.3  # seed 1 at N = 3 reaches 0.3 at best
+    assert rules.epsilons(runs) == {"every run reaches": 0.3, "half the runs reach": pytest.approx(0.225)}
+    censored = rules.costs_to(runs, 0.225, tasks=4)["iterations"]
+    assert censored[3][1] == 20.0 and censored[3][0] == 10.0  # never reached: the whole run, a lower bound
     costs = rules.costs_to(runs, epsilon, tasks=4)
     assert costs["iterations"][1] == {0: 20.0, 1: 10.0} and costs["iterations"][3] == {0: 10.0, 1: 10.0}
     assert costs["grad_w"][3][0] == 10 * 4 * 4 and costs["second_order"][3][0] == 10 * 2 * 4 * 3
