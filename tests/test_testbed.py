@@ -12,7 +12,7 @@ from anil.geometry import Geometry
 from anil.testbed.curvature import inner_curvature
 from anil.testbed.family import Family, draw, draw_runs, fixed_tasks
 from anil.testbed.lanczos import End, extremes
-from anil.testbed.net import Setting, Shape, expand_runs, init, meta_loss, stationarity
+from anil.testbed.net import Nets, Setting, Shape, expand_runs, init, meta_loss, stationarity
 from anil.testbed.search import best_on_grid, bisect
 from anil.testbed.train import Schedule, generators, train
 
@@ -79,6 +79,26 @@ def test_runs_batched_together_get_the_meta_gradients_they_would_get_alone(geome
         alone = _grads(init(shape, [run]), alone_tasks, setting(1))
         for a, b in zip(alone, together):
             assert torch.allclose(a[0], b[run], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("geometry", list(Geometry))
+def test_the_meta_gradient_through_the_inner_loop_matches_central_differences(geometry):
+    nets = init(Shape(geometry, FAMILY.dim, 5, 4), [0])
+    tasks = draw_runs(FAMILY, 2, generators([0]), FAMILY.subspace())
+    config = setting(1, alpha=0.7, n=4)
+    grads = torch.autograd.grad(meta_loss(nets, tasks, config).sum(), nets.parameters())
+    generator = torch.Generator().manual_seed(1)
+    along = [torch.randn(p.shape, generator=generator, dtype=torch.float64) for p in nets.parameters()]
+    heads = len(nets.head)
+
+    def loss_at(shift):
+        moved = [(p.detach() + shift * d).requires_grad_(True) for p, d in zip(nets.parameters(), along)]
+        return float(meta_loss(Nets(body=moved[heads:], head=moved[:heads]), tasks, config).detach())
+
+    step = 1e-5
+    slope = (loss_at(step) - loss_at(-step)) / (2 * step)
+    exact = float(sum((g * d).sum() for g, d in zip(grads, along)))
+    assert slope == pytest.approx(exact, rel=1e-6)
 
 
 def test_the_full_objective_in_chunks_is_exact():
