@@ -63,7 +63,8 @@ def section(record: dict[str, Any], source: str) -> list[str]:
         f"{', '.join(f'{b:g}' for b in plan['betas'])} (lowest training loss over the last fifth of "
         f"{plan['search_iterations']} iterations), the nonconvex α by bisection (anil/testbed/stages.py states "
         "both rules). Theorems 1 and 2 set β through poly(ρ, τ, L, M), constants the paper leaves unnamed, "
-        "so β is searched rather than computed; Proposition 2's α = μ/L² is computed from the measured μ, L.",
+        "so β is searched rather than computed (its grid steps by about ×3, so a verdict that turns on a finer β "
+        "cannot be told from this one); Proposition 2's α = μ/L² is computed from the measured μ, L.",
         "",
         *_configurations(stages),
         "",

@@ -247,7 +247,7 @@ def smoothness_section(smoothness: dict[str, Any]) -> list[str]:
 def render(data: dict[str, Any], source: str) -> str:
     checks = data["checks"]
     lines = [
-        "# The theory, checked: Proposition 1 exactly, Propositions 2 and 3 measured",
+        "# The theory, checked: Proposition 1 exactly, Propositions 2 and 3 measured, Theorems 1 and 2 on a testbed",
         "",
         generated_by(COMMAND, [source])
         + f" The formula checks ran on {checks['date']} (torch {checks['torch']}, {checks['wall_s']:.0f} s).",
