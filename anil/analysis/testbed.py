@@ -173,14 +173,8 @@ def kappa_order(low: dict[int, float], high: dict[int, float], kappas: tuple[flo
     """Measured N_sat at the larger κ above that at the smaller (paired by seed, log10)."""
     common = sorted(set(low) & set(high))
     later = interval([math.log10(high[s] / low[s]) for s in common])
-    verdict = decide(later)
     evidence = f"log10 N_sat(κ={kappas[1]:g}) − log10 N_sat(κ={kappas[0]:g}): {later}"
-    reasons = {
-        Verdict.AGREES: "the larger κ saturates later",
-        Verdict.DISAGREES: "the larger κ saturates earlier",
-        Verdict.INCONCLUSIVE: f"the difference straddles zero: {what_would_decide(later)}",
-    }
-    return Judgement(KAPPA_ORDER, verdict, evidence, reasons[verdict])
+    return _three_way(KAPPA_ORDER, later, evidence, "the larger κ saturates later", "the larger κ saturates earlier")
 
 
 def exponent(values: dict[int, dict[str, float]]) -> Interval:
@@ -196,12 +190,22 @@ def inverse_n(claim: Claim, values: dict[int, dict[str, float]]) -> Judgement:
     """The fitted exponent b below −1/2 (nearer 1/N's −1 than an N-independent rule's 0) agrees."""
     slope = exponent(values)
     nearer = Interval(-0.5 - slope.estimate, -0.5 - slope.high, -0.5 - slope.low, slope.n)
-    verdict = decide(nearer)
     evidence = f"log-log slope against N: {slope} (1/N: −1; N-independent: 0)"
+    agrees = "it falls like 1/N (the slope is nearer −1 than 0)"
+    disagrees = "it is nearer N-independent than 1/N (the slope is above −1/2)"
+    return _three_way(claim, nearer, evidence, agrees, disagrees, "the slope straddles −1/2")
+
+
+def _three_way(
+    claim: Claim, quantity: Interval, evidence: str, agrees: str, disagrees: str,
+    straddles: str = "the difference straddles zero",
+) -> Judgement:  # fmt: skip
+    """`decide(quantity)` with the reason for each outcome (inconclusive: what would decide it)."""
+    verdict = decide(quantity)
     reasons = {
-        Verdict.AGREES: "it falls like 1/N (the slope is nearer −1 than 0)",
-        Verdict.DISAGREES: "it is nearer N-independent than 1/N (the slope is above −1/2)",
-        Verdict.INCONCLUSIVE: f"the slope straddles −1/2: {what_would_decide(nearer)}",
+        Verdict.AGREES: agrees,
+        Verdict.DISAGREES: disagrees,
+        Verdict.INCONCLUSIVE: f"{straddles}: {what_would_decide(quantity)}",
     }
     return Judgement(claim, verdict, evidence, reasons[verdict])
 
