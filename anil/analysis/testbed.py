@@ -150,10 +150,14 @@ def theorem_1(iterations: Costs, alpha_mu: float) -> Judgement:
     measured = measured_saturation(iterations)
     predicted = predicted_saturation(alpha_mu)
     margin = interval([math.log10(predicted / v) for v in measured.values()])
+    fitted = (
+        f"measured N_sat {interval(list(measured.values()))} over the {len(measured)} seeds whose cost falls with N"
+        if measured
+        else "no seed's cost falls with N, so no saturation point can be fitted"
+    )
     evidence = (
-        f"log10 K_ε(N={lo}) − log10 K_ε(N={hi}): {falls}; measured N_sat {interval(list(measured.values()))} "
-        f"over {len(measured)} seeds whose cost falls; predicted N_sat {predicted:.3g} (αμ = {alpha_mu:.3g}); "
-        f"log10 predicted/measured {margin}"
+        f"log10 K_ε(N={lo}) − log10 K_ε(N={hi}): {falls}; {fitted}; predicted N_sat {predicted:.3g} "
+        f"(αμ = {alpha_mu:.3g})" + (f"; log10 predicted/measured {margin}" if measured else "")
     )
     fell, early = decide(falls), decide(margin)
     if fell is Verdict.DISAGREES:

@@ -163,7 +163,8 @@ def _convex(stages: dict[str, Any], plan: dict[str, Any]) -> list[str]:
         ]
     kappas = sorted(saturations)
     order = rules.kappa_order(saturations[kappas[0]], saturations[kappas[-1]], (kappas[0], kappas[-1]))
-    lines += [f"Across κ (target {kappas[0]:g} against {kappas[-1]:g}) — {_verdict(order)}. {order.evidence}."]
+    lines += [f"Across κ (target {kappas[0]:g} against {kappas[-1]:g}, N_sat at the first ε) — {_verdict(order)}. "
+              f"{order.evidence}."]  # fmt: skip
     return lines
 
 
