@@ -64,7 +64,9 @@ def section(record: dict[str, Any], source: str) -> list[str]:
         f"{plan['search_iterations']} iterations), the nonconvex α by bisection (anil/testbed/stages.py states "
         "both rules). Theorems 1 and 2 set β through poly(ρ, τ, L, M), constants the paper leaves unnamed, "
         "so β is searched rather than computed (its grid steps by about ×3, so a verdict that turns on a finer β "
-        "cannot be told from this one); Proposition 2's α = μ/L² is computed from the measured μ, L.",
+        "cannot be told from this one). One β serves w and φ, whereas Theorem 1 lets β_w grow with N "
+        "(as (1 − μ²/L²)^(−N/2)) while β_φ stays fixed: the convex verdicts below are for a shared β. "
+        "Proposition 2's α = μ/L² is computed from the measured μ, L.",
         "",
         *_configurations(stages),
         "",
