@@ -44,3 +44,30 @@ def test_the_memory_estimate_follows_the_piece_and_suggests_one(monkeypatch):
     suggested = int(str(refused.value).rsplit("task_chunk=", 1)[1])
     assert 1 <= suggested < 32
     budget.check_fits(dataclasses.replace(config, task_chunk=suggested), 32, 3, torch.device("cpu"))  # and it fits
+
+
+@pytest.mark.parametrize("side", [28, 84])
+def test_the_estimate_bounds_what_autograd_keeps_and_a_validation_batch_is_not_added_to_it(side):
+    """Autograd's saved tensors for one meta-iteration (counted once per storage with saved-tensor
+    hooks) lie under the estimate's training part, and within 1.5x of it: an upper bound that does
+    not refuse runs that fit. Validation keeps no graph and never overlaps a training step."""
+    from anil.engine.batched import Anil, BodyPass
+    from anil.engine.model import AnilNet
+    from anil.tasks import InnerLoop, TaskBatch
+
+    config = small_config(B=2, shots=5, query=5, N=3, eval_tasks=2)
+    model = AnilNet("convex", side, 3, config.ways, 0, init="authors")
+    images = torch.randint(0, 255, (2, config.ways, 10, 3, side, side), dtype=torch.uint8)
+    storages: dict[int, int] = {}
+
+    def keep(tensor):
+        storages[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    learner = Anil(InnerLoop(3, 0.1, 0.01, False), torch.float32, BodyPass.auto(torch.device("cpu"), 50, (3, side)))
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        learner.loss(model, TaskBatch(images, 5))
+    need = budget.estimate(config, side, 3)
+    training = need.body_bytes + need.inner_bytes
+    assert sum(storages.values()) <= training <= 1.5 * sum(storages.values())
+    assert need.total == max(training, need.validation_bytes) and need.validation_bytes < training

@@ -5,10 +5,14 @@ outsized one (`anil eval --tasks 100000000`, `eval_tasks=...`) stops with one li
 
 The estimates are deliberately simple upper bounds on what autograd keeps for one meta-iteration:
 - the body: per image, each of the four Conv-4 blocks keeps its conv output and its normalised
-  output (2 x 64 x side^2 floats at full resolution, a quarter of that per later block), about
-  BODY_FACTOR x 64 x side^2 floats in all (calibrated against the benchmark's measured graph);
+  output (2 x 64 x side^2 floats at full resolution, a quarter of that per later block), and the
+  pools their indices: about BODY_FACTOR x 64 x side^2 floats in all (autograd's saved tensors,
+  counted by tests/test_task_chunk.py with saved-tensor hooks, come to 3.7 at 28, 32 and 84 px);
 - ANIL's inner loop: per step and task, the head iterate, its gradient and the support logits;
-- MAML: the body's activations for every inner step of every task.
+- MAML: the body's activations for every inner step of every task;
+- a validation batch: no graph through the body (scoring keeps none), so at most the two largest
+  activations of its first block at once (NO_GRAPH_FACTOR x 64 x side^2 floats per image), and
+  never at the same time as a training step's graph: the need is the larger of the two, not the sum.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ PROBE_TASKS = 100_000  # a run's evaluation work (tasks scored over the run) abo
 GRADIENT_COST = 3.0  # a task of the full objective's gradient costs about this many scorings (forward and backward)
 Scores = tuple[torch.Tensor, torch.Tensor]  # per-task query losses and accuracies, [tasks] each
 BODY_FACTOR = 4.0  # floats kept per image per (filter x pixel) of the first block, all blocks together
+NO_GRAPH_FACTOR = 2.0  # the same without a graph: the conv output and its normalised copy, alive at once
 FILTERS = 64
 HEADROOM = 0.9  # use at most this share of what is available
 
@@ -42,7 +47,8 @@ class Estimate:
 
     @property
     def total(self) -> int:
-        return self.body_bytes + self.inner_bytes + self.validation_bytes
+        """A training step and a validation batch never hold memory at the same time."""
+        return max(self.body_bytes + self.inner_bytes, self.validation_bytes)
 
 
 def head_parameters(config: TrainConfig, side: int) -> int:
@@ -62,7 +68,8 @@ def estimate(config: TrainConfig, side: int, channels: int) -> Estimate:
     inner = float(config.N * per_step * float_bytes)
     if config.algorithm == "maml":  # every inner step runs the body again over the support set, per task
         inner += config.N * tasks * support * per_image
-    validation = min(config.B, config.eval_tasks) * config.ways * (config.shots + config.query) * per_image
+    no_graph = NO_GRAPH_FACTOR * FILTERS * side * side * float_bytes + channels * side * side * float_bytes
+    validation = min(config.B, config.eval_tasks) * config.ways * (config.shots + config.query) * no_graph
     return Estimate(int(body), int(inner), int(validation))
 
 
@@ -90,7 +97,7 @@ def check_fits(config: TrainConfig, side: int, channels: int, device: torch.devi
             key=lambda part: part[1],
         )
         tasks = min(config.task_chunk or config.B, config.B)
-        fits = int(tasks * (HEADROOM * free - need.validation_bytes) / max(need.body_bytes + need.inner_bytes, 1))
+        fits = int(tasks * HEADROOM * free / max(need.body_bytes + need.inner_bytes, 1))
         pieces = f", or split the meta-batch (the same meta-gradient): task_chunk={fits}" if 1 <= fits < tasks else ""
         raise ConfigError(
             f"a meta-iteration needs about {gib(need.total)} but {device} has {gib(free)} free; "
