@@ -42,7 +42,7 @@ theory: install ## smoothness vs N on the hard embedded data (3 meta-batches and
 	    outputs/smoothness/embedded_hard_init_authors_$(STAMP)
 
 # One thread: the testbed's tensors are small, and its stated run time was measured so.
-theory-testbed: install ## the theory testbed (about an hour on 2 cores; resumes), then docs/theory.md
+theory-testbed: install ## the theory testbed (about 45 min; resumes, and skips what docs/data/testbed.json holds: remove it to rerun), then docs/theory.md
 	OMP_NUM_THREADS=1 $(BIN)/anil testbed --out docs/data/testbed.json
 	$(BIN)/anil report theory
 
