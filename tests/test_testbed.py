@@ -263,8 +263,17 @@ def test_the_quick_suite_writes_every_stage_resumes_without_redoing_any_and_rend
     assert len(record["stages"]) == expected == len(json.loads(out.read_text())["stages"])
     for config, calibrated in zip(record["stages"]["calibrate"]["convex"], QUICK.kappas):
         assert config["L"] / config["mu"] == pytest.approx(calibrated, rel=0.1)  # the knob hits its target κ
+    assert set(record["load"]) == set(record["stages"])  # each stage records the machine's load
     seconds = dict(record["seconds"])
     again = run(QUICK, out)
     assert again["seconds"] == seconds  # nothing recomputed
     text = "\n".join(report.section(again, "testbed.json"))
     assert "### Theorem 1" in text and "### Propositions 2 and 3" in text and "**" in text
+
+
+def test_the_run_time_is_said_to_be_alone_or_shared_from_the_recorded_load():
+    from anil.analysis.reports.testbed import _load
+
+    assert "(alone)" in _load({"load": {"a": 0.9, "b": 1.2}}, threads=1)
+    assert "upper bound" in _load({"load": {"a": 0.9, "b": 2.3}}, threads=1)
+    assert "not recorded" in _load({}, threads=1)

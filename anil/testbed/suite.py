@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,6 +96,8 @@ def run(plan: Plan, out: Path) -> dict[str, Any]:
             result = work()
             record["stages"][name] = result
             record["seconds"][name] = round(time.perf_counter() - begun, 2)
+            # the machine's 1-minute load at the stage's end: above the threads used, others shared it
+            record.setdefault("load", {})[name] = round(os.getloadavg()[0], 2)
             write_json_atomic(out, record)
             log.info("testbed: %s done in %.0f s (%.0f s this session)", name, record["seconds"][name],
                      time.perf_counter() - started)  # fmt: skip

@@ -48,7 +48,7 @@ def section(record: dict[str, Any], source: str) -> list[str]:
         "",
         f"Generated from `{source}`, written by `anil testbed` (`{COMMAND}`): {len(stages)} stages in "
         f"{meta.get('seconds', sum(record['seconds'].values())) / 60:.1f} min of compute on {meta['threads']} "
-        f"thread(s) (torch {meta['torch']}, {meta['date']}).",
+        f"thread(s) (torch {meta['torch']}, {meta['date']}){_load(record, meta['threads'])}.",
         "",
         "The task family (anil/testbed/family.py): Gaussian class clusters in R^"
         f"{meta['family']['dim']} whose {meta['family']['ways']} class means per task lie in a shared "
@@ -77,6 +77,16 @@ def section(record: dict[str, Any], source: str) -> list[str]:
         *_smoothness(stages),
     ]
     return lines
+
+
+def _load(record: dict[str, Any], threads: int) -> str:
+    """What the recorded load says of the run time: alone, or shared (an upper bound)."""
+    loads = list(record.get("load", {}).values())
+    if not loads:
+        return "; the machine's load was not recorded, so the time may include others' work"
+    shared = max(loads) > threads + 0.5
+    said = "shared with other work: an upper bound" if shared else "alone"
+    return f"; largest 1-minute load at a stage's end {max(loads):.2f} ({said})"
 
 
 def _configurations(stages: dict[str, Any]) -> list[str]:
