@@ -24,7 +24,10 @@ log = logging.getLogger("anil.testbed")
 
 
 def main(args: list[str]) -> int:
-    parser = OneLineParser(prog="anil testbed", description=__doc__.splitlines()[0])
+    parser = OneLineParser(
+        prog="anil testbed",
+        description="the theory testbed: Theorems 1-2 and Propositions 2-3 where the constants are set",
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/data/testbed.json"), help="the JSON file to write")
     parser.add_argument("--quick", action="store_true", help="every stage at toy size (a rehearsal, not evidence)")
     parser.add_argument("changes", nargs="*", metavar="key=value", help="a field of the plan (anil/testbed/suite.py)")
