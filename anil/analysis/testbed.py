@@ -54,11 +54,6 @@ def stationarity(config: dict[str, Any]) -> list[list[float]]:
     return [[max(w, p) for w, p in zip(ws, ps)] for ws, ps in zip(config["grad_w"], config["grad_phi"])]
 
 
-def common_epsilon(runs: dict[int, dict[str, Any]]) -> float:
-    """The lowest level every run of every N reaches: the largest over runs of their minima."""
-    return max(_minima(runs))
-
-
 def epsilons(runs: dict[int, dict[str, Any]]) -> dict[str, float]:
     """Two common levels: the lowest every run reaches (no run censored; set by the slowest
     configuration), and the median of the runs' minima (half the runs reach it; a run that does

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from anil.testbed.family import Family, Tasks, draw_runs
-from anil.testbed.net import Nets, Setting, meta_loss, per_run, stationarity
+from anil.testbed.net import Nets, Setting, Stationarity, meta_loss, per_run, stationarity
 
 log = logging.getLogger(__name__)
 BLOWUP = 1e3  # a meta-loss this far above chance (ln 5 = 1.6) has left the region training reaches
@@ -87,9 +87,12 @@ def _empty(runs: int) -> list[list[float]]:
     return [[] for _ in range(runs)]
 
 
-def _record(curves: Curves, iteration: int, measured: object) -> None:
+def _record(curves: Curves, iteration: int, measured: Stationarity) -> None:
     curves.at.append(iteration)
-    for name in ("grad_w", "grad_phi", "objective"):
-        values = getattr(measured, "loss" if name == "objective" else name).tolist()
-        for run, value in enumerate(values):
-            getattr(curves, name)[run].append(value)
+    for series, values in (
+        (curves.grad_w, measured.grad_w),
+        (curves.grad_phi, measured.grad_phi),
+        (curves.objective, measured.loss),
+    ):
+        for run, value in enumerate(values.tolist()):
+            series[run].append(value)
