@@ -30,14 +30,16 @@ REPRODUCE := outputs/sweeps/reproduce_$(STAMP)
 reproduce: install ## Figures 1-2 on the hard embedded dataset, test accuracy, the N = 30 search, the theorems' regime, MAML, long runs (docs/reproduction.md states the job time), then docs/reproduction.md
 	bash scripts/reproduce.sh $(BIN) $(REPRODUCE)
 
-theory: install ## smoothness vs N on the hard embedded data (3 meta-batches and 2 Lanczos starts per point: hours), the Proposition 1 checks, then docs/theory.md
-	$(BIN)/anil smoothness --dataset embedded_hard --init authors --N 1 5 20 --batches 3 --starts 2 \
-	    --out outputs/smoothness/embedded_hard_$(STAMP)
+# The probe resumes: run `make theory` again after a stop and it measures only what
+# outputs/smoothness/embedded_hard lacks (remove the folder to measure afresh).
+theory: install ## smoothness vs N on the hard embedded data (3 meta-batches, 2 Lanczos starts, float32: hours; resumes), the Proposition 1 checks, then docs/theory.md
+	$(BIN)/anil smoothness --dataset embedded_hard --init authors --N 1 5 20 --batches 3 --starts 2 --dtype float32 \
+	    --out outputs/smoothness/embedded_hard
 	for init in pytorch authors; do \
 	    $(BIN)/anil smoothness --dataset embedded_hard --curvature-only --init $${init} --points 1 \
 	        --train-iterations 0 --B 16 --N 1 --out outputs/smoothness/embedded_hard_init_$${init}_$(STAMP) || exit 1; \
 	done
-	$(BIN)/anil report theory --smoothness outputs/smoothness/embedded_hard_$(STAMP) \
+	$(BIN)/anil report theory --smoothness outputs/smoothness/embedded_hard \
 	    --init-curvature outputs/smoothness/embedded_hard_init_pytorch_$(STAMP) \
 	    outputs/smoothness/embedded_hard_init_authors_$(STAMP)
 

@@ -111,6 +111,7 @@ TORCH_FREE = [
     "anil.analysis.cost",
     "anil.analysis.targets",
     "anil.analysis.smoothness_summary",
+    "anil.analysis.probe_log",
     "anil.analysis.overlap",
     "anil.analysis.thresholds",
     "anil.analysis.pricing",

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
+from anil.analysis.probe_log import ProbeLog
 from anil.analysis.smoothness import DivergedTrajectory, Probe, measure, probe_point
 from anil.analysis.smoothness_summary import BLOCKS, predicted
 from anil.cli.smoothness import parser, trajectory_config
@@ -75,6 +76,12 @@ def test_smoothness_command_writes_its_outputs(tmp_path):
     assert curvature["alpha_L"].to_numpy() == pytest.approx(0.1 * curvature["L"].to_numpy())
     assert len(pd.read_csv(out / "quotients.csv")) == 2 * 2  # geometries x N, one direction
     assert (out / "smoothness.png").stat().st_size > 10_000 and (out / "smoothness.pdf").exists()
+    # Run again into the same folder: other options are refused, the same ones find nothing left to measure.
+    refused = anil("smoothness", *TINY, "--N", "1", "3", "--out", str(out), cwd=tmp_path)
+    assert refused.returncode == 1 and "other options (N: [1, 2] -> [1, 3])" in refused.stderr
+    again = anil("smoothness", *TINY, "--N", "1", "2", "--out", str(out), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert pd.read_csv(out / "norms.csv").equals(norms)
 
 
 def test_smoothness_rejects_a_bad_radius(tmp_path):
@@ -92,3 +99,36 @@ def test_a_diverging_trajectory_is_not_probed(monkeypatch):
     with pytest.raises(DivergedTrajectory, match="trajectory diverged at iteration 1"):
         measure(config, Probe((1,), points=2, train_iterations=3))
     assert len(probed) == 1  # only the point at iteration 0, probed before any step was taken
+
+
+def fake_norms(setup, batch, probe, learner_for):
+    """Stands in for Lanczos (tested in test_spectra.py): numbers that depend on the point and the
+    meta-batch, so that a resumed probe matches an unbroken one only if both see the same ones."""
+    size = sum(float(p.detach().double().norm()) for p in setup.model.parameters())
+    return [{"N": n, "L_ww": size * n + float(batch.support_labels().sum())} for n in probe.grid]
+
+
+def test_a_stopped_probe_resumes_where_it_stopped_and_matches_an_unbroken_one(tmp_path, monkeypatch):
+    """Rows reach the folder per (point, meta-batch); a rerun retrains the trajectory, checks each
+    point reproduces, and measures only what is missing, with the numbers an unbroken probe gets."""
+    _, config = tiny_setup("convex")
+    probe = Probe((1, 2), points=2, train_iterations=2, batches=2)
+    calls = []
+
+    def stopping(*args):
+        calls.append(args)
+        if len(calls) == 3:  # the point at iteration 2, its first meta-batch: a kill mid-probe
+            raise KeyboardInterrupt
+        return fake_norms(*args)
+
+    monkeypatch.setattr("anil.analysis.smoothness.operator_norms", fake_norms)
+    unbroken = measure(config, probe).frame("norms")
+    monkeypatch.setattr("anil.analysis.smoothness.operator_norms", stopping)
+    with pytest.raises(KeyboardInterrupt):
+        measure(config, probe, ProbeLog(tmp_path, {"run": 1}))
+    assert len(pd.read_csv(tmp_path / "norms.csv")) == 2 * 2  # point 0: two meta-batches x two N, on disk
+    calls.clear()
+    resumed = measure(config, probe, ProbeLog(tmp_path, {"run": 1}))
+    assert len(calls) == 2  # only the point at iteration 2's two meta-batches
+    assert resumed.frame("norms").equals(unbroken)
+    assert len(pd.read_csv(tmp_path / "points.csv")) == 2 and len(resumed.rows["curvature"]) == 2 * 2

@@ -75,6 +75,33 @@ def test_block_norms_equal_the_dense_hessians_singular_values(geometry):
     assert expected["ww"] != pytest.approx(expected["phiphi"].item(), rel=1e-2)  # the blocks are told apart
 
 
+@pytest.mark.parametrize("geometry", ["convex", "nonconvex"])
+def test_float32_block_norms_meet_the_tolerance_against_float64(geometry):
+    """`anil smoothness --dtype float32`: the residual bound (1e-3 of the value) is what float32
+    Lanczos promises, and it holds against float64 Lanczos run to convergence (tested equal to the
+    dense Hessian above) at every thread count."""
+    torch.manual_seed(3)
+    reference = AnilNet(geometry, 16, 1, ways=3, hidden=4, filters=2).to(DTYPE)
+    _, sampler = make(geometry, image_size=16)
+    batch = sampler.sample(2)
+    inner = InnerLoop(2, 0.3, 0.05 if geometry == "convex" else 0.0, False)
+    exact = block_norms(MetaHessian(reference, batch, Anil(inner, DTYPE)), **TIGHT)
+    expected = {block: getattr(exact, block).value for block in ("ww", "wphi", "phiphi")}
+    single = AnilNet(geometry, 16, 1, ways=3, hidden=4, filters=2)
+    single.load_state_dict({k: v.float() for k, v in reference.state_dict().items()})
+    before = torch.get_num_threads()
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            norms = block_norms(MetaHessian(single, batch, Anil(inner, torch.float32)), starts=2)
+        finally:
+            torch.set_num_threads(before)
+        for block, value in expected.items():
+            found = getattr(norms, block)
+            assert found.converged and found.value == pytest.approx(value, rel=2e-3), (block, threads)
+        assert norms.phiw.value == pytest.approx(expected["wphi"], rel=2e-3)
+
+
 def test_inner_curvature_with_zero_features_is_known_in_closed_form():
     """Features 0: the weights see only (lam/2)||W||^2 (eigenvalue lam); the bias sees softmax's
     Hessian at uniform probabilities, (I - 11^T/ways)/ways, plus lam: eigenvalues lam and lam + 1/ways."""

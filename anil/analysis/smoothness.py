@@ -13,8 +13,10 @@ point and for each N of the grid, on one fixed meta-batch:
   eigenvalue of its Hessian in w), with alpha*mu and alpha*L.
 Optionally (--directions K) a second, different estimate: difference quotients
 ||Δ gradient block|| / ||displacement|| along K random directions, an average curvature rather
-than the worst direction. The command (anil/cli/smoothness.py) writes norms.csv, curvature.csv,
-summary.csv, smoothness.png/.pdf, config.json and, with --directions, quotients.csv to --out.
+than the worst direction. Rows go to a ProbeLog (anil/analysis/probe_log.py) as they are measured:
+norms.csv, curvature.csv, points.csv and, with --directions, quotients.csv in --out, so that a
+stopped probe resumes; the command (anil/cli/smoothness.py) then writes summary.csv,
+smoothness.png/.pdf and config.json.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 import torch
 
+from anil.analysis.probe_log import ProbeLog
 from anil.analysis.spectra import (
     MAX_ITERATIONS,
     TOLERANCE,
@@ -61,15 +64,6 @@ class Probe:
     directions: int = 0  # difference quotients: random displacements per point, N and block (0: none)
     radius: float = 1e-3  # their norm relative to the displaced block's norm
     blocks: bool = True  # the meta-Hessian's block norms (False: the inner curvature only, in seconds)
-
-
-@dataclasses.dataclass
-class Measured:
-    """Everything measured along one trajectory."""
-
-    norms: list[dict[str, Any]]  # one row per (point, meta-batch, N): the four operator norms
-    curvature: list[dict[str, Any]]  # one row per (point, task): mu, L
-    quotients: list[dict[str, Any]]  # one row per (point, N, direction), when asked for
 
 
 def flat(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
@@ -162,12 +156,14 @@ def curvature_rows(setup: Setup, batch: TaskBatch, config: TrainConfig, alpha: f
     ]
 
 
-def measure(config: TrainConfig, probe: Probe) -> Measured:
-    """Train the trajectory `config` describes and probe it at `probe.points` evenly spaced iterations."""
+def measure(config: TrainConfig, probe: Probe, record: ProbeLog | None = None) -> ProbeLog:
+    """Train the trajectory `config` describes and probe it at `probe.points` evenly spaced iterations.
+    Every (point, meta-batch) goes to `log` as soon as it is measured; what `log` already holds (a
+    stopped probe of the same options) is skipped, once the retrained point is checked to be the same."""
+    record = record if record is not None else ProbeLog()
     device = resolve_device(config.device)
     setup = build(config, device)
     batches = [setup.sampler.sample(config.B) for _ in range(probe.batches)]  # fixed for every point and N
-    batch = batches[0]  # the curvature and the difference quotients read the first
     shape = image_shape(setup.sampler.images.shape)  # the body pass is sized to the images
     exact = dataclasses.replace(config, first_order=False)
 
@@ -175,26 +171,41 @@ def measure(config: TrainConfig, probe: Probe) -> Measured:
         return make_learner(exact, shape, device, inner_loop(exact, steps=n))
 
     marks = sorted({round(i * probe.train_iterations / max(probe.points - 1, 1)) for i in range(probe.points)})
-    measured, done = Measured([], [], []), 0
-    geometry = config.geometry.name
+    done = 0
     for mark in marks:
         for iteration in range(done + 1, mark + 1):
             _, healthy = meta_step(setup, config.B, config.blowup_loss)
             if not healthy:  # probing a blown-up model would measure nothing meaningful
                 raise DivergedTrajectory(
-                    f"the {geometry} trajectory diverged at iteration {iteration} "
+                    f"the {config.geometry.name} trajectory diverged at iteration {iteration} "
                     f"(alpha={config.alpha:g}); lower --alpha or --train-iterations"
                 )
         done = mark
         started = time.perf_counter()
-        point = {"geometry": geometry, "iteration": mark}
-        if probe.blocks:
-            for index, probed in enumerate(batches):
+        probe_at(setup, batches, config, probe, learner_for, record, mark)
+        seconds = time.perf_counter() - started
+        log.info("%s: point at iteration %d probed in %.1f s", config.geometry.name, mark, seconds)
+    return record
+
+
+def probe_at(
+    setup: Setup, batches: list[TaskBatch], config: TrainConfig, probe: Probe,
+    learner_for: Callable[[int], MetaLearner], record: ProbeLog, mark: int,
+) -> None:  # fmt: skip
+    """Every measurement at one trajectory point that `record` does not hold yet."""
+    geometry = config.geometry.name
+    point = {"geometry": geometry, "iteration": mark}
+    with torch.no_grad():
+        size = float(flat(p.detach().double() for p in setup.model.parameters()).norm())
+    record.check_point(geometry, mark, size)
+    if probe.blocks:
+        for index, probed in enumerate(batches):
+            if not record.has("norms", **point, batch=index):
                 rows = operator_norms(setup, probed, probe, learner_for)
-                measured.norms += [{**point, "batch": index, **row} for row in rows]
-        measured.curvature += [{**point, **row} for row in curvature_rows(setup, batch, config, config.alpha)]
-        if probe.directions:
-            rows = probe_point(setup, batch, geometry, probe, learner_for, config.seed)
-            measured.quotients += [{**row, "iteration": mark} for row in rows]
-        log.info("%s: point at iteration %d probed in %.1f s", geometry, mark, time.perf_counter() - started)
-    return measured
+                record.add("norms", [{**point, "batch": index, **row} for row in rows])
+    batch = batches[0]  # the curvature and the difference quotients read the first
+    if not record.has("curvature", **point):
+        record.add("curvature", [{**point, **row} for row in curvature_rows(setup, batch, config, config.alpha)])
+    if probe.directions and not record.has("quotients", geometry=geometry, iteration=mark):
+        rows = probe_point(setup, batch, geometry, probe, learner_for, config.seed)
+        record.add("quotients", [{**row, "iteration": mark} for row in rows])

@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import torch
 
+from anil.analysis.probe_log import ProbeLog, ProbeRefused
 from anil.analysis.smoothness import DivergedTrajectory, Probe, measure
 from anil.analysis.smoothness_summary import BLOCKS, draw, summarise
 from anil.analysis.spectra import MAX_ITERATIONS, TOLERANCE
@@ -72,8 +72,20 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only the inner loss's curvature (mu, L, alpha*L) at each point: seconds, not the block norms",
     )
+    parser.add_argument(
+        "--dtype",
+        default="float64",
+        choices=["float64", "float32"],
+        help="the trajectory's and the probe's precision (default float64; float32 is about 3x faster on a CPU and "
+        "far below Lanczos's tolerance)",
+    )
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default outputs/smoothness/<stamp>)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default outputs/smoothness/<stamp>); a stopped probe resumes when run again into it",
+    )
     return parser
 
 
@@ -90,9 +102,10 @@ def _check(cli: argparse.ArgumentParser, options: argparse.Namespace) -> None:
 
 
 def trajectory_overrides(geometry: str, options: argparse.Namespace) -> list[str]:
-    """The `anil train` overrides of the trajectory (float64 so that small gradient differences are exact)."""
+    """The `anil train` overrides of the trajectory (float64 by default, so that the difference
+    quotients' small gradient differences are exact)."""
     overrides = [
-        f"dataset={options.dataset}", f"geometry={geometry}", "dtype=float64", f"N={options.trajectory_N}",
+        f"dataset={options.dataset}", f"geometry={geometry}", f"dtype={options.dtype}", f"N={options.trajectory_N}",
         f"alpha={options.alpha}", f"B={options.B}", "eval_tasks=1", f"seed={options.seed}", f"device={options.device}",
         f"init={options.init}",
     ]  # fmt: skip
@@ -109,6 +122,11 @@ def trajectory_config(geometry: str, options: argparse.Namespace) -> TrainConfig
     return compose_typed(trajectory_overrides(geometry, options))
 
 
+def settings(options: argparse.Namespace) -> dict[str, object]:
+    """The options that define what is measured: a stopped probe resumes only under the same ones."""
+    return {k: v for k, v in vars(options).items() if k != "out"}
+
+
 def main(args: list[str]) -> int:
     cli = parser()
     options = cli.parse_args(args)
@@ -121,28 +139,35 @@ def main(args: list[str]) -> int:
                   blocks=not options.curvature_only)  # fmt: skip
     started = time.perf_counter()
     try:
-        measured = [measure(trajectory_config(geometry, options), probe) for geometry in options.geometry]
-    except (ConfigError, DatasetError, DivergedTrajectory) as error:
+        record = ProbeLog(out, settings(options))
+        for geometry in options.geometry:
+            measure(trajectory_config(geometry, options), probe, record)
+    except (ConfigError, DatasetError, DivergedTrajectory, ProbeRefused) as error:
         print(f"anil smoothness: {error}", file=sys.stderr)
         return 1
-    out.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame([row for m in measured for row in m.curvature]).to_csv(out / "curvature.csv", index=False)
+    except OSError as error:  # a full disk, a folder that cannot be written: what is measured stays on disk
+        print(f"anil smoothness: cannot write to {out}: {error.strerror}; free space or choose another --out "
+              "and run again (measured rows are kept)", file=sys.stderr)  # fmt: skip
+        return 1
+    write_outputs(out, options, record, time.perf_counter() - started)
+    return 0
+
+
+def write_outputs(out: Path, options: argparse.Namespace, record: ProbeLog, wall_s: float) -> None:
+    """config.json, and (unless --curvature-only) summary.csv and the figure, from every row measured."""
+    norms = record.frame("norms")
     config = {**vars(options), "stop": "residual",  # the Lanczos stop this version uses (lanczos_norm)
-              "out": str(out), "wall_s": time.perf_counter() - started, "torch": torch.__version__,
+              "out": str(out), "wall_s": wall_s, "torch": torch.__version__,
+              "probe_s": float(norms["seconds"].sum()) if len(norms) else 0.0,  # every invocation's Lanczos time
               "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
     write_json_atomic(out / "config.json", config)
     if options.curvature_only:
         log.info("wrote %s", out / "curvature.csv")
-        return 0
-    norms = pd.DataFrame([row for m in measured for row in m.norms])
-    norms.to_csv(out / "norms.csv", index=False)
+        return
     summary = summarise(norms)
     summary.to_csv(out / "summary.csv", index=False)
-    if options.directions:
-        pd.DataFrame([row for m in measured for row in m.quotients]).to_csv(out / "quotients.csv", index=False)
     for path in draw(summary, out, options.alpha, options.lam):
         log.info("wrote %s", path)
     log.info("wrote %s, %s and %s", out / "norms.csv", out / "curvature.csv", out / "summary.csv")
     if any(not math.isfinite(v) for v in norms[list(BLOCKS)].to_numpy().ravel()):
         log.warning("some norms are not finite: the meta-gradient blew up at some N (see norms.csv)")
-    return 0

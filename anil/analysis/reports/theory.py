@@ -185,6 +185,14 @@ def _stop(config: dict[str, Any], norms: pd.DataFrame) -> str:
     )
 
 
+def _minutes(config: dict[str, Any]) -> str:
+    """The probe's run time: a resumed probe's last invocation understates it, so the Lanczos time
+    summed over every invocation is given where recorded."""
+    if "probe_s" not in config:
+        return f"{config['wall_s'] / 60:.0f} min"
+    return f"{config['probe_s'] / 60:.0f} min of Lanczos over all its invocations"
+
+
 def smoothness_section(smoothness: dict[str, Any]) -> list[str]:
     norms, config = pd.DataFrame(smoothness["norms"]), smoothness["config"]
     summary = summarise(norms)
@@ -195,6 +203,7 @@ def smoothness_section(smoothness: dict[str, Any]) -> list[str]:
         f"--tolerance {config['tolerance']} --max-iterations {config['max_iterations']} --B {config['B']} "
         f"--alpha {config['alpha']} --lam {config['lam']}"
         + (f" --batches {config['batches']} --starts {config['starts']}" if "batches" in config else "")
+        + (f" --dtype {config['dtype']}" if "dtype" in config else "")
         + f" --out {config['out']}"
     )
     mixed = (norms["L_wphi"] - norms["L_phiw"]).abs() / norms[["L_wphi", "L_phiw"]].max(axis=1)
@@ -204,11 +213,12 @@ def smoothness_section(smoothness: dict[str, Any]) -> list[str]:
         "## Propositions 2 and 3: the meta-objective's smoothness against N, measured",
         "",
         f"Command: `{command}` (trajectory: N = {config['trajectory_N']}, points at iterations 0 … "
-        f"{config['train_iterations']}; {config['wall_s'] / 60:.0f} min, torch {config['torch']}, "
+        f"{config['train_iterations']}; {_minutes(config)}, torch {config['torch']}, "
         f"{config['threads']} threads, {config['date']}).",
         "",
         "Each value is the operator norm of a block of the meta-loss's Hessian on a fixed meta-batch of "
-        f"{config['B']} tasks ({config.get('batches', 1)} per point), float64: L_ww = ‖∂²L/∂w²‖, "
+        f"{config['B']} tasks ({config.get('batches', 1)} per point), {config.get('dtype', 'float64')}: "
+        "L_ww = ‖∂²L/∂w²‖, "
         "L_wphi = ‖∂²L/∂φ∂w‖ (Lanczos on MᵀM), L_phiw = the "
         "same block from the φ side (on MMᵀ), L_phiphi = ‖∂²L/∂φ²‖: the Lipschitz constants of ∂L/∂w and ∂L/∂φ "
         "that Propositions 2 and 3 bound. Lanczos on Hessian-vector products (double backward through the "

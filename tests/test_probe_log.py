@@ -1,0 +1,57 @@
+"""The smoothness probe's record: rows reach disk as they are measured, a rerun reads them back, a
+folder measured under other options or a trajectory that does not reproduce is refused, and a last
+line cut short by a kill is dropped."""
+
+import json
+
+import pytest
+
+from anil.analysis.probe_log import SETTINGS, ProbeLog, ProbeRefused
+
+SETTINGS_A = {"N": [1, 5], "batches": 3, "dtype": "float32"}
+
+
+def test_rows_reach_disk_at_once_and_come_back_typed(tmp_path):
+    record = ProbeLog(tmp_path, SETTINGS_A)
+    record.add("norms", [{"geometry": "convex", "iteration": 0, "batch": 0, "N": 1, "L_ww": 0.1 + 0.2}])
+    assert (tmp_path / "norms.csv").read_text().count("\n") == 2  # header and the row, before any close
+    again = ProbeLog(tmp_path, SETTINGS_A)
+    assert again.has("norms", geometry="convex", iteration=0, batch=0)
+    assert not again.has("norms", geometry="convex", iteration=0, batch=1)
+    assert again.rows["norms"][0]["L_ww"] == 0.1 + 0.2  # exact: written as its repr
+    again.add("norms", [{"geometry": "convex", "iteration": 0, "batch": 1, "N": 1, "L_ww": 2.0}])
+    assert len(ProbeLog(tmp_path, SETTINGS_A).frame("norms")) == 2
+
+
+def test_a_folder_measured_under_other_options_is_refused(tmp_path):
+    ProbeLog(tmp_path, SETTINGS_A).add("curvature", [{"geometry": "convex", "iteration": 0, "mu": 0.01}])
+    with pytest.raises(ProbeRefused, match=r"other options \(batches: 3 -> 4\).*choose another --out"):
+        ProbeLog(tmp_path, {**SETTINGS_A, "batches": 4})
+    assert json.loads((tmp_path / SETTINGS).read_text())["batches"] == 3  # nothing overwritten
+    assert len(ProbeLog(tmp_path, SETTINGS_A).rows["curvature"]) == 1
+
+
+def test_an_older_probe_folder_is_not_mixed_with(tmp_path):
+    (tmp_path / "norms.csv").write_text("geometry,N\nconvex,1\n")
+    with pytest.raises(ProbeRefused, match="without probe.json"):
+        ProbeLog(tmp_path, SETTINGS_A)
+
+
+def test_a_line_cut_short_by_a_kill_is_dropped(tmp_path):
+    record = ProbeLog(tmp_path, SETTINGS_A)
+    record.add("norms", [{"geometry": "convex", "iteration": 0, "batch": 0, "L_ww": 1.5}])
+    with open(tmp_path / "norms.csv", "a") as f:
+        f.write("convex,0,1,2.")  # killed mid-row
+    again = ProbeLog(tmp_path, SETTINGS_A)
+    assert len(again.rows["norms"]) == 1 and not again.has("norms", batch=1)
+    again.add("norms", [{"geometry": "convex", "iteration": 0, "batch": 1, "L_ww": 2.5}])
+    assert list(ProbeLog(tmp_path, SETTINGS_A).frame("norms")["L_ww"]) == [1.5, 2.5]
+
+
+def test_a_trajectory_point_must_reproduce(tmp_path):
+    record = ProbeLog(tmp_path, SETTINGS_A)
+    record.check_point("convex", 100, 12.345678901234)
+    again = ProbeLog(tmp_path, SETTINGS_A)
+    again.check_point("convex", 100, 12.345678901234)  # the same point: accepted
+    with pytest.raises(ProbeRefused, match="does not reproduce at iteration 100"):
+        again.check_point("convex", 100, 12.3457)
