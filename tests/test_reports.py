@@ -26,12 +26,14 @@ ENVIRONMENT = dict(status="completed", device="cpu", device_name="x86_64", torch
 
 def synthetic_sweep(
     geometry, schedules, grid, loss, cost, diverged=(), dataset="embedded", seeds=3, iterations=120, counters=False,
-    gradient=None, accuracy=None, algorithm="anil", optim=None, pace=None, shared=False,
+    gradient=None, accuracy=None, algorithm="anil", optim=None, pace=None, shared=False, gradient_every=10,
+    gradient_tasks=256,
 ):  # fmt: skip
     """Per-seed curves loss(N, iteration) with seconds per iteration cost(N), as collect() writes them,
     the jobs one after another (`shared`: all at once); with `counters`, also ANIL's operation
     counters for B = 8; `pace`: the seconds per iteration measured apart (synthetic_pace); with
-    `gradient`, the full objective's ‖∇L_meta‖² gradient(N, iteration) every 60 iterations; with
+    `gradient`, the full objective's ‖∇L_meta‖² gradient(N, iteration) every `gradient_every`
+    iterations on `gradient_tasks` tasks; with
     `accuracy`, each job's meta-test accuracy accuracy(N, seed)."""
     seeds_rows, jobs, started = [], [], 0.0  # started: when the next job starts (the jobs run one at a time)
     for schedule in schedules:
@@ -49,14 +51,15 @@ def synthetic_sweep(
                         values.update(grad_evals_w=8 * (n + 1), grad_evals_phi=8, second_order_w=8 * n,
                                       second_order_phi=8 * n)  # fmt: skip
                     if gradient:
-                        logged = i == 1 or i % 60 == 0
+                        logged = i % gradient_every == 0
                         w = gradient(n, i) * (1 + 0.01 * seed) if logged else np.nan
                         values.update(meta_sq_grad_norm_w=w, meta_sq_grad_norm_phi=w)
                     seeds_rows.append({**key, **values})
                 seconds = cost(n) * iterations
                 started += 0.0 if shared else seconds + 1.0
                 jobs.append({**key, **JOB_SETTINGS, **ENVIRONMENT, "iterations": iterations, "wall_time_s": seconds,
-                             "algorithm": algorithm, **(optim or {})})  # fmt: skip
+                             "algorithm": algorithm, **(optim or {}), "grad_eval_every": gradient_every,
+                             "grad_eval_tasks": gradient_tasks})  # fmt: skip
                 jobs[-1]["train_time_s"] = seconds
                 if accuracy:
                     jobs[-1].update(test_accuracy=accuracy(n, seed), test_accuracy_ci95=0.01, test_tasks=300,
@@ -258,7 +261,7 @@ def test_per_iteration_claims_on_the_meta_gradient_and_on_the_loss_separately():
     rows = claim_rows(text, claims.NONCONVEX_PER_ITERATION)
     assert len(rows) == 4
     for gradient_row, loss_row in (rows[:2], rows[2:]):
-        assert "min ‖∇L_meta‖² over 3 evaluations, iterations 1–120" in gradient_row and "**agrees**" in gradient_row
+        assert "min ‖∇L_meta‖² over 12 evaluations, iterations 10–120" in gradient_row and "**agrees**" in gradient_row
         assert "training loss at iteration 120" in loss_row and "**disagrees**" in loss_row
     assert "min ‖∇L_meta‖²" in text  # the table column
     flat = synthetic_sweep(
@@ -271,6 +274,21 @@ def test_per_iteration_claims_on_the_meta_gradient_and_on_the_loss_separately():
                              gradient=lambda n, i: 1.0 / n if i == 60 else 1.0)  # fmt: skip
     gradient_row = claim_rows(reproduction.render(fig1, dipped, ["x"]), claims.NONCONVEX_PER_ITERATION)[0]
     assert "**disagrees**" in gradient_row
+
+
+@pytest.mark.parametrize("every, tasks", [(60, 256), (10, 64)])
+def test_the_least_gradient_norm_is_judged_only_where_sampled_densely(every, tasks):
+    """The theorems bound min over the iterations: sampled every 60 iterations, or on 64 tasks, a
+    clear difference between N is shown but not judged; every 10 on 256 tasks, it is."""
+    fig1 = synthetic_sweep("convex", ["constant"], CONVEX_GRID, saturating, cost=lambda n: 0.1)
+    grad = lambda n, i: n / i  # noqa: E731  (larger N: larger gradient, so slower)
+    dense = synthetic_sweep("nonconvex", ["constant"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1, gradient=grad)
+    sparse = synthetic_sweep("nonconvex", ["constant"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1, gradient=grad,
+                             gradient_every=every, gradient_tasks=tasks)  # fmt: skip
+    judged = claim_rows(reproduction.render(fig1, dense, ["x"]), claims.NONCONVEX_PER_ITERATION)[0]
+    assert "min ‖∇L_meta‖²" in judged and "**agrees**" in judged
+    shown = claim_rows(reproduction.render(fig1, sparse, ["x"]), claims.NONCONVEX_PER_ITERATION)[0]
+    assert "**inconclusive**" in shown and f"evaluated every {every} iterations on {tasks} tasks" in shown
 
 
 def test_per_iteration_claims_are_not_judged_where_some_n_did_not_learn():

@@ -12,6 +12,10 @@ DIVERGING_SHARE = 0.5  # "diverges for N = 30": at least half of the seeds blow 
 LEARNED = 0.01  # a run learned when it ends 1% below both its start and chance: below noise of a flat curve
 NEGLIGIBLE = 0.1  # (1 − αμ)^N changing by under 10% across the N grid cannot order the N (Theorem 1)
 FLAT = 0.05  # a curve is flat when its smoothed loss fell by under 5% over the last fifth of the run
+# Theorems 1-2 bound the least E‖∇L_meta‖² over the iterations: a minimum over a few samples can miss
+# it by the whole fall between them, and a mean over few tasks is not the full objective's gradient.
+GRADIENT_EVERY = 10  # ‖∇L_meta‖² judged only where evaluated at least every 10 iterations ...
+GRADIENT_TASKS = 256  # ... on at least 256 fixed tasks
 
 THRESHOLDS = {  # name -> (value, what it decides and why this value)
     "CONFIDENCE": (CONFIDENCE, "coverage of every interval (Student t over seeds); a verdict needs it clear"),
@@ -23,4 +27,6 @@ THRESHOLDS = {  # name -> (value, what it decides and why this value)
     "LEARNED": (LEARNED, "a target or a final loss must lie this fraction below the start and chance to count"),
     "NEGLIGIBLE": (NEGLIGIBLE, "a smaller change of (1 − αμ)^N across N leaves Theorem 1's N-dependence untestable"),
     "FLAT": (FLAT, "a smaller fall over the last fifth of a run counts as a flattened curve"),
+    "GRADIENT_EVERY": (GRADIENT_EVERY, "min ‖∇L_meta‖² over iterations is judged only where sampled this often"),
+    "GRADIENT_TASKS": (GRADIENT_TASKS, "... and on at least this many fixed tasks (the full objective's gradient)"),
 }

@@ -38,7 +38,8 @@ def job_row(job: Job) -> dict[str, Any]:
         "torch_threads": summary.get("torch_threads"), "host": summary.get("host"),
         "cpu_time_s": summary.get("cpu_time_s"), "test_accuracy": tested.get("accuracy"),
         "test_accuracy_ci95": tested.get("accuracy_ci95"), "test_tasks": tested.get("tasks"),
-        "test_checkpoint": tested.get("checkpoint"),
+        "test_checkpoint": tested.get("checkpoint"), "grad_eval_every": config.get("grad_eval_every"),
+        "grad_eval_tasks": config.get("grad_eval_tasks"),
     }  # fmt: skip
 
 

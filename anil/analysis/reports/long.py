@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from anil.analysis.claims import Judgement
 from anil.analysis.reports.markdown import table
+from anil.analysis.reports.stationarity import gradient_levels, gradient_tasks, unless_dense
 from anil.analysis.reports.sweeps import (
     CONVEX_RULES,
     NONCONVEX_RULES,
     Sweep,
     design,
-    gradient_levels,
     levels_at,
     schedules,
     seed_curves,
     settings,
 )
 from anil.analysis.reports.targets import Curves, chance, unless_unlearned
+from anil.analysis.statistics import Verdict
 from anil.analysis.thresholds import FLAT, MIN_SEEDS
 
 NAMES = {"fig1": "long-fig1", "fig2": "long-fig2"}  # docs/data/reproduction/<name>-{seeds,jobs}.csv
@@ -59,18 +61,26 @@ def flatness(curves: Curves) -> list[list[str]]:
     return rows
 
 
-def judged(fig: str, curves: Curves, at: int, chance_loss: float) -> list[tuple[str, str, str]]:
-    """(quantity, verdict, evidence) of the per-iteration claim on `curves` cut at iteration `at`."""
+def judged(fig: str, curves: Curves, at: int, chance_loss: float, tasks: int | None) -> list[tuple[str, str, str]]:
+    """(quantity, verdict, evidence) of the per-iteration claim on `curves` cut at iteration `at`;
+    `tasks`: how many fixed tasks ‖∇L_meta‖² was evaluated on (None: not recorded)."""
     rule = (CONVEX_RULES if fig == "fig1" else NONCONVEX_RULES)[0]
     cut = up_to(curves, at)
     out = []
     gradient = gradient_levels(cut)
     if gradient is not None:
-        verdict = unless_unlearned(rule(gradient[0]), cut, chance_loss)
-        out.append((f"log10 min ‖∇L_meta‖² over {gradient[1]}", verdict.verdict.value, verdict.evidence))
+        verdict = unless_unlearned(unless_dense(rule(gradient.levels), gradient.points, tasks), cut, chance_loss)
+        out.append((f"log10 min ‖∇L_meta‖² over {gradient.spacing}", verdict.verdict.value, _said(verdict)))
     verdict = unless_unlearned(rule(levels_at(cut, at)), cut, chance_loss)
-    out.append((f"log10 training loss at iteration {at}", verdict.verdict.value, verdict.evidence))
+    out.append((f"log10 training loss at iteration {at}", verdict.verdict.value, _said(verdict)))
     return out
+
+
+def _said(verdict: Judgement) -> str:
+    """The evidence, and why the verdict is inconclusive where a guard made it so."""
+    if verdict.verdict is Verdict.INCONCLUSIVE and verdict.reason:
+        return f"{verdict.evidence} ({verdict.reason})"
+    return verdict.evidence
 
 
 def section(long: dict[str, Sweep], short_iterations: int) -> list[str]:
@@ -100,9 +110,9 @@ def section(long: dict[str, Sweep], short_iterations: int) -> list[str]:
             lines += table(["N", "runs", "final smoothed loss (median)", "fall over the last fifth", "flat"],
                            flatness(curves), [True, True, True, True, False])  # fmt: skip
             rows = []
-            chance_loss = chance(sweep.jobs)
+            chance_loss, tasks = chance(sweep.jobs), gradient_tasks(sweep.jobs)
             for (quantity, early, _), (late_quantity, late, evidence) in zip(
-                judged(fig, curves, short_iterations, chance_loss), judged(fig, curves, last, chance_loss)
+                judged(fig, curves, short_iterations, chance_loss, tasks), judged(fig, curves, last, chance_loss, tasks)
             ):
                 rows.append([quantity, f"**{early}**", late_quantity, f"**{late}**",
                              "holds" if early == late else "**changes**", evidence])  # fmt: skip

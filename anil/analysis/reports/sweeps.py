@@ -21,6 +21,7 @@ from anil.analysis.overlap import Occupancy, occupancy
 from anil.analysis.pricing import COUNT_VIEWS, Pace, has_counters, with_costs
 from anil.analysis.reports.jobs import SMOOTH, algorithm_of, init_of, tally
 from anil.analysis.reports.markdown import table
+from anil.analysis.reports.stationarity import gradient_levels, gradient_tasks, unless_dense
 from anil.analysis.reports.targets import (
     Curves,
     chance,
@@ -31,7 +32,6 @@ from anil.analysis.reports.targets import (
     unless_unlearned,
 )
 from anil.analysis.statistics import Interval, interval
-from anil.run.metrics import OBJECTIVE_METRICS
 
 SCHEDULES = ("constant", "inverse_n", "authors")  # the order designs are reported in
 # The cost claims need a common target: the loss level that the median run of every N reaches,
@@ -112,7 +112,7 @@ def per_n(sweep: Sweep, schedule: str, checkpoints: tuple[int, ...]) -> pd.DataF
             row[f"loss@{iteration}"] = interval([loss_at(run, "iteration", iteration) for run in by_seed.values()])
         row["loss@time"] = interval([loss_at(run, "time", budget) for run in by_seed.values()])
         if gradient is not None:
-            row["min ‖∇L_meta‖²"] = interval([10**v for v in gradient[0][n].values()])
+            row["min ‖∇L_meta‖²"] = interval([10**v for v in gradient.levels[n].values()])
         row["s/iteration"] = interval([run["time"].max() / run["iteration"].max() for run in by_seed.values()])
         first = next(iter(by_seed.values()))  # the counts and the timed seconds are the same for every seed
         if "priced" in first:
@@ -160,30 +160,6 @@ def levels_at(curves: dict[int, dict[int, pd.DataFrame]], iteration: int) -> cla
     }
 
 
-def gradient_levels(curves: dict[int, dict[int, pd.DataFrame]]) -> tuple[claims.Levels, str] | None:
-    """log10 of the smallest full-objective ‖∇L_meta‖² (both blocks, on the runs' fixed task set)
-    over the iterations where every run evaluated it: Theorems 1 and 2 bound the minimum over
-    iterations (Definition 1's ε-stationarity), not the last value. With how often it was
-    evaluated; None when the runs did not log it."""
-    evaluated: set[int] | None = None
-    for runs in curves.values():
-        for run in runs.values():
-            if not all(column in run for column in OBJECTIVE_METRICS):
-                return None
-            done = set(run.dropna(subset=list(OBJECTIVE_METRICS))["iteration"].astype(int))
-            evaluated = done if evaluated is None else evaluated & done
-    if not evaluated:
-        return None
-    points = sorted(evaluated)
-
-    def level(run: pd.DataFrame) -> float:
-        rows = run[run["iteration"].isin(points)]
-        return math.log10(float(sum(rows[column] for column in OBJECTIVE_METRICS).min()))
-
-    spacing = f"{len(points)} evaluation{'s' if len(points) > 1 else ''}, iterations {points[0]}–{points[-1]}"
-    return {n: {s: level(run) for s, run in runs.items()} for n, runs in curves.items()}, spacing
-
-
 def diverged_counts(sweep: Sweep, schedule: str) -> dict[int, tuple[int, int]]:
     """N -> (diverged runs, runs) for one stepsize schedule."""
     jobs = sweep.jobs[sweep.jobs["alpha_schedule"] == schedule]
@@ -206,10 +182,10 @@ def sweep_rows(name: str, sweep: Sweep, rules: Rules) -> list[tuple[str, Row]]:
         curves, label = seed_curves(sweep, schedule), f"`{name}`, {design(sweep.jobs, schedule)}"
         gradient = gradient_levels(curves)
         if gradient is not None:
-            quantity = f"log10 min ‖∇L_meta‖² over {gradient[1]}"
-            rows.append(
-                (schedule, (unless_unlearned(per_iteration(gradient[0]), curves, chance(sweep.jobs)), label, quantity))
-            )
+            quantity = f"log10 min ‖∇L_meta‖² over {gradient.spacing}"
+            tasks = gradient_tasks(sweep.jobs[sweep.jobs["alpha_schedule"] == schedule])
+            judged = unless_dense(per_iteration(gradient.levels), gradient.points, tasks)
+            rows.append((schedule, (unless_unlearned(judged, curves, chance(sweep.jobs)), label, quantity)))
         last = _last(curves)
         judged = unless_unlearned(per_iteration(levels_at(curves, last)), curves, chance(sweep.jobs))
         rows.append((schedule, (judged, label, f"log10 training loss at iteration {last}")))
