@@ -12,18 +12,12 @@ bin=$1
 out=$2
 figure=$3
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # one thread per job, as the figure sweeps ran
+source "$(dirname "$0")/job.sh"
+collected="$(dirname "$0")/../docs/data/reproduction/long-$figure-jobs.csv"
 for n in 1 20 5 10; do  # the ends of the grid first: the per-iteration rules compare them
     for seed in 0 1 2; do
-        dir="$out/$figure/N${n}_seed${seed}"
-        collected="$(dirname "$0")/../docs/data/reproduction/long-$figure-jobs.csv"
-        if grep -qs '"status": "completed"' "$dir/summary.json" || grep -qs "^N${n}_seed${seed},.*,completed," "$collected"; then
-            continue  # finished here, or in an earlier session whose rows docs/data already holds
-        elif [ -f "$dir/.hydra/config.yaml" ]; then
-            "$bin/anil" resume "$dir"
-        else
-            "$bin/anil" train experiment="${figure}_embedded_hard" alpha_design=fixed_alpha N="$n" seed="$seed" \
-                iterations=1000 eval_every=100 grad_eval_every=50 grad_eval_tasks=128 checkpoint_every=50 \
-                hydra.run.dir="$dir"
-        fi
+        job "$bin" "$out/$figure/N${n}_seed${seed}" "$collected" "N${n}_seed${seed}" \
+            experiment="${figure}_embedded_hard" alpha_design=fixed_alpha N="$n" seed="$seed" \
+            iterations=1000 eval_every=100 grad_eval_every=50 grad_eval_tasks=128 checkpoint_every=50
     done
 done

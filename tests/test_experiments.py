@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 import pytest
+import yaml
 
 from helpers import REPO, compose_config
 
@@ -40,3 +41,21 @@ def test_maml_sweep_pairs_with_the_anil_figure_sweep():
     assert maml.algorithm == "maml" and anil.algorithm == "anil"
     same = ("B", "init", "iterations", "alpha", "alpha_schedule", "lam", "ways", "shots", "query", "optim", "dataset")
     assert {k: getattr(maml, k) for k in same} == {k: getattr(anil, k) for k in same}
+
+
+def test_the_tuning_grid_matches_the_comparison_and_keeps_its_seed_apart():
+    """The grid tunes at the comparison's settings (all but the stepsizes), with one outer stepsize
+    for head and body as the judged runs have, on a seed the judged sweeps (range(5)) never use;
+    the judged stepsizes lie inside the grid."""
+    maml = compose_config(["experiment=maml_embedded_hard"])
+    for algorithm in ("anil", "maml"):
+        tuned = compose_config(["experiment=maml_tuning_embedded_hard", f"algorithm={algorithm}",
+                                "optim.beta_w=0.003", "seed=100"])  # fmt: skip
+        same = ("B", "init", "iterations", "alpha_schedule", "lam", "ways", "shots", "query", "dataset")
+        assert {k: getattr(tuned, k) for k in same} == {k: getattr(maml, k) for k in same}
+        assert tuned.optim.beta_phi == tuned.optim.beta_w == 0.003 and tuned.N in (1, 5, 10)
+    grid = yaml.safe_load((REPO / "conf" / "experiment" / "maml_tuning_embedded_hard.yaml").read_text())
+    params = grid["hydra"]["sweeper"]["params"]
+    assert str(params["seed"]) == "100"
+    assert maml.alpha in [float(a) for a in str(params["alpha"]).split(",")]
+    assert maml.optim.beta_w in [float(b) for b in str(params["optim.beta_w"]).split(",")]

@@ -779,3 +779,44 @@ def test_collecting_a_running_sweep_keeps_jobs_of_earlier_sessions(tmp_path):
     collected = sweeps.read(data, "long-fig1")
     assert sorted(collected.jobs["job"]) == ["N1_seed0", "N1_seed1"]
     assert collected.seeds.groupby("job").size().to_dict() == {"N1_seed0": 2, "N1_seed1": 2}
+
+
+def tuning_sweep(score):
+    """A tuning grid whose runs end at loss score(algorithm, alpha, beta) (None: diverged)."""
+    seeds, jobs = [], []
+    for algorithm in ("anil", "maml"):
+        for alpha in (0.03, 0.1, 0.3):
+            for beta in (0.0003, 0.001, 0.003):
+                job = f"algorithm={algorithm},alpha={alpha},optim.beta_w={beta}"
+                final = score(algorithm, alpha, beta)
+                for i in range(1, 31):
+                    loss = math.inf if final is None and i > 20 else (final or 1.0) + 1.0 / i
+                    seeds.append(dict(job=job, iteration=i, loss=loss))
+                jobs.append(dict(job=job, algorithm=algorithm, alpha=alpha, beta_w=beta, beta_phi=beta,
+                                 diverged=final is None, N=5, seed=100, iterations=30, dataset="d",
+                                 wall_time_s=60.0))  # fmt: skip
+    return sweeps.Sweep(pd.DataFrame(seeds), pd.DataFrame(jobs))
+
+
+def test_each_algorithm_gets_its_own_tuned_stepsizes_and_the_document_says_if_the_judged_runs_used_them():
+    from anil.analysis.reports import tuning
+
+    def score(algorithm, alpha, beta):
+        if algorithm == "maml" and alpha == 0.3:
+            return None  # diverges: never chosen, however low its loss went first
+        best = (0.1, 0.001) if algorithm == "anil" else (0.03, 0.003)
+        return 0.5 if (alpha, beta) == best else 1.0 + alpha + beta
+
+    grid = tuning_sweep(score)
+    rows = tuning.ranked(grid)
+    assert tuning.choice(rows, "anil") == {"alpha": 0.1, "beta_w": 0.001, "beta_phi": 0.001}
+    assert tuning.choice(rows, "maml") == {"alpha": 0.03, "beta_w": 0.003, "beta_phi": 0.003}
+
+    def judged(alpha, beta):
+        jobs = [dict(alpha_schedule="constant", N=n, alpha=alpha, beta_w=beta, beta_phi=beta) for n in (1, 5)]
+        return sweeps.Sweep(pd.DataFrame(), pd.DataFrame(jobs))
+
+    text = "\n".join(tuning.section(grid, judged(0.1, 0.001), judged(0.1, 0.001), ("fig1_d", "maml_d")))
+    assert "ANIL's judged runs (`fig1_d`) ran at its chosen stepsizes" in text
+    assert "**not** at its chosen stepsizes" in text and "alpha=0.03 optim.beta_w=0.003 optim.beta_phi=0.003" in text
+    assert text.count("diverged") == 3 and text.count("**chosen**") == 2

@@ -16,6 +16,7 @@ FLAT = 0.05  # a curve is flat when its smoothed loss fell by under 5% over the 
 # it by the whole fall between them, and a mean over few tasks is not the full objective's gradient.
 GRADIENT_EVERY = 10  # ‖∇L_meta‖² judged only where evaluated at least every 10 iterations ...
 GRADIENT_TASKS = 256  # ... on at least 256 fixed tasks
+TUNING_WINDOW = 15  # a tuning run's score: its mean training loss over the last 15 iterations (10% of 150)
 
 THRESHOLDS = {  # name -> (value, what it decides and why this value)
     "CONFIDENCE": (CONFIDENCE, "coverage of every interval (Student t over seeds); a verdict needs it clear"),
@@ -29,4 +30,8 @@ THRESHOLDS = {  # name -> (value, what it decides and why this value)
     "FLAT": (FLAT, "a smaller fall over the last fifth of a run counts as a flattened curve"),
     "GRADIENT_EVERY": (GRADIENT_EVERY, "min ‖∇L_meta‖² over iterations is judged only where sampled this often"),
     "GRADIENT_TASKS": (GRADIENT_TASKS, "... and on at least this many fixed tasks (the full objective's gradient)"),
+    "TUNING_WINDOW": (
+        TUNING_WINDOW,
+        "a stepsize setting's score: its mean training loss over this many last iterations",
+    ),
 }

@@ -5,6 +5,7 @@
         [--divergence SWEEP --curvature DIR]            # and the N = 30 divergence search with its curvature
         [--fig1-init SWEEP] [--fig2-init SWEEP]         # a figure's sweep under the other initialisation
         [--theory DIR] [--maml SWEEP]                   # the theorems' regime, MAML beside ANIL
+        [--maml-tuning SWEEP]                           # each algorithm's stepsizes tuned on its own
         [--long DIR]                                    # the fixed-alpha half to 1,000 iterations
     anil report theory --smoothness DIR                 # run the formula checks, read `anil smoothness` output
     anil report complexity | performance                # render (scripts/complexity.py, scripts/bench.py measure)
@@ -28,6 +29,7 @@ from anil.analysis.reports import (
     regimes,
     reproduction,
     theory,
+    tuning,
 )
 from anil.atomic import write_json_atomic
 from anil.cli.arguments import OneLineParser
@@ -51,6 +53,9 @@ def parser() -> argparse.ArgumentParser:
         "--theory", type=Path, help="reproduction: the theory_* sweeps (both geometries under one folder; with --fig1)"
     )
     parser.add_argument("--maml", type=Path, help="reproduction: a finished maml_* sweep (with --fig1)")
+    parser.add_argument(
+        "--maml-tuning", type=Path, help="reproduction: a finished maml_tuning_* sweep (each algorithm's stepsizes)"
+    )
     parser.add_argument(
         "--long", type=Path, help="reproduction: scripts/long_runs.sh's folder (its fig1/ and fig2/, finished or not)"
     )
@@ -103,6 +108,7 @@ def main(args: list[str]) -> int:
             (reproduction.INIT_VARIANTS["fig2"], options.fig2_init),
             (regimes.NAME, options.theory),
             (maml.NAME, options.maml),
+            (tuning.NAME, options.maml_tuning),
         ):
             if folder is not None:
                 jobs.collect(folder, name, docs / "data" / "reproduction", None)

@@ -19,6 +19,7 @@ import pandas as pd
 from anil.analysis import claims
 from anil.analysis.overlap import occupancy
 from anil.analysis.pricing import entries
+from anil.analysis.reports import tuning
 from anil.analysis.reports.jobs import environment
 from anil.analysis.reports.markdown import table
 from anil.analysis.reports.sweeps import PRICED, Row, Sweep, design, seed_curves, settings
@@ -122,9 +123,10 @@ def _tuning(anil: Sweep, maml: Sweep) -> str:
     return "The two algorithms ran with different stepsizes (see their settings)."
 
 
-def section(anil: Sweep, maml: Sweep, name: str) -> list[str]:
-    """docs/reproduction.md's ANIL-against-MAML section: per target, N and algorithm, the runs that
-    reached the target and what they spent on the way, then the verdicts."""
+def section(anil: Sweep, maml: Sweep, name: str, tuned: Sweep | None = None) -> list[str]:
+    """docs/reproduction.md's ANIL-against-MAML section: the stepsize tuning (`tuned`, where run),
+    then per target, N and algorithm, the runs that reached the target and what they spent on the
+    way, then the verdicts."""
     compared = _compared(anil, maml)
     chosen = [("iteration", "meta-iterations"), *views(compared)]
     rows = []
@@ -145,7 +147,8 @@ def section(anil: Sweep, maml: Sweep, name: str) -> list[str]:
         "",
         f"MAML runs (`{name}`: {settings(maml.jobs)}; {environment(maml.jobs)}; "
         f"{maml.jobs['wall_time_s'].sum() / 60:.1f} min of job time) beside the ANIL runs of `{anil_name(anil)}` "
-        f"with the same stepsize design ({design(maml.jobs, compared.schedule)}), N and seeds. {_tuning(anil, maml)} "
+        f"with the same stepsize design ({design(maml.jobs, compared.schedule)}), N and seeds. "
+        f"{_tuning(anil, maml) if tuned is None else 'Their stepsizes against each one tuned on its own: below.'} "
         f"Targets: smoothed training losses of {', '.join(f'{t:.3g}' for t in compared.targets)}, from the worst "
         f"median final loss over both algorithms and every N up to just below the lower of the two algorithms' "
         f"median starting losses ({starts}). Each cell: mean [95% interval over seeds] of what a run spent until "
@@ -155,6 +158,7 @@ def section(anil: Sweep, maml: Sweep, name: str) -> list[str]:
         "target on how MAML's cost over ANIL's moves with N, as Table 2 predicts a factor that grows with N and is "
         "exactly 1 for gradients at N = 1.",
         "",
+        *([] if tuned is None else tuning.section(tuned, anil, maml, (anil_name(anil), name))),
         *table(header, rows, [True, True, False, True, *([True] * len(chosen))]),
         "",
         *table(["claim", "experiment", "quantity judged", "evidence", "verdict", "why"], verdicts, [False] * 6),

@@ -34,6 +34,7 @@ class Others:
     theory: Sweep | None = None  # the theorems' regime, both geometries
     maml: Sweep | None = None  # MAML beside Figure 1's fixed-α runs
     long: dict[str, Sweep] = field(default_factory=dict)  # "fig1"/"fig2" -> its fixed-α half run longer
+    tuning: Sweep | None = None  # ANIL's and MAML's stepsizes tuned on their own (before the MAML comparison)
 
 
 NO_OTHERS = Others()

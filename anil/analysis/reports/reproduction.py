@@ -19,7 +19,7 @@ from pathlib import Path
 
 from anil.analysis import claims
 from anil.analysis.pricing import read_pace
-from anil.analysis.reports import divergence, long, maml, regimes
+from anil.analysis.reports import divergence, long, maml, regimes, tuning
 from anil.analysis.reports.jobs import environment, init_of
 from anil.analysis.reports.markdown import generated_by, source_name, table
 from anil.analysis.reports.provenance import (
@@ -234,7 +234,7 @@ def render(
     if others.theory is not None:
         lines += regimes.section(fig1, fig2, others.theory, others.search)
     if others.maml is not None:
-        lines += maml.section(fig1, others.maml, maml_experiment(others.maml))
+        lines += maml.section(fig1, others.maml, maml_experiment(others.maml), others.tuning)
     if others.long:
         lines += long.section(others.long, last)
     for fig, main in zip(FIGURES, (fig1, fig2)):
@@ -259,12 +259,14 @@ def write(data_dir: Path, doc_path: Path) -> Path:
     fig1, fig2 = (read(data_dir, name, pace) for name in FIGURES)
     present = lambda name: (data_dir / f"{name}-jobs.csv").exists()  # noqa: E731
     inits = {fig: read(data_dir, name, pace) for fig, name in INIT_VARIANTS.items() if present(name)}
-    theory, against_maml = (read(data_dir, name, pace) if present(name) else None for name in (regimes.NAME, maml.NAME))
+    theory, against_maml, tuned = (
+        read(data_dir, name, pace) if present(name) else None for name in (regimes.NAME, maml.NAME, tuning.NAME)
+    )
     search = divergence.read(data_dir)
     longer = {fig: read(data_dir, name, pace) for fig, name in long.NAMES.items() if present(name)}
     names = (
         [*FIGURES, *(INIT_VARIANTS[fig] for fig in inits)]
-        + [name for name, sweep in ((regimes.NAME, theory), (maml.NAME, against_maml)) if sweep]
+        + [name for name, sweep in ((regimes.NAME, theory), (maml.NAME, against_maml), (tuning.NAME, tuned)) if sweep]
         + [long.NAMES[fig] for fig in longer]
     )
     sources = [source_name(data_dir / f"{name}-{kind}.csv", doc_path) for name in names for kind in ("seeds", "jobs")]
@@ -272,6 +274,6 @@ def write(data_dir: Path, doc_path: Path) -> Path:
         sources += [source_name(path, doc_path) for path in search.paths]
     if pace is not None:
         sources.append(source_name(pace.source, doc_path))
-    others = Others(search, inits, theory, against_maml, longer)
+    others = Others(search, inits, theory, against_maml, longer, tuned)
     doc_path.write_text(render(fig1, fig2, sources, others), encoding="utf-8")
     return doc_path

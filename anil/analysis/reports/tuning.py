@@ -1,0 +1,94 @@
+"""Each algorithm at its own stepsizes before Table 2's comparison: the tuning grid
+(conf/experiment/maml_tuning_<dataset>.yaml, α × β for ANIL and for MAML, on a seed kept apart from
+the judged ones), the setting each algorithm does best with, and whether the judged runs used it.
+
+A setting's score is its training loss averaged over the last TUNING_WINDOW iterations (the loss
+the comparison's targets are set on, less noisy than one iteration); a run that diverged is never
+chosen. Torch-free.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from anil.analysis.reports.markdown import table
+from anil.analysis.reports.sweeps import Sweep
+from anil.analysis.thresholds import TUNING_WINDOW
+
+NAME = "maml-tuning"  # docs/data/reproduction/maml-tuning-{seeds,jobs}.csv
+STEPSIZES = ["alpha", "beta_w", "beta_phi"]
+LABELS = {"anil": "ANIL", "maml": "MAML"}
+
+
+def ranked(tuning: Sweep) -> pd.DataFrame:
+    """One row per (algorithm, α, β_w, β_φ): its score, whether it diverged, and the chosen one."""
+    last = tuning.seeds.groupby("job")["iteration"].transform("max")
+    tail = tuning.seeds[tuning.seeds["iteration"] > last - TUNING_WINDOW]
+    score = tail.groupby("job")["loss"].mean().rename("loss")
+    jobs = tuning.jobs.set_index("job")[["algorithm", *STEPSIZES, "diverged", "N", "seed", "iterations", "dataset"]]
+    rows = jobs.join(score).reset_index()
+    rows["loss"] = rows["loss"].where(~rows["diverged"].astype(bool) & rows["loss"].map(math.isfinite))
+    rows["chosen"] = False
+    for _, part in rows.groupby("algorithm"):
+        if part["loss"].notna().any():
+            rows.loc[part["loss"].idxmin(), "chosen"] = True
+    return rows.sort_values(["algorithm", *STEPSIZES], ignore_index=True)
+
+
+def choice(rows: pd.DataFrame, algorithm: str) -> dict[str, float] | None:
+    picked = rows[(rows["algorithm"] == algorithm) & rows["chosen"]]
+    return None if picked.empty else {k: float(picked[k].iloc[0]) for k in STEPSIZES}
+
+
+def overrides(chosen: dict[str, float]) -> str:
+    """The `anil train` overrides that run at `chosen`."""
+    return f"alpha={chosen['alpha']:g} optim.beta_w={chosen['beta_w']:g} optim.beta_phi={chosen['beta_phi']:g}"
+
+
+def _used(jobs: pd.DataFrame, chosen: dict[str, float] | None, who: str, experiment: str) -> str:
+    """Whether the judged runs (`jobs`) of one algorithm ran at its chosen stepsizes."""
+    ran = {k: sorted(float(v) for v in jobs[k].unique()) for k in STEPSIZES}
+    if chosen is None:
+        return f"{who}: every tuning run diverged, no stepsize chosen."
+    if all(values == [chosen[k]] for k, values in ran.items()):
+        return f"{who}'s judged runs (`{experiment}`) ran at its chosen stepsizes ({overrides(chosen)})."
+    said = ", ".join(f"{k} {'/'.join(f'{v:g}' for v in values)}" for k, values in ran.items())
+    return (
+        f"{who}'s judged runs (`{experiment}`) ran at {said}, **not** at its chosen stepsizes: the comparison below "
+        f"does not yet give {who} its best setting (rerun them with `{overrides(chosen)}`)."
+    )
+
+
+def section(tuning: Sweep, anil: Sweep, maml: Sweep, experiments: tuple[str, str]) -> list[str]:
+    """The tuning table and, per algorithm, whether its judged runs used its choice."""
+    rows = ranked(tuning)
+    first = rows.iloc[0]
+    body = [
+        [LABELS.get(str(r["algorithm"]), str(r["algorithm"])), f"{r['alpha']:g}", f"{r['beta_w']:g}",
+         f"{r['beta_phi']:g}", "diverged" if math.isnan(r["loss"]) else f"{r['loss']:.4g}",
+         "**chosen**" if r["chosen"] else ""]
+        for _, r in rows.iterrows()
+    ]  # fmt: skip
+    compared = anil.jobs[
+        (anil.jobs["alpha_schedule"] == maml.jobs["alpha_schedule"].iloc[0]) & anil.jobs["N"].isin(maml.jobs["N"])
+    ]  # the ANIL runs the comparison pairs with MAML's
+    judged = [(compared, "anil", experiments[0]), (maml.jobs, "maml", experiments[1])]
+    return [
+        "### Stepsizes: each algorithm tuned on its own",
+        "",
+        f"`maml_tuning_{first['dataset']}` grid ({len(rows)} jobs: inner α × outer β for each algorithm, at N = "
+        f"{int(first['N'])}, seed {int(first['seed'])}, kept apart from the judged seeds, "
+        f"{int(first['iterations'])} meta-iterations; {tuning.jobs['wall_time_s'].sum() / 60:.1f} min of job time). "
+        f"Score: the training loss averaged over the last {TUNING_WINDOW} iterations; the lowest is chosen.",
+        "",
+        *table(
+            ["algorithm", "α", "β_w", "β_φ", f"loss, last {TUNING_WINDOW} iterations", ""],
+            body,
+            [False, True, True, True, True, False],
+        ),  # fmt: skip
+        "",
+        *(_used(jobs, choice(rows, who), LABELS[who], name) for jobs, who, name in judged),
+        "",
+    ]
