@@ -30,7 +30,7 @@ for geometry in convex nonconvex; do
     anil train -m experiment="theory_${geometry}_embedded_hard" hydra.sweep.dir="$out/theory_embedded_hard/$geometry"
 done
 # Each algorithm's stepsizes tuned on their own (seed 100), then MAML judged at its choice.
-anil train -m experiment=maml_tuning_embedded_hard hydra.sweep.dir="$out/maml_tuning_embedded_hard"
+bash "$(dirname "$0")/tuning_runs.sh" "$bin" "$out/maml_tuning_embedded_hard"
 anil report reproduction --maml-tuning "$out/maml_tuning_embedded_hard"
 read -r -a tuned <<< "$("$bin/python" "$(dirname "$0")/tuned.py" maml)"
 anil train -m experiment=maml_embedded_hard "${tuned[@]}" hydra.sweep.dir="$out/maml_embedded_hard"
