@@ -12,6 +12,6 @@ job() {
     elif [ -f "$dir/.hydra/config.yaml" ]; then
         "$bin/anil" resume "$dir"
     else
-        "$bin/anil" train "$@" hydra.run.dir="$dir"
+        "$bin/anil" train "$@" hydra.run.dir="'$dir'"  # quoted: a folder name may hold ',' and '='
     fi
 }

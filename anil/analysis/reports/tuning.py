@@ -47,11 +47,13 @@ def overrides(chosen: dict[str, float]) -> str:
     return f"alpha={chosen['alpha']:g} optim.beta_w={chosen['beta_w']:g} optim.beta_phi={chosen['beta_phi']:g}"
 
 
-def _used(jobs: pd.DataFrame, chosen: dict[str, float] | None, who: str, experiment: str) -> str:
+def _used(jobs: pd.DataFrame, rows: pd.DataFrame, algorithm: str, experiment: str) -> str:
     """Whether the judged runs (`jobs`) of one algorithm ran at its chosen stepsizes."""
     ran = {k: sorted(float(v) for v in jobs[k].unique()) for k in STEPSIZES}
+    who, chosen = LABELS[algorithm], choice(rows, algorithm)
     if chosen is None:
-        return f"{who}: every tuning run diverged, no stepsize chosen."
+        tried = int((rows["algorithm"] == algorithm).sum())
+        return f"{who}: {'every tuning run diverged' if tried else 'no tuning runs yet'}, no stepsize chosen."
     if all(values == [chosen[k]] for k, values in ran.items()):
         return f"{who}'s judged runs (`{experiment}`) ran at its chosen stepsizes ({overrides(chosen)})."
     said = ", ".join(f"{k} {'/'.join(f'{v:g}' for v in values)}" for k, values in ran.items())
@@ -78,7 +80,7 @@ def section(tuning: Sweep, anil: Sweep, maml: Sweep, experiments: tuple[str, str
     return [
         "### Stepsizes: each algorithm tuned on its own",
         "",
-        f"`maml_tuning_{first['dataset']}` grid ({len(rows)} jobs: inner α × outer β for each algorithm, at N = "
+        f"`maml_tuning_{first['dataset']}` grid ({len(rows)} job{"s" if len(rows) != 1 else ""}: inner α × outer β for each algorithm, at N = "
         f"{int(first['N'])}, seed {int(first['seed'])}, kept apart from the judged seeds, "
         f"{int(first['iterations'])} meta-iterations; {tuning.jobs['wall_time_s'].sum() / 60:.1f} min of job time). "
         f"Score: the training loss averaged over the last {TUNING_WINDOW} iterations; the lowest is chosen.",
@@ -89,6 +91,6 @@ def section(tuning: Sweep, anil: Sweep, maml: Sweep, experiments: tuple[str, str
             [False, True, True, True, True, False],
         ),  # fmt: skip
         "",
-        *(_used(jobs, choice(rows, who), LABELS[who], name) for jobs, who, name in judged),
+        *(f"- {_used(jobs, rows, who, name)}" for jobs, who, name in judged),
         "",
     ]
