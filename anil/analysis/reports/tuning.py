@@ -66,7 +66,7 @@ def _used(jobs: pd.DataFrame, rows: pd.DataFrame, algorithm: str, experiment: st
 def section(tuning: Sweep, anil: Sweep, maml: Sweep, experiments: tuple[str, str]) -> list[str]:
     """The tuning table and, per algorithm, whether its judged runs used its choice."""
     rows = ranked(tuning)
-    first, jobs = rows.iloc[0], f"{len(rows)} job{'s' if len(rows) != 1 else ''}"
+    first, count = rows.iloc[0], f"{len(rows)} job{'s' if len(rows) != 1 else ''}"
     body = [
         [LABELS.get(str(r["algorithm"]), str(r["algorithm"])), f"{r['alpha']:g}", f"{r['beta_w']:g}",
          f"{r['beta_phi']:g}", "diverged" if math.isnan(r["loss"]) else f"{r['loss']:.4g}",
@@ -80,7 +80,7 @@ def section(tuning: Sweep, anil: Sweep, maml: Sweep, experiments: tuple[str, str
     return [
         "### Stepsizes: each algorithm tuned on its own",
         "",
-        f"`maml_tuning_{first['dataset']}` grid ({jobs}: inner α × outer β for each algorithm, at N = "
+        f"`maml_tuning_{first['dataset']}` grid ({count}: inner α × outer β for each algorithm, at N = "
         f"{int(first['N'])}, seed {int(first['seed'])}, kept apart from the judged seeds, "
         f"{int(first['iterations'])} meta-iterations; {tuning.jobs['wall_time_s'].sum() / 60:.1f} min of job time). "
         f"Score: the training loss averaged over the last {TUNING_WINDOW} iterations; the lowest is chosen.",
