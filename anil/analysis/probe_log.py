@@ -23,7 +23,11 @@ from anil.atomic import atomic_file, write_json_atomic
 
 KINDS = ("norms", "curvature", "quotients", "points")  # one CSV each
 SETTINGS = "probe.json"  # the options that define what is measured; a rerun must match them
-REPRODUCED = 1e-9  # relative difference of a retrained point's parameter norm that still counts as the same point
+# The relative difference of a retrained point's parameter norm that still counts as the same point,
+# per precision: another thread count reorders float sums, and float32's rounding differences grow
+# over the trajectory's steps to about 1e-5 (still far below Lanczos's 1e-3); a different trajectory
+# differs by far more.
+REPRODUCED = {"float64": 1e-9, "float32": 1e-4}
 
 
 class ProbeRefused(RuntimeError):
@@ -81,16 +85,16 @@ class ProbeLog:
             f.flush()
             os.fsync(f.fileno())
 
-    def check_point(self, geometry: str, iteration: int, parameters_norm: float) -> None:
-        """Record a trajectory point, or check a retrained one against its record."""
+    def check_point(self, geometry: str, iteration: int, parameters_norm: float, dtype: str = "float64") -> None:
+        """Record a trajectory point, or check a retrained one (trained in `dtype`) against its record."""
         for row in self.rows["points"]:
             if row["geometry"] == geometry and row["iteration"] == iteration:
                 recorded = float(row["parameters_norm"])
-                if abs(parameters_norm - recorded) > REPRODUCED * abs(recorded):
+                if abs(parameters_norm - recorded) > REPRODUCED[dtype] * abs(recorded):
                     raise ProbeRefused(
                         f"the {geometry} trajectory does not reproduce at iteration {iteration} "
                         f"(parameter norm {parameters_norm!r}, recorded {recorded!r}: another torch or machine?); "
-                        f"finish it where it started or choose another --out"
+                        "finish it where it started or choose another --out"
                     )
                 return
         self.add("points", [{"geometry": geometry, "iteration": iteration, "parameters_norm": parameters_norm}])

@@ -197,7 +197,7 @@ def probe_at(
     point = {"geometry": geometry, "iteration": mark}
     with torch.no_grad():
         size = float(flat(p.detach().double() for p in setup.model.parameters()).norm())
-    record.check_point(geometry, mark, size)
+    record.check_point(geometry, mark, size, config.dtype)
     if probe.blocks:
         for index, probed in enumerate(batches):
             if not record.has("norms", **point, batch=index):
