@@ -124,8 +124,10 @@ def test_a_stopped_probe_resumes_where_it_stopped_and_matches_an_unbroken_one(tm
     monkeypatch.setattr("anil.analysis.smoothness.operator_norms", fake_norms)
     unbroken = measure(config, probe).frame("norms")
     monkeypatch.setattr("anil.analysis.smoothness.operator_norms", stopping)
+    stopped = ProbeLog(tmp_path, {"run": 1})
     with pytest.raises(KeyboardInterrupt):
-        measure(config, probe, ProbeLog(tmp_path, {"run": 1}))
+        measure(config, probe, stopped)
+    stopped.close()  # the process that stopped would have released it by ending
     assert len(pd.read_csv(tmp_path / "norms.csv")) == 2 * 2  # point 0: two meta-batches x two N, on disk
     calls.clear()
     resumed = measure(config, probe, ProbeLog(tmp_path, {"run": 1}))

@@ -11,6 +11,7 @@ rather than mixed with the old rows. Torch-free: only files and numbers.
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import math
 import os
@@ -23,6 +24,7 @@ from anil.atomic import atomic_file, write_json_atomic
 
 KINDS = ("norms", "curvature", "quotients", "points")  # one CSV each
 SETTINGS = "probe.json"  # the options that define what is measured; a rerun must match them
+LOCK = ".lock"  # held by the probe writing the folder (its pid inside)
 # The relative difference of a retrained point's parameter norm that still counts as the same point,
 # per precision. At one thread count the trajectory is bit-for-bit the same; another thread count
 # reorders float sums, and in float32 that grows over the trajectory's steps (measured: 1.3e-4 after
@@ -58,11 +60,34 @@ class ProbeLog:
         elif any((folder / f"{kind}.csv").exists() for kind in KINDS):
             raise ProbeRefused(f"{folder} holds a probe without {SETTINGS} (an older anil): choose another --out")
         folder.mkdir(parents=True, exist_ok=True)
+        self._lock(folder)
         write_json_atomic(stored, settings)
         for kind in KINDS:
             path = folder / f"{kind}.csv"
             if path.exists() and path.stat().st_size > 0:
                 self.rows[kind] = _complete_rows(path)
+
+    def _lock(self, folder: Path) -> None:
+        """Hold an exclusive lock on the folder while this probe lives: two probes appending to the
+        same files would interleave their rows. The kernel drops it when the process ends."""
+        self._held = open(folder / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 (held for the probe's life)
+        try:
+            fcntl.flock(self._held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._held.seek(0)
+            owner = self._held.read().strip() or "?"
+            self._held.close()
+            raise ProbeRefused(
+                f"{folder} is in use by another anil smoothness (pid {owner}); wait for it or choose another --out"
+            ) from None
+        self._held.truncate(0)
+        self._held.write(str(os.getpid()))
+        self._held.flush()
+
+    def close(self) -> None:
+        """Release the folder (a process that ends releases it too)."""
+        if self.folder is not None and not self._held.closed:
+            self._held.close()
 
     def has(self, kind: str, **key: Any) -> bool:
         """Whether a row of `kind` matches every column given (e.g. geometry, iteration, batch)."""
