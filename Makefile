@@ -32,7 +32,7 @@ reproduce: install ## Figures 1-2 on the hard embedded dataset, test accuracy, t
 
 # The probe resumes: run `make theory` again after a stop and it measures only what
 # outputs/smoothness/embedded_hard lacks (remove the folder to measure afresh).
-theory: install ## smoothness vs N on the hard embedded data (3 meta-batches, 2 Lanczos starts, float32: hours; resumes), the Proposition 1 checks, then docs/theory.md
+theory: install ## smoothness vs N on the hard embedded data (3 meta-batches, 2 Lanczos starts, float32; resumes: docs/theory.md states its run time), the Proposition 1 checks, then docs/theory.md
 	$(BIN)/anil smoothness --dataset embedded_hard --init authors --N 1 5 20 --batches 3 --starts 2 --dtype float32 \
 	    --out outputs/smoothness/embedded_hard
 	for init in pytorch authors; do \
