@@ -76,8 +76,8 @@ def parser() -> argparse.ArgumentParser:
         "--dtype",
         default="float64",
         choices=["float64", "float32"],
-        help="the trajectory's and the probe's precision (default float64; float32 is about 3x faster on a CPU and "
-        "far below Lanczos's tolerance)",
+        help="the trajectory's and the probe's precision (default float64; float32 is faster on a CPU, and its "
+        "rounding stays far below Lanczos's tolerance: tests/test_spectra.py)",
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument(
