@@ -820,3 +820,5 @@ def test_each_algorithm_gets_its_own_tuned_stepsizes_and_the_document_says_if_th
     assert "ANIL's judged runs (`fig1_d`) ran at its chosen stepsizes" in text
     assert "**not** at its chosen stepsizes" in text and "alpha=0.03 optim.beta_w=0.003 optim.beta_phi=0.003" in text
     assert text.count("diverged") == 3 and text.count("**chosen**") == 2
+    assert tuning.edges(rows, "anil") == []  # the middle of the grid
+    assert "MAML's choice lies at the grid's edge (α = 0.03, the smallest tried; β = 0.003, the largest tried)" in text

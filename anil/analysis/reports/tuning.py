@@ -42,6 +42,21 @@ def choice(rows: pd.DataFrame, algorithm: str) -> dict[str, float] | None:
     return None if picked.empty else {k: float(picked[k].iloc[0]) for k in STEPSIZES}
 
 
+def edges(rows: pd.DataFrame, algorithm: str) -> list[str]:
+    """Which of the algorithm's chosen stepsizes is the smallest or largest its grid tried: the
+    best setting may then lie beyond the grid."""
+    chosen, tried = choice(rows, algorithm), rows[rows["algorithm"] == algorithm]
+    if chosen is None:
+        return []
+    said = []
+    for key, name in (("alpha", "α"), ("beta_w", "β")):
+        values = sorted(float(v) for v in tried[key].unique())
+        if len(values) > 1 and chosen[key] in (values[0], values[-1]):
+            end = "largest" if chosen[key] == values[-1] else "smallest"
+            said.append(f"{name} = {chosen[key]:g}, the {end} tried")
+    return said
+
+
 def overrides(chosen: dict[str, float]) -> str:
     """The `anil train` overrides that run at `chosen`."""
     return f"alpha={chosen['alpha']:g} optim.beta_w={chosen['beta_w']:g} optim.beta_phi={chosen['beta_phi']:g}"
@@ -92,5 +107,11 @@ def section(tuning: Sweep, anil: Sweep, maml: Sweep, experiments: tuple[str, str
         ),  # fmt: skip
         "",
         *(f"- {_used(jobs, rows, who, name)}" for jobs, who, name in judged),
+        *(
+            f"- {LABELS[who]}'s choice lies at the grid's edge ({'; '.join(edges(rows, who))}): a better setting may "
+            "lie beyond it; widen the grid to find it."
+            for _, who, _ in judged
+            if edges(rows, who)
+        ),
         "",
     ]
