@@ -26,7 +26,13 @@ def main() -> int:
         print(f"tuned.py: no {tuning.NAME}-jobs.csv in {options.data}: run the tuning sweep and "
               "`anil report reproduction --maml-tuning SWEEP` first", file=sys.stderr)  # fmt: skip
         return 1
-    chosen = tuning.choice(tuning.ranked(read(options.data, tuning.NAME)), options.algorithm)
+    rows = tuning.ranked(read(options.data, tuning.NAME))
+    unfinished = int((~rows["finished"]).sum())
+    if unfinished:
+        print(f"tuned.py: {unfinished} tuning job(s) have not finished: run scripts/tuning_runs.sh to the end "
+              "and collect it again", file=sys.stderr)  # fmt: skip
+        return 1
+    chosen = tuning.choice(rows, options.algorithm)
     if chosen is None:
         print(f"tuned.py: every {options.algorithm} tuning run diverged: widen the grid", file=sys.stderr)
         return 1

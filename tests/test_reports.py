@@ -794,7 +794,7 @@ def tuning_sweep(score):
                     seeds.append(dict(job=job, iteration=i, loss=loss))
                 jobs.append(dict(job=job, algorithm=algorithm, alpha=alpha, beta_w=beta, beta_phi=beta,
                                  diverged=final is None, N=5, seed=100, iterations=30, dataset="d",
-                                 wall_time_s=60.0))  # fmt: skip
+                                 wall_time_s=60.0, status="diverged" if final is None else "completed"))  # fmt: skip
     return sweeps.Sweep(pd.DataFrame(seeds), pd.DataFrame(jobs))
 
 
@@ -822,3 +822,10 @@ def test_each_algorithm_gets_its_own_tuned_stepsizes_and_the_document_says_if_th
     assert text.count("diverged") == 3 and text.count("**chosen**") == 2
     assert tuning.edges(rows, "anil") == []  # the middle of the grid
     assert "MAML's choice lies at the grid's edge (α = 0.03, the smallest tried; β = 0.003, the largest tried)" in text
+    # A grid still running: an unfinished job is listed, never scored or chosen, however low its loss so far.
+    grid.jobs.loc[grid.jobs["job"] == "algorithm=maml,alpha=0.1,optim.beta_w=0.001", "status"] = None
+    grid.seeds.loc[grid.seeds["job"] == "algorithm=maml,alpha=0.1,optim.beta_w=0.001", "loss"] = 0.01
+    rows = tuning.ranked(grid)
+    assert tuning.choice(rows, "maml") == {"alpha": 0.03, "beta_w": 0.003, "beta_phi": 0.003}
+    text = "\n".join(tuning.section(grid, judged(0.1, 0.001), judged(0.1, 0.001), ("fig1_d", "maml_d")))
+    assert "not finished" in text and "so far: 17 of the jobs listed finished" in text

@@ -108,10 +108,11 @@ def main(args: list[str]) -> int:
             (reproduction.INIT_VARIANTS["fig2"], options.fig2_init),
             (regimes.NAME, options.theory),
             (maml.NAME, options.maml),
-            (tuning.NAME, options.maml_tuning),
         ):
             if folder is not None:
                 jobs.collect(folder, name, docs / "data" / "reproduction", None)
+        if options.maml_tuning is not None:  # run in parts, across sessions: what is there so far
+            jobs.collect(options.maml_tuning, tuning.NAME, docs / "data" / "reproduction", None, running=True)
         for fig, name in long.NAMES.items():
             if options.long is not None and (options.long / fig).is_dir():
                 jobs.collect(options.long / fig, name, docs / "data" / "reproduction", None, running=True)

@@ -27,14 +27,22 @@ def ranked(tuning: Sweep) -> pd.DataFrame:
     last = tuning.seeds.groupby("job")["iteration"].transform("max")
     tail = tuning.seeds[tuning.seeds["iteration"] > last - TUNING_WINDOW]
     score = tail.groupby("job")["loss"].mean().rename("loss")
-    jobs = tuning.jobs.set_index("job")[["algorithm", *STEPSIZES, "diverged", "N", "seed", "iterations", "dataset"]]
-    rows = jobs.join(score).reset_index()
-    rows["loss"] = rows["loss"].where(~rows["diverged"].astype(bool) & rows["loss"].map(math.isfinite))
+    columns = ["algorithm", *STEPSIZES, "diverged", "status", "N", "seed", "iterations", "dataset"]
+    rows = tuning.jobs.set_index("job")[columns].join(score).reset_index()
+    rows["diverged"] = rows["diverged"].astype(bool) | (rows["status"] == "diverged")
+    rows["finished"] = rows["diverged"] | (rows["status"] == "completed")  # a stopped or running job is not scored
+    rows["loss"] = rows["loss"].where(rows["finished"] & ~rows["diverged"] & rows["loss"].map(math.isfinite))
     rows["chosen"] = False
     for _, part in rows.groupby("algorithm"):
         if part["loss"].notna().any():
             rows.loc[part["loss"].idxmin(), "chosen"] = True
     return rows.sort_values(["algorithm", *STEPSIZES], ignore_index=True)
+
+
+def _score(row: pd.Series) -> str:
+    if not row["finished"]:
+        return "not finished"
+    return "diverged" if row["diverged"] else f"{row['loss']:.4g}"
 
 
 def choice(rows: pd.DataFrame, algorithm: str) -> dict[str, float] | None:
@@ -84,7 +92,7 @@ def section(tuning: Sweep, anil: Sweep, maml: Sweep, experiments: tuple[str, str
     first, count = rows.iloc[0], f"{len(rows)} job{'s' if len(rows) != 1 else ''}"
     body = [
         [LABELS.get(str(r["algorithm"]), str(r["algorithm"])), f"{r['alpha']:g}", f"{r['beta_w']:g}",
-         f"{r['beta_phi']:g}", "diverged" if math.isnan(r["loss"]) else f"{r['loss']:.4g}",
+         f"{r['beta_phi']:g}", _score(r),
          "**chosen**" if r["chosen"] else ""]
         for _, r in rows.iterrows()
     ]  # fmt: skip
@@ -98,7 +106,13 @@ def section(tuning: Sweep, anil: Sweep, maml: Sweep, experiments: tuple[str, str
         f"`maml_tuning_{first['dataset']}` grid ({count}: inner α × outer β for each algorithm, at N = "
         f"{int(first['N'])}, seed {int(first['seed'])}, kept apart from the judged seeds, "
         f"{int(first['iterations'])} meta-iterations; {tuning.jobs['wall_time_s'].sum() / 60:.1f} min of job time). "
-        f"Score: the training loss averaged over the last {TUNING_WINDOW} iterations; the lowest is chosen.",
+        f"Score: the training loss averaged over the last {TUNING_WINDOW} iterations; the lowest is chosen"
+        + (
+            "."
+            if rows["finished"].all()
+            else f", so far: {int(rows['finished'].sum())} of the jobs listed finished "
+            "(`bash scripts/tuning_runs.sh` goes on where it stopped)."
+        ),
         "",
         *table(
             ["algorithm", "α", "β_w", "β_φ", f"loss, last {TUNING_WINDOW} iterations", ""],
