@@ -74,14 +74,15 @@ def _used(jobs: pd.DataFrame, rows: pd.DataFrame, algorithm: str, experiment: st
     """Whether the judged runs (`jobs`) of one algorithm ran at its chosen stepsizes."""
     ran = {k: sorted(float(v) for v in jobs[k].unique()) for k in STEPSIZES}
     who, chosen = LABELS[algorithm], choice(rows, algorithm)
+    its = "its choice so far" if not rows["finished"].all() else "its chosen stepsizes"
     if chosen is None:
         tried = int((rows["algorithm"] == algorithm).sum())
         return f"{who}: {'every tuning run diverged' if tried else 'no tuning runs yet'}, no stepsize chosen."
     if all(values == [chosen[k]] for k, values in ran.items()):
-        return f"{who}'s judged runs (`{experiment}`) ran at its chosen stepsizes ({overrides(chosen)})."
+        return f"{who}'s judged runs (`{experiment}`) ran at {its} ({overrides(chosen)})."
     said = ", ".join(f"{k} {'/'.join(f'{v:g}' for v in values)}" for k, values in ran.items())
     return (
-        f"{who}'s judged runs (`{experiment}`) ran at {said}, **not** at its chosen stepsizes: the comparison below "
+        f"{who}'s judged runs (`{experiment}`) ran at {said}, **not** at {its}: the comparison below "
         f"does not yet give {who} its best setting (rerun them with `{overrides(chosen)}`)."
     )
 
