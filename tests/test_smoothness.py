@@ -1,6 +1,8 @@
 """`anil smoothness`: the estimator measures a local derivative, leaves the model as it found it,
 and the command writes its table and figure."""
 
+import errno
+
 import pandas as pd
 import pytest
 import torch
@@ -134,3 +136,18 @@ def test_a_stopped_probe_resumes_where_it_stopped_and_matches_an_unbroken_one(tm
     assert len(calls) == 2  # only the point at iteration 2's two meta-batches
     assert resumed.frame("norms").equals(unbroken)
     assert len(pd.read_csv(tmp_path / "points.csv")) == 2 and len(resumed.rows["curvature"]) == 2 * 2
+
+
+def test_a_full_disk_gets_one_line_and_keeps_what_was_measured(tmp_path, monkeypatch, capsys):
+    from anil.cli import smoothness as command
+
+    def full(config, probe, record):
+        record.add("curvature", [{"geometry": "convex", "iteration": 0, "mu": 0.01}])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(command, "measure", full)
+    out = tmp_path / "probe"
+    assert command.main(["--dataset", "procedural", "--out", str(out)]) == 1
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and f"cannot write to {out}: No space left on device" in said[0]
+    assert len(pd.read_csv(out / "curvature.csv")) == 1  # the row measured before the disk filled stays
