@@ -89,6 +89,12 @@ class ProbeLog:
         if self.folder is not None and not self._held.closed:
             self._held.close()
 
+    def __enter__(self) -> ProbeLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def has(self, kind: str, **key: Any) -> bool:
         """Whether a row of `kind` matches every column given (e.g. geometry, iteration, batch)."""
         return any(all(row.get(k) == v for k, v in key.items()) for row in self.rows[kind])

@@ -139,9 +139,10 @@ def main(args: list[str]) -> int:
                   blocks=not options.curvature_only)  # fmt: skip
     started = time.perf_counter()
     try:
-        record = ProbeLog(out, settings(options))
-        for geometry in options.geometry:
-            measure(trajectory_config(geometry, options), probe, record)
+        with ProbeLog(out, settings(options)) as record:  # the folder's lock is released on the way out
+            for geometry in options.geometry:
+                measure(trajectory_config(geometry, options), probe, record)
+            write_outputs(out, options, record, time.perf_counter() - started)
     except (ConfigError, DatasetError, DivergedTrajectory, ProbeRefused) as error:
         print(f"anil smoothness: {error}", file=sys.stderr)
         return 1
@@ -149,7 +150,6 @@ def main(args: list[str]) -> int:
         print(f"anil smoothness: cannot write to {out}: {error.strerror}; free space or choose another --out "
               "and run again (measured rows are kept)", file=sys.stderr)  # fmt: skip
         return 1
-    write_outputs(out, options, record, time.perf_counter() - started)
     return 0
 
 
