@@ -158,7 +158,7 @@ def curvature_rows(setup: Setup, batch: TaskBatch, config: TrainConfig, alpha: f
 
 def measure(config: TrainConfig, probe: Probe, record: ProbeLog | None = None) -> ProbeLog:
     """Train the trajectory `config` describes and probe it at `probe.points` evenly spaced iterations.
-    Every (point, meta-batch) goes to `log` as soon as it is measured; what `log` already holds (a
+    Every (point, meta-batch) goes to `record` as soon as it is measured; what `record` already holds (a
     stopped probe of the same options) is skipped, once the retrained point is checked to be the same."""
     record = record if record is not None else ProbeLog()
     device = resolve_device(config.device)
