@@ -191,6 +191,36 @@ def test_anil_against_maml_to_common_losses_can_agree_and_disagree():
     assert judged and all(j.verdict is not Verdict.AGREES for j in judged)
 
 
+def test_table2_at_tuned_stepsizes_reads_finished_runs_only_and_says_how_far_they_got():
+    """scripts/table2_runs.sh's runs, collected while they run: before any N has MIN_SEEDS finished
+    runs of both algorithms nothing is judged; once N = 1 and 5 have, those are judged (MAML's
+    iteration N times ANIL's: agrees) and a stopped run is left out."""
+    fig2 = synthetic_sweep("nonconvex", ["constant"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1)
+    pace = synthetic_pace(lambda a, n: 0.1 * n if a == "maml" else 0.1)
+    fig1 = synthetic_sweep("convex", ["constant"], [1, 5, 10], saturating, lambda n: 0.1, seeds=5, pace=pace)
+    anil_runs = synthetic_sweep("convex", ["constant"], [1, 5, 10], saturating, lambda n: 0.1, seeds=5,
+                                counters=True, pace=pace)  # fmt: skip
+    maml_runs = synthetic_sweep("convex", ["constant"], [1, 5, 10], saturating, lambda n: 0.1, seeds=5,
+                                counters=True, pace=pace, algorithm="maml")  # fmt: skip
+
+    def stopped(sweep, unfinished):  # the jobs in `unfinished` (N, seed) have not finished
+        cut = sweep.jobs.apply(lambda job: (job["N"], job["seed"]) in unfinished, axis=1)
+        return sweeps.Sweep(sweep.seeds, sweep.jobs.assign(status=np.where(cut, "stopped", "completed")), sweep.pace)
+
+    early = stopped(maml_runs, {(n, s) for n in (1, 5, 10) for s in range(5) if n > 1 or s > 1})
+    text = reproduction.render(fig1, fig2, ["x"], provenance.Others(table2=(anil_runs, early)))
+    assert "## ANIL against MAML, each at its own tuned stepsizes (Table 2)" in text
+    assert "MAML N = 1: 2 of 5, N = 5: 0 of 5, N = 10: 0 of 5" in text and "nothing is judged" in text
+    assert not claim_rows(text, claims.ANIL_VS_MAML)
+    later = stopped(maml_runs, {(10, s) for s in range(5)} | {(5, 4)})
+    text = reproduction.render(fig1, fig2, ["x"], provenance.Others(table2=(anil_runs, later)))
+    rows = claim_rows(text, claims.ANIL_VS_MAML)
+    priced = [row for row in rows if "measured time per iteration" in row]
+    assert priced and all("`table2-maml` beside `table2-anil`" in row and "**agrees**" in row for row in priced)
+    assert "| 5 | MAML | 4/4 |" in text and "| 10 | MAML" not in text  # the stopped seed and N = 10 left out
+    assert "--table2 outputs/table2" in text
+
+
 def maml_judgements(fig1, maml_sweep):
     from anil.analysis.reports import maml
 

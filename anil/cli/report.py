@@ -6,6 +6,7 @@
         [--fig1-init SWEEP] [--fig2-init SWEEP]         # a figure's sweep under the other initialisation
         [--theory DIR] [--maml SWEEP]                   # the theorems' regime, MAML beside ANIL
         [--maml-tuning SWEEP]                           # each algorithm's stepsizes tuned on its own
+        [--table2 DIR]                                  # ANIL and MAML each at its tuned stepsizes
         [--long DIR]                                    # the fixed-alpha half to 1,000 iterations
     anil report theory --smoothness DIR                 # run the formula checks, read `anil smoothness` output
     anil report complexity | performance                # render (scripts/complexity.py, scripts/bench.py measure)
@@ -28,6 +29,7 @@ from anil.analysis.reports import (
     performance,
     regimes,
     reproduction,
+    table2,
     theory,
     tuning,
 )
@@ -55,6 +57,9 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--maml", type=Path, help="reproduction: a finished maml_* sweep (with --fig1)")
     parser.add_argument(
         "--maml-tuning", type=Path, help="reproduction: a finished maml_tuning_* sweep (each algorithm's stepsizes)"
+    )
+    parser.add_argument(
+        "--table2", type=Path, help="reproduction: scripts/table2_runs.sh's folder (anil/ and maml/, finished or not)"
     )
     parser.add_argument(
         "--long", type=Path, help="reproduction: scripts/long_runs.sh's folder (its fig1/ and fig2/, finished or not)"
@@ -113,6 +118,9 @@ def main(args: list[str]) -> int:
                 jobs.collect(folder, name, docs / "data" / "reproduction", None)
         if options.maml_tuning is not None:  # run in parts, across sessions: what is there so far
             jobs.collect(options.maml_tuning, tuning.NAME, docs / "data" / "reproduction", None, running=True)
+        for algorithm, name in table2.NAMES.items():
+            if options.table2 is not None and (options.table2 / algorithm).is_dir():
+                jobs.collect(options.table2 / algorithm, name, docs / "data" / "reproduction", None, running=True)
         for fig, name in long.NAMES.items():
             if options.long is not None and (options.long / fig).is_dir():
                 jobs.collect(options.long / fig, name, docs / "data" / "reproduction", None, running=True)

@@ -20,6 +20,7 @@ from anil.analysis.reports.sweeps import (
     CONVEX_RULES,
     NONCONVEX_RULES,
     Sweep,
+    completed,
     design,
     levels_at,
     schedules,
@@ -36,9 +37,7 @@ NEEDED = {"fig1": 3, "fig2": 2}  # the N a rule compares: low, ~7 and high (conv
 
 def finished(sweep: Sweep, schedule: str) -> Curves:
     """The curves of the runs that completed, N -> seed -> curve; N with fewer than MIN_SEEDS dropped."""
-    done = set(sweep.jobs.loc[sweep.jobs["status"] == "completed", "job"])
-    curves = seed_curves(Sweep(sweep.seeds[sweep.seeds["job"].isin(done)], sweep.jobs, sweep.pace), schedule)
-    return {n: runs for n, runs in curves.items() if len(runs) >= MIN_SEEDS}
+    return seed_curves(completed(sweep, MIN_SEEDS), schedule)
 
 
 def up_to(curves: Curves, iteration: int) -> Curves:

@@ -85,14 +85,14 @@ def views(compared: Compared) -> list[tuple[str, str]]:
     return [(c, name) for c, name in chosen if c in have] + [("time", "training seconds as the runs measured them")]
 
 
-def judgements(anil: Sweep, maml: Sweep, name: str) -> list[Row]:
-    return _judge(anil, maml, name, _compared(anil, maml))
+def judgements(anil: Sweep, maml: Sweep, name: str, anil_label: str | None = None) -> list[Row]:
+    return _judge(anil, maml, name, _compared(anil, maml), anil_label or anil_name(anil))
 
 
-def _judge(anil: Sweep, maml: Sweep, name: str, compared: Compared) -> list[Row]:
+def _judge(anil: Sweep, maml: Sweep, name: str, compared: Compared, anil_label: str) -> list[Row]:
     """Table 2's claim on each view at each target (the runs' own clocks only where the jobs ran
     one at a time; the iteration count is reported, not judged: the claim is about computation)."""
-    label = f"`{name}` beside `{anil_name(anil)}`, {design(maml.jobs, compared.schedule)}"
+    label = f"`{name}` beside `{anil_label}`, {design(maml.jobs, compared.schedule)}"
     timing = occupancy(pd.concat([anil.seeds, maml.seeds], ignore_index=True))
     rows: list[Row] = []
     for target in compared.targets:
@@ -123,10 +123,13 @@ def _tuning(anil: Sweep, maml: Sweep) -> str:
     return "The two algorithms ran with different stepsizes (see their settings)."
 
 
-def section(anil: Sweep, maml: Sweep, name: str, tuned: Sweep | None = None) -> list[str]:
+def section(
+    anil: Sweep, maml: Sweep, name: str, tuned: Sweep | None = None, anil_label: str | None = None
+) -> list[str]:
     """docs/reproduction.md's ANIL-against-MAML section: the stepsize tuning (`tuned`, where run),
     then per target, N and algorithm, the runs that reached the target and what they spent on the
-    way, then the verdicts."""
+    way, then the verdicts. `anil_label`: what the ANIL runs are called (default Figure 1's sweep)."""
+    anil_label = anil_label or anil_name(anil)
     compared = _compared(anil, maml)
     chosen = [("iteration", "meta-iterations"), *views(compared)]
     rows = []
@@ -139,14 +142,12 @@ def section(anil: Sweep, maml: Sweep, name: str, tuned: Sweep | None = None) -> 
     header = ["target", "N", "algorithm", "reached", *(f"{quantity} to the target" for _, quantity in chosen)]
     verdicts = [
         [j.claim.statement, label, quantity, j.evidence, f"**{j.verdict.value}**", j.reason]
-        for j, label, quantity in _judge(anil, maml, name, compared)
+        for j, label, quantity in _judge(anil, maml, name, compared, anil_label)
     ]
     starts = ", ".join(f"{who} {start_level(c):.3g}" for who, c in (("ANIL", compared.anil), ("MAML", compared.maml)))
     return [
-        "## ANIL against MAML to the same loss (Table 2)",
-        "",
         f"MAML runs (`{name}`: {settings(maml.jobs)}; {environment(maml.jobs)}; "
-        f"{maml.jobs['wall_time_s'].sum() / 60:.1f} min of job time) beside the ANIL runs of `{anil_name(anil)}` "
+        f"{maml.jobs['wall_time_s'].sum() / 60:.1f} min of job time) beside the ANIL runs of `{anil_label}` "
         f"with the same stepsize design ({design(maml.jobs, compared.schedule)}), N and seeds. "
         f"{_tuning(anil, maml) if tuned is None else 'Their stepsizes against each one tuned on its own: below.'} "
         f"Targets: smoothed training losses of {', '.join(f'{t:.3g}' for t in compared.targets)}, from the worst "
@@ -158,7 +159,7 @@ def section(anil: Sweep, maml: Sweep, name: str, tuned: Sweep | None = None) -> 
         "target on how MAML's cost over ANIL's moves with N, as Table 2 predicts a factor that grows with N and is "
         "exactly 1 for gradients at N = 1.",
         "",
-        *([] if tuned is None else tuning.section(tuned, anil, maml, (anil_name(anil), name))),
+        *([] if tuned is None else tuning.section(tuned, anil, maml, (anil_label, name))),
         *table(header, rows, [True, True, False, True, *([True] * len(chosen))]),
         "",
         *table(["claim", "experiment", "quantity judged", "evidence", "verdict", "why"], verdicts, [False] * 6),

@@ -35,6 +35,7 @@ class Others:
     maml: Sweep | None = None  # MAML beside Figure 1's fixed-α runs
     long: dict[str, Sweep] = field(default_factory=dict)  # "fig1"/"fig2" -> its fixed-α half run longer
     tuning: Sweep | None = None  # ANIL's and MAML's stepsizes tuned on their own (before the MAML comparison)
+    table2: tuple[Sweep, Sweep] | None = None  # ANIL's and MAML's runs, each at its tuned stepsizes
 
 
 NO_OTHERS = Others()
@@ -145,6 +146,12 @@ def commands(fig1: Sweep, fig2: Sweep, others: Others = NO_OTHERS) -> list[str]:
         name = maml_experiment(others.maml)
         lines.append(f"anil train -m experiment={name} hydra.sweep.dir=outputs/sweeps/{name}")
         report += f" --maml outputs/sweeps/{name}"
+    if others.tuning is not None:
+        lines.append("bash scripts/tuning_runs.sh .venv/bin outputs/tuning")
+        report += " --maml-tuning outputs/tuning"
+    if others.table2 is not None:
+        lines.append("bash scripts/table2_runs.sh .venv/bin outputs/table2")
+        report += " --table2 outputs/table2"
     if others.long:
         lines += [f"bash scripts/long_runs.sh .venv/bin outputs/long {fig}" for fig in others.long]
         report += " --long outputs/long"
@@ -155,7 +162,9 @@ def job_minutes(fig1: Sweep, fig2: Sweep, others: Others) -> dict[str, float]:
     """Each sweep's job time in minutes (the sum of its jobs' own wall time), in document order."""
     parts: dict[str, Sweep | None] = {"Figure 1": fig1, "Figure 2": fig2}
     parts.update({f"{fig} init": s for fig, s in others.inits.items()})
-    parts.update({"theorems' regime": others.theory, "MAML": others.maml})
+    parts.update({"theorems' regime": others.theory, "MAML": others.maml, "stepsize tuning": others.tuning})
+    if others.table2 is not None:
+        parts.update({"Table 2 at tuned stepsizes, ANIL": others.table2[0], "Table 2, MAML": others.table2[1]})
     parts.update({f"{fig} to 1,000 iterations": s for fig, s in others.long.items()})
     minutes = {name: float(s.jobs["wall_time_s"].sum()) / 60 for name, s in parts.items() if s is not None}
     if others.search is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from anil.analysis import claims
 from anil.analysis.pricing import read_pace
-from anil.analysis.reports import divergence, long, maml, regimes, tuning
+from anil.analysis.reports import divergence, long, maml, regimes, table2, tuning
 from anil.analysis.reports.jobs import environment, init_of
 from anil.analysis.reports.markdown import generated_by, source_name, table
 from anil.analysis.reports.provenance import (
@@ -74,6 +74,8 @@ def judgements(fig1: Sweep, fig2: Sweep, others: Others = NO_OTHERS) -> list[Row
     rows += _stability(fig2, others.search)
     if others.maml is not None:
         rows += maml.judgements(fig1, others.maml, maml_experiment(others.maml))
+    if others.table2 is not None:
+        rows += table2.judgements(*others.table2)
     return rows
 
 
@@ -234,7 +236,11 @@ def render(
     if others.theory is not None:
         lines += regimes.section(fig1, fig2, others.theory, others.search)
     if others.maml is not None:
-        lines += maml.section(fig1, others.maml, maml_experiment(others.maml), others.tuning)
+        tuned = None if others.table2 is not None else others.tuning  # the grid goes with the runs that use it
+        lines += ["## ANIL against MAML to the same loss (Table 2)", ""]
+        lines += maml.section(fig1, others.maml, maml_experiment(others.maml), tuned)
+    if others.table2 is not None:
+        lines += table2.section(*others.table2, others.tuning)
     if others.long:
         lines += long.section(others.long, last)
     for fig, main in zip(FIGURES, (fig1, fig2)):
@@ -264,16 +270,19 @@ def write(data_dir: Path, doc_path: Path) -> Path:
     )
     search = divergence.read(data_dir)
     longer = {fig: read(data_dir, name, pace) for fig, name in long.NAMES.items() if present(name)}
+    paired = list(table2.NAMES.values()) if all(present(name) for name in table2.NAMES.values()) else []
     names = (
         [*FIGURES, *(INIT_VARIANTS[fig] for fig in inits)]
         + [name for name, sweep in ((regimes.NAME, theory), (maml.NAME, against_maml), (tuning.NAME, tuned)) if sweep]
         + [long.NAMES[fig] for fig in longer]
+        + paired
     )
     sources = [source_name(data_dir / f"{name}-{kind}.csv", doc_path) for name in names for kind in ("seeds", "jobs")]
     if search is not None:
         sources += [source_name(path, doc_path) for path in search.paths]
     if pace is not None:
         sources.append(source_name(pace.source, doc_path))
-    others = Others(search, inits, theory, against_maml, longer, tuned)
+    pair = (read(data_dir, paired[0], pace), read(data_dir, paired[1], pace)) if paired else None
+    others = Others(search, inits, theory, against_maml, longer, tuned, pair)
     doc_path.write_text(render(fig1, fig2, sources, others), encoding="utf-8")
     return doc_path

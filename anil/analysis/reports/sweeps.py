@@ -71,6 +71,15 @@ def read(data_dir: Path, name: str, pace: Pace | None = None) -> Sweep:
     return Sweep(pd.read_csv(data_dir / f"{name}-seeds.csv"), pd.read_csv(data_dir / f"{name}-jobs.csv"), pace)
 
 
+def completed(sweep: Sweep, fewest: int) -> Sweep:
+    """A sweep still running (collected in parts) cut to its finished jobs, at the N (per stepsize
+    design) where at least `fewest` seeds finished: a stopped run's curve ends early."""
+    done = sweep.jobs[sweep.jobs["status"] == "completed"]
+    enough = done.groupby(["alpha_schedule", "N"])["seed"].transform("nunique") >= fewest
+    done = done[enough]
+    return Sweep(sweep.seeds[sweep.seeds["job"].isin(done["job"])], done, sweep.pace)
+
+
 def loss_at(curve: pd.DataFrame, column: str, value: float) -> float:
     """The smoothed loss at the last row with `column` <= value; NaN when the curve had not got
     that far at its first row (an iteration of this run takes longer than the whole budget)."""
