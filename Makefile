@@ -27,7 +27,7 @@ demo: install ## sweep N for both geometries on the embedded dataset, then draw 
 	@echo "figures and curves.csv are in $(DEMO_DIR)"
 
 REPRODUCE := outputs/sweeps/reproduce_$(STAMP)
-reproduce: install ## Figures 1-2 on the hard embedded dataset, test accuracy, the N = 30 search, the theorems' regime, MAML, long runs (docs/reproduction.md states the job time), then docs/reproduction.md
+reproduce: install ## Figures 1-2 on the hard embedded dataset, test accuracy, the N = 30 search, the theorems' regime, tuned ANIL against MAML, long runs (two streams, one per core; docs/reproduction.md states the job time), then docs/reproduction.md
 	bash scripts/reproduce.sh $(BIN) $(REPRODUCE)
 
 # The probe resumes: run `make theory` again after a stop and it measures only what
