@@ -221,6 +221,20 @@ def test_table2_at_tuned_stepsizes_reads_finished_runs_only_and_says_how_far_the
     assert "--table2 outputs/table2" in text
 
 
+def test_make_reproduce_streams_count_cpu_time_where_the_jobs_recorded_it():
+    """fig2's long runs (second stream) waited half their wall time for a shared core: their CPU
+    time counts; the figure sweeps (first stream) recorded none: their wall time counts."""
+    fig1 = synthetic_sweep("convex", ["constant"], [1, 5], saturating, lambda n: 0.1, seeds=3)  # 6 jobs x 12 s
+    fig2 = synthetic_sweep("nonconvex", ["constant"], [1, 5], slower_with_n, lambda n: 0.1, seeds=3)
+    waited = synthetic_sweep("nonconvex", ["constant"], [1, 5], slower_with_n, lambda n: 600.0, seeds=3)
+    longer = sweeps.Sweep(waited.seeds, waited.jobs.assign(cpu_time_s=waited.jobs["wall_time_s"] / 2))
+    others = provenance.Others(long={"fig2": longer})
+    assert provenance.job_minutes(fig1, fig2, others)["fig2 to 1,000 iterations"] == pytest.approx(6 * 72000 / 60)
+    said = provenance.streams(fig1, fig2, others)
+    assert "fig2 to 1,000 iterations in one (60.0 h)" in said  # 6 jobs x 36,000 s of CPU time
+    assert "the rest in the other (0.0 h)" in said and "about 60.0 h on 2 cores" in said
+
+
 def maml_judgements(fig1, maml_sweep):
     from anil.analysis.reports import maml
 

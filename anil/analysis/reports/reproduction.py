@@ -33,6 +33,7 @@ from anil.analysis.reports.provenance import (
     job_minutes,
     maml_experiment,
     noise,
+    streams,
     why,
 )
 from anil.analysis.reports.sweeps import (
@@ -191,7 +192,8 @@ def render(
         f"Where they ran: Figure 1: {environment(fig1.jobs)}; Figure 2: {environment(fig2.jobs)}. Job time of "
         f"the data behind this document (the sum of the jobs' own wall time): {sum(wall.values()) / 60:.1f} h; "
         + ", ".join(f"{part} {minutes:.1f} min" for part, minutes in wall.items())
-        + f". Final validation accuracy: Figure 1 {final_accuracy(fig1)}, Figure 2 {final_accuracy(fig2)}.",
+        + f". {streams(fig1, fig2, others)} "
+        f"Final validation accuracy: Figure 1 {final_accuracy(fig1)}, Figure 2 {final_accuracy(fig2)}.",
         "",
         "## Figures",
         "",
