@@ -825,12 +825,12 @@ def test_collecting_a_running_sweep_keeps_jobs_of_earlier_sessions(tmp_path):
     assert collected.seeds.groupby("job").size().to_dict() == {"N1_seed0": 2, "N1_seed1": 2}
 
 
-def tuning_sweep(score):
+def tuning_sweep(score, alphas=(0.03, 0.1, 0.3), betas=(0.0003, 0.001, 0.003)):
     """A tuning grid whose runs end at loss score(algorithm, alpha, beta) (None: diverged)."""
     seeds, jobs = [], []
     for algorithm in ("anil", "maml"):
-        for alpha in (0.03, 0.1, 0.3):
-            for beta in (0.0003, 0.001, 0.003):
+        for alpha in alphas:
+            for beta in betas:
                 job = f"algorithm={algorithm},alpha={alpha},optim.beta_w={beta}"
                 final = score(algorithm, alpha, beta)
                 for i in range(1, 31):
@@ -873,3 +873,33 @@ def test_each_algorithm_gets_its_own_tuned_stepsizes_and_the_document_says_if_th
     assert tuning.choice(rows, "maml") == {"alpha": 0.03, "beta_w": 0.003, "beta_phi": 0.003}
     text = "\n".join(tuning.section(grid, judged(0.1, 0.001), judged(0.1, 0.001), ("fig1_d", "maml_d")))
     assert "not finished" in text and "so far: 17 of the jobs listed finished" in text
+
+
+def test_tuned_gives_an_algorithm_its_choice_only_once_its_part_of_the_grid_has_finished(tmp_path, monkeypatch, capsys):
+    """scripts/tuned.py: the grid is the tuning experiment's own sweep; ANIL, all finished, gets its
+    overrides while MAML, one job still running, is refused with one line."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tuned", REPO / "scripts" / "tuned.py")
+    tuned = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tuned)
+    monkeypatch.setattr("sys.argv", ["tuned.py", "--grid"])
+    assert tuned.main() == 0
+    pairs = [tuple(float(v) for v in line.split()) for line in capsys.readouterr().out.split("\n") if line]
+    alphas, betas = sorted({a for a, _ in pairs}), sorted({b for _, b in pairs})
+    assert len(pairs) == len(alphas) * len(betas) >= 9
+    best = (alphas[1], betas[-1])
+    grid = tuning_sweep(lambda algorithm, a, b: 0.5 if (a, b) == best else 1.0 + a, alphas, betas)
+    grid.jobs.loc[grid.jobs["job"] == f"algorithm=maml,alpha={alphas[0]},optim.beta_w={betas[0]}", "status"] = None
+    grid.seeds.to_csv(tmp_path / "maml-tuning-seeds.csv", index=False)
+    grid.jobs.to_csv(tmp_path / "maml-tuning-jobs.csv", index=False)
+    monkeypatch.setattr("sys.argv", ["tuned.py", "anil", "--data", str(tmp_path)])
+    assert tuned.main() == 0
+    assert capsys.readouterr().out.strip() == f"alpha={best[0]:g} optim.beta_w={best[1]:g} optim.beta_phi={best[1]:g}"
+    monkeypatch.setattr("sys.argv", ["tuned.py", "maml", "--data", str(tmp_path)])
+    assert tuned.main() == 1
+    said = capsys.readouterr().err.strip()
+    assert (
+        said == f"tuned.py: {len(pairs) - 1} of the {len(pairs)} maml tuning jobs have finished: run "
+        "scripts/tuning_runs.sh to the end and collect it again"
+    )

@@ -95,9 +95,14 @@ def sweep_grid(experiment: str, key: str = "N", extra: tuple[str, ...] = ()) -> 
     """The configs of an experiment's own sweep along `key` (its hydra.sweeper.params), each at
     the experiment's other defaults (and the `extra` overrides, e.g. a dataset.root): what a timing
     of every configuration needs, without Hydra."""
-    values = str(_swept(experiment, extra)[key]).split(",")
+    values = swept(experiment, key, extra)
     with hydra_context():
         return [typed(compose_train([f"experiment={experiment}", f"{key}={value}", *extra])) for value in values]
+
+
+def swept(experiment: str, key: str, extra: tuple[str, ...] = ()) -> list[str]:
+    """The values an experiment's own sweep gives `key` (a comma list in its hydra.sweeper.params)."""
+    return str(_swept(experiment, extra)[key]).split(",")
 
 
 def sweep_jobs(experiment: str) -> int:
