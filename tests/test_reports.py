@@ -233,6 +233,12 @@ def test_make_reproduce_streams_count_cpu_time_where_the_jobs_recorded_it():
     said = provenance.streams(fig1, fig2, others)
     assert "fig2 to 1,000 iterations in one (60.0 h)" in said  # 6 jobs x 36,000 s of CPU time
     assert "the rest in the other (0.0 h)" in said and "about 60.0 h on 2 cores" in said
+    # Table 2's runs take the untuned MAML sweep's place in make reproduce: it no longer counts
+    others = provenance.Others(long={"fig2": longer}, maml=waited, table2=(fig1, waited))
+    said = provenance.streams(fig1, fig2, others)
+    assert (
+        "one per core: Table 2, ANIL, Table 2, MAML, fig2 to 1,000 iterations in one (180.0 h)" in said
+    )  # 0 + 120 + 60
 
 
 def maml_judgements(fig1, maml_sweep):
