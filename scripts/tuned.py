@@ -4,6 +4,7 @@ tuning grid itself.
 
     .venv/bin/python scripts/tuned.py maml     # e.g. alpha=0.1 optim.beta_w=0.001 optim.beta_phi=0.001
     .venv/bin/python scripts/tuned.py --grid   # "alpha beta" per line, from the tuning experiment's sweep
+    .venv/bin/python scripts/tuned.py anil --beyond   # "alpha beta" past a grid edge the choice lies on
 
 scripts/table2_runs.sh runs ANIL and MAML with them, scripts/tuning_runs.sh runs the grid. Exits 1
 with one line when the algorithm's part of the grid has not all finished or every run of it diverged.
@@ -26,6 +27,9 @@ def main() -> int:
     parser.add_argument("algorithm", nargs="?", choices=sorted(tuning.LABELS))
     parser.add_argument("--data", type=Path, default=DATA, help="the folder with maml-tuning-{seeds,jobs}.csv")
     parser.add_argument("--grid", action="store_true", help="print the grid's (alpha, beta) pairs and exit")
+    parser.add_argument(
+        "--beyond", action="store_true", help="print the (alpha, beta) past a grid edge the choice lies on, if any"
+    )
     options = parser.parse_args()
     grid = [(a, b) for a in swept(EXPERIMENT, "alpha") for b in swept(EXPERIMENT, "optim.beta_w")]
     if options.grid:
@@ -47,7 +51,10 @@ def main() -> int:
     if chosen is None:
         print(f"tuned.py: every {options.algorithm} tuning run diverged: widen the grid", file=sys.stderr)
         return 1
-    print(tuning.overrides(chosen))
+    if options.beyond:
+        print("\n".join(f"{a:g} {b:g}" for a, b in tuning.beyond(rows, options.algorithm)))
+    else:
+        print(tuning.overrides(chosen))
     return 0
 
 

@@ -6,6 +6,8 @@
 #   the jobs' folder, OUT/algorithm=A,alpha=a,optim.beta_w=b; ALGORITHM: anil or maml, default both;
 #   then anil report reproduction --maml-tuning OUT). Two invocations may share the grid, one per
 #   core: a job the other is running is skipped; start the second with REVERSE=1 so they meet.
+# Where an algorithm's choice lies on the grid's edge, the grid grows past it for that algorithm
+# alone, one step at a time along that stepsize, until the choice lies inside.
 set -euo pipefail
 bin=$1
 out=$2
@@ -18,10 +20,21 @@ grid=$("$bin/python" "$here/tuned.py" --grid)  # "alpha beta" per line, from the
 if [ "${REVERSE:-0}" = 1 ]; then  # a second invocation on the other core walks the grid from its end
     grid=$(tac <<< "$grid")
 fi
-for algorithm in $algorithms; do
+run() {  # ALGORITHM, then "alpha beta" lines on stdin
     while read -r alpha beta; do
-        name="algorithm=$algorithm,alpha=$alpha,optim.beta_w=$beta"
+        name="algorithm=$1,alpha=$alpha,optim.beta_w=$beta"
         job "$bin" "$out/$name" "$collected" "$name" experiment=maml_tuning_embedded_hard \
-            algorithm="$algorithm" alpha="$alpha" optim.beta_w="$beta" seed=100 checkpoint_every=50 </dev/null
-    done <<< "$grid"
+            algorithm="$1" alpha="$alpha" optim.beta_w="$beta" seed=100 checkpoint_every=50 </dev/null
+    done
+}
+for algorithm in $algorithms; do
+    run "$algorithm" <<< "$grid"
+    # Where the algorithm's choice lies on the grid's edge, step past it (scripts/tuned.py --beyond)
+    # until the choice lies inside; stops when the grid is not all finished (another invocation's).
+    for _ in 1 2 3 4 5 6; do
+        "$bin/anil" report reproduction --maml-tuning "$out" >/dev/null
+        past=$("$bin/python" "$here/tuned.py" "$algorithm" --beyond) || break
+        [ -n "$past" ] || break
+        run "$algorithm" <<< "$past"
+    done
 done

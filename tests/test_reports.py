@@ -881,6 +881,36 @@ def test_each_algorithm_gets_its_own_tuned_stepsizes_and_the_document_says_if_th
     assert "not finished" in text and "so far: 17 of the jobs listed finished" in text
 
 
+def test_the_grid_grows_past_an_edge_the_choice_lies_on_until_the_choice_lies_inside():
+    """MAML's best is at the smallest α and the largest β: one step past each, along that stepsize
+    with the other held; a worse setting past the edge closes it, a better one moves the edge on."""
+    from anil.analysis.reports import tuning
+
+    def score(algorithm, alpha, beta, best=(0.03, 0.003)):
+        return 0.5 if (algorithm, alpha, beta) == ("maml", *best) else 1.0 + alpha + beta
+
+    grid = tuning_sweep(score)
+    rows = tuning.ranked(grid)
+    assert tuning.beyond(rows, "anil") == [(0.01, 0.0003), (0.03, 0.0001)]  # its best (1 + α + β): the smallest
+    assert tuning.beyond(rows, "maml") == [(0.01, 0.003), (0.03, 0.01)]
+    inside = tuning.ranked(tuning_sweep(lambda a, alpha, beta: 0.5 if (alpha, beta) == (0.1, 0.001) else 1.0))
+    assert tuning.beyond(inside, "maml") == []
+
+    def grown(extra, loss):  # the grid with MAML's (α, β) in `extra` run to `loss`
+        seeds = pd.DataFrame([dict(job=f"x{k}", iteration=i, loss=loss) for k in range(len(extra)) for i in (1, 2)])
+        jobs = pd.DataFrame([dict(grid.jobs.iloc[-1], job=f"x{k}", alpha=a, beta_w=b, beta_phi=b)
+                             for k, (a, b) in enumerate(extra)])  # fmt: skip
+        return tuning.ranked(sweeps.Sweep(pd.concat([grid.seeds, seeds]), pd.concat([grid.jobs, jobs])))
+
+    worse = grown([(0.01, 0.003), (0.03, 0.01)], 2.0)
+    assert tuning.beyond(worse, "maml") == [] and tuning.edges(worse, "maml") == []
+    better = grown([(0.01, 0.003)], 0.1)
+    assert tuning.choice(better, "maml")["alpha"] == 0.01 and tuning.beyond(better, "maml") == [
+        (0.003, 0.003),
+        (0.01, 0.01),
+    ]
+
+
 def test_tuned_gives_an_algorithm_its_choice_only_once_its_part_of_the_grid_has_finished(tmp_path, monkeypatch, capsys):
     """scripts/tuned.py: the grid is the tuning experiment's own sweep; ANIL, all finished, gets its
     overrides while MAML, one job still running, is refused with one line."""

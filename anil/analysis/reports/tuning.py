@@ -65,6 +65,35 @@ def edges(rows: pd.DataFrame, algorithm: str) -> list[str]:
     return said
 
 
+def beyond(rows: pd.DataFrame, algorithm: str) -> list[tuple[float, float]]:
+    """(α, β) one step past each edge of the grid that the algorithm's choice lies on, along that
+    stepsize with the other held at the choice, where not tried yet: the grid grows there until the
+    choice lies inside it (a diverged or worse setting past it bounds it). Steps follow the grid's
+    1-3-10 ladder."""
+    chosen, tried = choice(rows, algorithm), rows[rows["algorithm"] == algorithm]
+    if chosen is None:
+        return []
+    past = []
+    for key in ("alpha", "beta_w"):
+        values = sorted(float(v) for v in tried[key].unique())
+        if len(values) < 2 or chosen[key] not in (values[0], values[-1]):
+            continue
+        step = _ladder(chosen[key], up=chosen[key] == values[-1])
+        pair = (step, chosen["beta_w"]) if key == "alpha" else (chosen["alpha"], step)
+        if not ((tried["alpha"] == pair[0]) & (tried["beta_w"] == pair[1])).any():
+            past.append(pair)
+    return past
+
+
+def _ladder(value: float, up: bool) -> float:
+    """The next stepsize on the 1-3-10 ladder above or below `value` (0.01 -> 0.03 -> 0.1)."""
+    exponent = math.floor(math.log10(value) + 1e-9)
+    low_rung = round(value / 10**exponent) < 3  # value is 1eE (else 3eE)
+    if up:
+        return float(f"{(3 * 10**exponent if low_rung else 10 ** (exponent + 1)):.1g}")
+    return float(f"{(3 * 10 ** (exponent - 1) if low_rung else 10**exponent):.1g}")
+
+
 def overrides(chosen: dict[str, float]) -> str:
     """The `anil train` overrides that run at `chosen`."""
     return f"alpha={chosen['alpha']:g} optim.beta_w={chosen['beta_w']:g} optim.beta_phi={chosen['beta_phi']:g}"
