@@ -153,7 +153,7 @@ def section(tuning: Sweep, anil: Sweep, maml: Sweep, experiments: tuple[str, str
         *(f"- {_used(jobs, rows, who, name)}" for jobs, who, name in judged),
         *(
             f"- {LABELS[who]}'s choice lies at the grid's edge ({'; '.join(edges(rows, who))}): a better setting may "
-            "lie beyond it; widen the grid to find it."
+            "lie beyond it; `bash scripts/tuning_runs.sh` steps past it until the choice lies inside."
             for _, who, _ in judged
             if edges(rows, who)
         ),
