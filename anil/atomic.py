@@ -53,3 +53,11 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     with atomic_file(path, "w", encoding="utf-8") as f:
         json.dump(_finite(data), f, indent=2, sort_keys=True)
         f.write("\n")
+
+
+def whole_lines(path: Path) -> list[str]:
+    """A text file's lines with their endings, less a last line that a kill cut short (no line end
+    yet): how the files that runs append to (metrics.csv, the probe records) are read back."""
+    with open(path, newline="", encoding="utf-8") as f:
+        lines = f.read().splitlines(keepends=True)
+    return lines if not lines or lines[-1].endswith("\n") else lines[:-1]

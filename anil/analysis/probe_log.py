@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from anil.atomic import atomic_file, write_json_atomic
+from anil.atomic import atomic_file, whole_lines, write_json_atomic
 
 KINDS = ("norms", "curvature", "quotients", "points")  # one CSV each
 SETTINGS = "probe.json"  # the options that define what is measured; a rerun must match them
@@ -143,11 +143,11 @@ def _header(path: Path) -> list[str]:
 def _complete_rows(path: Path) -> list[dict[str, Any]]:
     """The file's rows; a last line cut short by a kill (fewer fields than the header) is dropped
     and the file rewritten without it, so the next append starts on a fresh line."""
-    with open(path, newline="", encoding="utf-8") as f:
-        lines = f.read().splitlines(keepends=True)
-    width = len(_header(path))
-    if lines and (not lines[-1].endswith("\n") or len(next(csv.reader([lines[-1]]))) != width):
-        lines = lines[:-1]
+    lines = whole_lines(path)
+    cut = len("".join(lines).encode("utf-8")) != path.stat().st_size  # whole_lines dropped a cut last line
+    if lines and len(next(csv.reader([lines[-1]]))) != len(_header(path)):
+        lines, cut = lines[:-1], True
+    if cut:
         with atomic_file(path, "w", encoding="utf-8", newline="") as f:
             f.write("".join(lines))
     if len(lines) <= 1:

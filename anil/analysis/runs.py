@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
+from anil.atomic import whole_lines  # noqa: E402
 from anil.config import inner_stepsize, resolve_references  # noqa: E402
 from anil.engine.counters import COUNTERS  # noqa: E402
 from anil.run.metrics import OBJECTIVE_METRICS, RENAMED  # noqa: E402
@@ -63,10 +64,7 @@ def find_jobs(roots: list[Path]) -> tuple[list[Job], list[str]]:
 def read_complete_rows(path: Path) -> pd.DataFrame:
     """metrics.csv without a last line that a running job has not finished writing; columns of
     runs written by an older anil get today's names."""
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines = lines[:-1]
-    return pd.read_csv(StringIO("".join(lines))).rename(columns=RENAMED)
+    return pd.read_csv(StringIO("".join(whole_lines(path)))).rename(columns=RENAMED)
 
 
 def _read_job(folder: Path, config_path: Path) -> tuple[Job | None, str]:

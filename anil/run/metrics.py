@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from anil.atomic import atomic_file
+from anil.atomic import atomic_file, whole_lines
 from anil.engine.counters import COUNTERS
 from anil.run.folder import open_no_follow
 
@@ -73,8 +73,7 @@ class MetricsWriter:
 def _truncate(path: Path, keep_until: int) -> None:
     """Keep the header and the rows up to iteration `keep_until`, replacing the file atomically.
     A last line cut short by a kill is dropped with the rest."""
-    with open(path, newline="", encoding="utf-8") as f:
-        lines = f.read().splitlines(keepends=True)
+    lines = whole_lines(path)
     header = ",".join(COLUMNS) + "\r\n"
     # A run started by an older anil may have fewer columns, all of them a prefix of today's, or
     # columns since renamed (RENAMED): rows keep their values and the header gets today's names.
@@ -82,7 +81,7 @@ def _truncate(path: Path, keep_until: int) -> None:
     kept = [header if not lines or header.startswith(old) else lines[0]]
     for line in lines[1:]:
         iteration = line.split(",", 1)[0]
-        if iteration.isdigit() and int(iteration) <= keep_until and line.endswith("\n"):
+        if iteration.isdigit() and int(iteration) <= keep_until:
             kept.append(line)
     with atomic_file(path, "w", newline="", encoding="utf-8") as f:
         f.writelines(kept)
