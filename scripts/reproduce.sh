@@ -8,9 +8,8 @@
 # seconds per iteration of every configuration timed alone (docs/reproduction.md states the job time
 # of each part).
 # Two streams of jobs, one per core, each one job at a time with one thread (STREAMS=1: one stream):
-# the Conv-4 ANIL sweeps with Figure 1's long runs, and the stepsize tuning, Table 2's runs and
-# Figure 2's long runs (anil/analysis/reports/provenance.py's SECOND_STREAM: the document states
-# each stream's job time). These are judged per iteration and on counted evaluations; their own
+# the Conv-4 ANIL sweeps with the long runs, and the stepsize tuning followed by Table 2's runs
+# (anil/analysis/reports/provenance.py's SECOND_STREAM: the document states each stream's job time). These are judged per iteration and on counted evaluations; their own
 # clocks, shared, are marked so in the document. The seconds per iteration the priced verdicts use
 # are timed afterwards, alone: run nothing else then.
 set -euo pipefail
@@ -20,7 +19,7 @@ here=$(dirname "$0")
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 anil() { "$bin/anil" "$@"; }
 
-conv4() {  # Figures 1-2, their init=pytorch halves, test accuracy, the N = 30 search, the theorems' regime, fig1 long
+conv4() {  # Figures 1-2, their init=pytorch halves, test accuracy, the N = 30 search, the theorems' regime, long runs
     anil train -m experiment=fig1_embedded_hard hydra.sweep.dir="$out/fig1_embedded_hard"
     anil train -m experiment=fig2_embedded_hard hydra.sweep.dir="$out/fig2_embedded_hard"
     for figure in fig1 fig2; do
@@ -36,14 +35,15 @@ conv4() {  # Figures 1-2, their init=pytorch halves, test accuracy, the N = 30 s
     for geometry in convex nonconvex; do
         anil train -m experiment="theory_${geometry}_embedded_hard" hydra.sweep.dir="$out/theory_embedded_hard/$geometry"
     done
-    bash "$here/long_runs.sh" "$bin" "$out/long" fig1
+    for figure in fig1 fig2; do
+        bash "$here/long_runs.sh" "$bin" "$out/long" "$figure"
+    done
 }
 
-table2() {  # each algorithm's stepsizes tuned on their own (seed 100), ANIL and MAML each at its choice, fig2 long
+table2() {  # each algorithm's stepsizes tuned on their own (seed 100), then ANIL and MAML each at its choice
     bash "$here/tuning_runs.sh" "$bin" "$out/maml_tuning_embedded_hard"
     anil report reproduction --maml-tuning "$out/maml_tuning_embedded_hard" >/dev/null  # scripts/tuned.py reads it
     bash "$here/table2_runs.sh" "$bin" "$out/table2"
-    bash "$here/long_runs.sh" "$bin" "$out/long" fig2
 }
 
 if [ "${STREAMS:-2}" = 1 ]; then

@@ -133,10 +133,13 @@ def test_a_stop_during_validation_is_redone_on_resume(tmp_path, monkeypatch, sto
     assert summary.status is Status.INTERRUPTED and summary.iteration == stopped_at
     assert f"during iteration {stopped_at}'s evaluation" in summary.reason
     assert pd.read_csv(run_dir / "metrics.csv")["iteration"].tolist() == list(range(1, stopped_at))
-    assert checkpoint.load(run_dir / checkpoint.CHECKPOINT)["pending_row"]["iteration"] == stopped_at
+    saved = checkpoint.load(run_dir / checkpoint.CHECKPOINT)
+    assert saved["pending_row"]["iteration"] == stopped_at
+    assert summary.train_time_s < saved["wall_time"] <= summary.wall_time_s  # start-up and validation too
     monkeypatch.undo()
     resumed = trainer.run(dataclasses.replace(config, resume=True), run_dir)
     assert resumed.status is Status.COMPLETED and resumed.final["val_accuracy"] >= 0
+    assert resumed.wall_time_s > saved["wall_time"]  # the job's wall time over both sessions
     metrics, expected = (pd.read_csv(d / "metrics.csv") for d in (run_dir, reference))
     assert metrics["iteration"].tolist() == list(range(1, 9))
     pd.testing.assert_frame_equal(metrics[MEASURED], expected[MEASURED])

@@ -221,24 +221,22 @@ def test_table2_at_tuned_stepsizes_reads_finished_runs_only_and_says_how_far_the
     assert "--table2 outputs/table2" in text
 
 
-def test_make_reproduce_streams_count_cpu_time_where_the_jobs_recorded_it():
-    """fig2's long runs (second stream) waited half their wall time for a shared core: their CPU
-    time counts; the figure sweeps (first stream) recorded none: their wall time counts."""
+def test_make_reproduce_streams_count_each_job_as_if_alone_where_it_recorded_its_cpu_time():
+    """The tuning (second stream) got half a core (CPU time half its training time): half its wall
+    time counts; fig2's long runs (first stream) recorded no CPU time: their wall time counts. Once
+    Table 2's runs exist they take the untuned MAML sweep's place in the second stream."""
     fig1 = synthetic_sweep("convex", ["constant"], [1, 5], saturating, lambda n: 0.1, seeds=3)  # 6 jobs x 12 s
     fig2 = synthetic_sweep("nonconvex", ["constant"], [1, 5], slower_with_n, lambda n: 0.1, seeds=3)
-    waited = synthetic_sweep("nonconvex", ["constant"], [1, 5], slower_with_n, lambda n: 600.0, seeds=3)
-    longer = sweeps.Sweep(waited.seeds, waited.jobs.assign(cpu_time_s=waited.jobs["wall_time_s"] / 2))
-    others = provenance.Others(long={"fig2": longer})
-    assert provenance.job_minutes(fig1, fig2, others)["fig2 to 1,000 iterations"] == pytest.approx(6 * 72000 / 60)
+    slow = synthetic_sweep("nonconvex", ["constant"], [1, 5], slower_with_n, lambda n: 600.0, seeds=3)  # 6 x 20 h
+    shared = sweeps.Sweep(slow.seeds, slow.jobs.assign(cpu_time_s=slow.jobs["train_time_s"] / 2))
+    others = provenance.Others(long={"fig2": slow}, tuning=shared)
+    assert provenance.job_minutes(fig1, fig2, others)["stepsize tuning"] == pytest.approx(6 * 72000 / 60)
     said = provenance.streams(fig1, fig2, others)
-    assert "fig2 to 1,000 iterations in one (60.0 h)" in said  # 6 jobs x 36,000 s of CPU time
-    assert "the rest in the other (0.0 h)" in said and "about 60.0 h on 2 cores" in said
-    # Table 2's runs take the untuned MAML sweep's place in make reproduce: it no longer counts
-    others = provenance.Others(long={"fig2": longer}, maml=waited, table2=(fig1, waited))
+    assert "one per core: stepsize tuning in one (60.0 h), the rest in the other (120.0 h)" in said
+    assert "about 120.0 h on 2 cores" in said
+    others = provenance.Others(long={"fig2": slow}, tuning=shared, maml=slow, table2=(fig1, shared))
     said = provenance.streams(fig1, fig2, others)
-    assert (
-        "one per core: Table 2, ANIL, Table 2, MAML, fig2 to 1,000 iterations in one (180.0 h)" in said
-    )  # 0 + 120 + 60
+    assert "one per core: stepsize tuning, Table 2, ANIL, Table 2, MAML in one (120.0 h)" in said  # 60 + 0 + 60
 
 
 def maml_judgements(fig1, maml_sweep):

@@ -7,6 +7,7 @@ import enum
 import json
 import logging
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,14 @@ class Progress:
     # The last iteration's metrics row when a stop abandoned its evaluation: the step is taken, the
     # row is not written yet; a resume evaluates it first, so metrics.csv comes out as uninterrupted.
     pending: dict[str, Any] | None = None
+    # Wall seconds of the earlier sessions up to their last checkpoint, start-up and evaluation
+    # included (what the job has cost so far: work redone after a kill counts once).
+    earlier_wall: float = 0.0
+    session_start: float = field(default_factory=time.perf_counter)  # when this session began
+
+    def wall_time(self) -> float:
+        """Wall seconds over every session so far, this one up to now."""
+        return self.earlier_wall + time.perf_counter() - self.session_start
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,7 @@ class RunSummary:
     seconds_per_iteration: float  # training time per meta-iteration, over the whole run
     best_val_accuracy: float | None
     cpu_time_s: float = math.nan  # process CPU seconds of the training steps, over every session
-    wall_time_s: float = 0.0  # this session's wall time, start-up and evaluation included
+    wall_time_s: float = 0.0  # wall time over every session, start-up and evaluation included
     environment: dict[str, Any] = field(default_factory=dict)  # device, torch version, threads, config digest
 
     def to_json(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ def training_state(setup: Setup, config: TrainConfig, progress: Progress) -> dic
         "iteration": progress.iteration,
         "train_time": progress.train_time,
         "cpu_time": progress.cpu_time,
+        "wall_time": progress.wall_time(),
         "best_val_accuracy": progress.best_val_accuracy,
         "model": setup.model.state_dict(),
         "optimizer": setup.optimizer.state_dict(),
@@ -41,8 +42,15 @@ def restore(setup: Setup, state: dict[str, Any]) -> Progress:
     setup.sampler.generator.set_state(state["sampler"])
     # A checkpoint written before CPU time was counted leaves it unknown (NaN), not restarted at 0.
     cpu_time = state.get("cpu_time", math.nan)
+    # One written before wall time was carried over starts from its training time, a lower bound.
+    earlier_wall = state.get("wall_time", state["train_time"])
     return Progress(
-        state["iteration"], state["train_time"], cpu_time, state["best_val_accuracy"], state.get("pending_row")
+        state["iteration"],
+        state["train_time"],
+        cpu_time,
+        state["best_val_accuracy"],
+        state.get("pending_row"),
+        earlier_wall,
     )
 
 

@@ -203,6 +203,7 @@ class Loop:
             final=row,
             train_time_s=progress.train_time,
             cpu_time_s=progress.cpu_time,
+            wall_time_s=progress.earlier_wall,  # run() adds this session's
             seconds_per_iteration=progress.train_time / max(1, progress.iteration),
             best_val_accuracy=best if best >= 0 else None,
         )
@@ -232,10 +233,13 @@ def run(
         if world.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
         with RunLock(out_dir) if world.is_main else contextlib.nullcontext():
-            summary = _run_locked(config, out_dir, device, world, progress and world.is_main, on_claim, trackers)
+            summary = _run_locked(
+                config, out_dir, device, world, progress and world.is_main, on_claim, trackers, started
+            )
     finally:
         distributed.shutdown()
-    summary = _with_environment(summary, config, device, time.perf_counter() - started)
+    # The summary carries the earlier sessions' wall time: this session's is added up to now.
+    summary = _with_environment(summary, config, device, summary.wall_time_s + time.perf_counter() - started)
     if world.is_main:
         write_summary(out_dir, summary)
         log_ending(summary, out_dir)
@@ -250,7 +254,9 @@ def _run_locked(
     show_progress: bool,
     on_claim: OnClaim | None,
     trackers: Trackers | None,
+    started: float,
 ) -> RunSummary:
+    """`started`: when this session began (time.perf_counter), for the wall time the checkpoints carry."""
     if world.is_main and not config.resume:
         refuse_if_taken(out_dir)
     state = resume_state(config, out_dir) if config.resume else None
@@ -258,6 +264,7 @@ def _run_locked(
         on_claim(out_dir)
     setup = build(config, device, world)
     progress = restore(setup, state) if state else Progress()
+    progress.session_start = started
     log.info(
         "%s %s %s at iteration %d, N=%d, alpha=%g, B=%d on %s (%s), run dir %s",
         "resuming" if state else "training", config.geometry.name, config.algorithm.upper(), progress.iteration,

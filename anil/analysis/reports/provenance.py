@@ -160,33 +160,37 @@ def commands(fig1: Sweep, fig2: Sweep, others: Others = NO_OTHERS) -> list[str]:
 
 # The parts scripts/reproduce.sh runs in its second stream of jobs (the first runs the rest); the
 # untuned MAML sweep's place is taken there by Table 2's runs.
-SECOND_STREAM = ("MAML", "stepsize tuning", "Table 2, ANIL", "Table 2, MAML", "fig2 to 1,000 iterations")
+SECOND_STREAM = ("MAML", "stepsize tuning", "Table 2, ANIL", "Table 2, MAML")
 
 
-def job_minutes(fig1: Sweep, fig2: Sweep, others: Others, cpu: bool = False) -> dict[str, float]:
+def job_minutes(fig1: Sweep, fig2: Sweep, others: Others, alone: bool = False) -> dict[str, float]:
     """Each sweep's job time in minutes (the sum of its jobs' own wall time), in document order;
-    `cpu`: the jobs' process CPU time instead where every job recorded it (what a job alone on a
-    core takes: wall time counts the time it waited for a core it shared)."""
+    `alone`: what the jobs would take alone on a core, where they recorded their CPU time (_seconds)."""
     parts: dict[str, Sweep | None] = {"Figure 1": fig1, "Figure 2": fig2}
     parts.update({f"{fig} init": s for fig, s in others.inits.items()})
     parts.update({"theorems' regime": others.theory, "MAML": others.maml, "stepsize tuning": others.tuning})
     if others.table2 is not None:
         parts.update({"Table 2, ANIL": others.table2[0], "Table 2, MAML": others.table2[1]})
     parts.update({f"{fig} to 1,000 iterations": s for fig, s in others.long.items()})
-    minutes = {name: _seconds(s.jobs, cpu) / 60 for name, s in parts.items() if s is not None}
+    minutes = {name: _seconds(s.jobs, alone) / 60 for name, s in parts.items() if s is not None}
     if others.search is not None:
         minutes["divergence search"] = others.search.wall_minutes()
     return minutes
 
 
-def _seconds(jobs: pd.DataFrame, cpu: bool) -> float:
-    recorded = cpu and "cpu_time_s" in jobs and bool(jobs["cpu_time_s"].notna().all())
-    return float(jobs["cpu_time_s" if recorded else "wall_time_s"].sum())
+def _seconds(jobs: pd.DataFrame, alone: bool) -> float:
+    """The jobs' summed wall time; `alone`: each scaled by the share of a core its training steps
+    got (their CPU time over their wall time, where recorded), what it would take alone on one."""
+    wall = jobs["wall_time_s"].astype(float)
+    if not alone or "cpu_time_s" not in jobs:
+        return float(wall.sum())
+    share = (jobs["cpu_time_s"].astype(float) / jobs["train_time_s"].astype(float)).clip(upper=1.0)
+    return float((wall * share.where(share.notna() & (share > 0), 1.0)).sum())
 
 
 def streams(fig1: Sweep, fig2: Sweep, others: Others) -> str:
-    """What `make reproduce`'s two streams of jobs take, from the jobs' CPU time where recorded."""
-    minutes = job_minutes(fig1, fig2, others, cpu=True)
+    """What `make reproduce`'s two streams of jobs take, each job as if alone on its core."""
+    minutes = job_minutes(fig1, fig2, others, alone=True)
     if "Table 2, MAML" in minutes:  # make reproduce runs Table 2's runs instead of the untuned MAML sweep
         minutes.pop("MAML", None)
     parts = [part for part in minutes if part in SECOND_STREAM]
@@ -194,10 +198,9 @@ def streams(fig1: Sweep, fig2: Sweep, others: Others) -> str:
     first = sum(minutes.values()) / 60 - second
     return (
         f"`make reproduce` runs them as two streams of jobs, one per core: {', '.join(parts)} in one "
-        f"({second:.1f} h), the rest in the other ({first:.1f} h), counting each job's process "
-        "CPU time where it recorded it (a job alone on a core takes about that; its wall time also counts the "
-        f"time it waited for a core it shared) and its wall time elsewhere: about {max(first, second):.1f} h on "
-        "2 cores."
+        f"({second:.1f} h), the rest in the other ({first:.1f} h), each job's wall time scaled by the share of a "
+        "core its training steps got (their process CPU time over their wall time; a job that shared a core "
+        f"waited for it) where it recorded its CPU time: about {max(first, second):.1f} h on 2 cores."
     )
 
 
