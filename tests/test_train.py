@@ -133,7 +133,8 @@ def test_plot_marks_diverged_skips_missing_and_reads_running_jobs(tmp_path):
     table["loss"] = [0.1, 5.0]  # the loss jumped 50x above its running minimum
     table.to_csv(spiked / "metrics.csv", index=False)
     side_by_side = pd.read_csv(jobs[1] / "metrics.csv")  # as if jobs 1 and 2 had trained at the same time
-    side_by_side["clock"] = pd.read_csv(jobs[2] / "metrics.csv")["clock"].to_numpy()
+    beside = pd.read_csv(jobs[2] / "metrics.csv")  # its steps' times too: job 1's own could reach back in time
+    side_by_side["clock"], side_by_side["time"] = beside["clock"].to_numpy(), beside["time"].to_numpy()
     side_by_side.to_csv(jobs[1] / "metrics.csv", index=False)
     (jobs[0] / "metrics.csv").unlink()  # a job that failed before training
     (sweep / "broken" / ".hydra").mkdir(parents=True)
