@@ -192,7 +192,7 @@ def test_anil_against_maml_to_common_losses_can_agree_and_disagree():
 
 
 def test_table2_at_tuned_stepsizes_reads_finished_runs_only_and_says_how_far_they_got():
-    """scripts/table2_runs.sh's runs, collected while they run: before any N has MIN_SEEDS finished
+    """scripts/table2_runs.sh's runs, collected while they run: before two N have MIN_SEEDS finished
     runs of both algorithms nothing is judged; once N = 1 and 5 have, those are judged (MAML's
     iteration N times ANIL's: agrees) and a stopped run is left out."""
     fig2 = synthetic_sweep("nonconvex", ["constant"], NONCONVEX_GRID, slower_with_n, lambda n: 0.1)
@@ -212,6 +212,9 @@ def test_table2_at_tuned_stepsizes_reads_finished_runs_only_and_says_how_far_the
     assert "## ANIL against MAML, each at its own tuned stepsizes (Table 2)" in text
     assert "MAML N = 1: 2 of 5, N = 5: 0 of 5, N = 10: 0 of 5" in text and "nothing is judged" in text
     assert not claim_rows(text, claims.ANIL_VS_MAML)
+    one_n = stopped(maml_runs, {(n, s) for n in (5, 10) for s in range(5)})  # N = 1 alone: no ratio to move
+    text = reproduction.render(fig1, fig2, ["x"], provenance.Others(table2=(anil_runs, one_n)))
+    assert "MAML N = 1: 5 of 5" in text and "nothing is judged" in text and not claim_rows(text, claims.ANIL_VS_MAML)
     later = stopped(maml_runs, {(10, s) for s in range(5)} | {(5, 4)})
     text = reproduction.render(fig1, fig2, ["x"], provenance.Others(table2=(anil_runs, later)))
     rows = claim_rows(text, claims.ANIL_VS_MAML)
