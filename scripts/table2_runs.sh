@@ -7,7 +7,8 @@
 #   bash scripts/table2_runs.sh BIN OUT [ALGORITHM]    (BIN: the folder with the anil command; OUT: the
 #   jobs go to OUT/anil/N<N>_seed<seed> and OUT/maml/N<N>_seed<seed>; ALGORITHM: anil or maml, default
 #   both; then anil report reproduction --table2 OUT)
-# ANIL's 15 jobs take about 15 min, MAML's about 3.2 h (an N = 10 job about 23 min).
+# ANIL's 15 jobs take about 15 min, MAML's about 3.2 h (an N = 10 job about 23 min). Two invocations
+# may share the work, one per core: each skips a job the other is running (scripts/job.sh).
 set -euo pipefail
 bin=$1
 out=$2
