@@ -239,7 +239,7 @@ def test_make_reproduce_streams_count_each_job_as_if_alone_where_it_recorded_its
     assert "about 120.0 h on 2 cores" in said
     others = provenance.Others(long={"fig2": slow}, tuning=shared, maml=slow, table2=(fig1, shared))
     said = provenance.streams(fig1, fig2, others)
-    assert "one per core: stepsize tuning, Table 2, ANIL, Table 2, MAML in one (120.0 h)" in said  # 60 + 0 + 60
+    assert "one per core: stepsize tuning; Table 2, ANIL; Table 2, MAML in one (120.0 h)" in said  # 60 + 0 + 60
 
 
 def maml_judgements(fig1, maml_sweep):

@@ -197,7 +197,7 @@ def streams(fig1: Sweep, fig2: Sweep, others: Others) -> str:
     second = sum(minutes[part] for part in parts) / 60
     first = sum(minutes.values()) / 60 - second
     return (
-        f"`make reproduce` runs them as two streams of jobs, one per core: {', '.join(parts)} in one "
+        f"`make reproduce` runs them as two streams of jobs, one per core: {'; '.join(parts)} in one "
         f"({second:.1f} h), the rest in the other ({first:.1f} h), each job's wall time scaled by the share of a "
         "core its training steps got (their process CPU time over their wall time; a job that shared a core "
         f"waited for it) where it recorded its CPU time: about {max(first, second):.1f} h on 2 cores."
