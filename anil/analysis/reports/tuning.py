@@ -50,19 +50,30 @@ def choice(rows: pd.DataFrame, algorithm: str) -> dict[str, float] | None:
     return None if picked.empty else {k: float(picked[k].iloc[0]) for k in STEPSIZES}
 
 
-def edges(rows: pd.DataFrame, algorithm: str) -> list[str]:
-    """Which of the algorithm's chosen stepsizes is the smallest or largest its grid tried: the
-    best setting may then lie beyond the grid."""
+def _on_edge(rows: pd.DataFrame, algorithm: str) -> list[tuple[str, bool]]:
+    """(stepsize, at the largest end) for each of the algorithm's chosen stepsizes that is the
+    smallest or largest its grid tried."""
     chosen, tried = choice(rows, algorithm), rows[rows["algorithm"] == algorithm]
     if chosen is None:
         return []
-    said = []
-    for key, name in (("alpha", "α"), ("beta_w", "β")):
+    ends = []
+    for key in ("alpha", "beta_w"):
         values = sorted(float(v) for v in tried[key].unique())
         if len(values) > 1 and chosen[key] in (values[0], values[-1]):
-            end = "largest" if chosen[key] == values[-1] else "smallest"
-            said.append(f"{name} = {chosen[key]:g}, the {end} tried")
-    return said
+            ends.append((key, chosen[key] == values[-1]))
+    return ends
+
+
+def edges(rows: pd.DataFrame, algorithm: str) -> list[str]:
+    """Which of the algorithm's chosen stepsizes is the smallest or largest its grid tried: the
+    best setting may then lie beyond the grid."""
+    chosen = choice(rows, algorithm)
+    if chosen is None:
+        return []
+    return [
+        f"{'α' if key == 'alpha' else 'β'} = {chosen[key]:g}, the {'largest' if largest else 'smallest'} tried"
+        for key, largest in _on_edge(rows, algorithm)
+    ]
 
 
 def beyond(rows: pd.DataFrame, algorithm: str) -> list[tuple[float, float]]:
@@ -74,11 +85,8 @@ def beyond(rows: pd.DataFrame, algorithm: str) -> list[tuple[float, float]]:
     if chosen is None:
         return []
     past = []
-    for key in ("alpha", "beta_w"):
-        values = sorted(float(v) for v in tried[key].unique())
-        if len(values) < 2 or chosen[key] not in (values[0], values[-1]):
-            continue
-        step = _ladder(chosen[key], up=chosen[key] == values[-1])
+    for key, largest in _on_edge(rows, algorithm):
+        step = _ladder(chosen[key], up=largest)
         pair = (step, chosen["beta_w"]) if key == "alpha" else (chosen["alpha"], step)
         if not ((tried["alpha"] == pair[0]) & (tried["beta_w"] == pair[1])).any():
             past.append(pair)
