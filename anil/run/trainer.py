@@ -203,7 +203,7 @@ class Loop:
             final=row,
             train_time_s=progress.train_time,
             cpu_time_s=progress.cpu_time,
-            wall_time_s=progress.earlier_wall,  # run() adds this session's
+            wall_time_s=progress.wall_time(),  # every session's, this one's up to now
             seconds_per_iteration=progress.train_time / max(1, progress.iteration),
             best_val_accuracy=best if best >= 0 else None,
         )
@@ -238,8 +238,7 @@ def run(
             )
     finally:
         distributed.shutdown()
-    # The summary carries the earlier sessions' wall time: this session's is added up to now.
-    summary = _with_environment(summary, config, device, summary.wall_time_s + time.perf_counter() - started)
+    summary = _with_environment(summary, config, device)
     if world.is_main:
         write_summary(out_dir, summary)
         log_ending(summary, out_dir)
@@ -277,7 +276,7 @@ def _run_locked(
         return Loop(config, setup, out_dir, rows, stop, show_progress).run(progress)
 
 
-def _with_environment(summary: RunSummary, config: TrainConfig, device: torch.device, wall: float) -> RunSummary:
+def _with_environment(summary: RunSummary, config: TrainConfig, device: torch.device) -> RunSummary:
     environment = {
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine(),
@@ -287,7 +286,7 @@ def _with_environment(summary: RunSummary, config: TrainConfig, device: torch.de
         "peak_memory_bytes": peak_memory_bytes(device),
         "config_digest": config.digest(),
     }
-    return replace(summary, wall_time_s=wall, environment=environment)
+    return replace(summary, environment=environment)
 
 
 def _divergence_reason(metrics: dict[str, float], blowup_loss: float) -> str:
