@@ -58,8 +58,8 @@ def synthetic_sweep(
                 seconds = cost(n) * iterations
                 started += 0.0 if shared else seconds + 1.0
                 jobs.append({**key, **JOB_SETTINGS, **ENVIRONMENT, "iterations": iterations, "wall_time_s": seconds,
-                             "algorithm": algorithm, **(optim or {}), "grad_eval_every": gradient_every,
-                             "grad_eval_tasks": gradient_tasks})  # fmt: skip
+                             "last_iteration": iterations, "algorithm": algorithm, **(optim or {}),
+                             "grad_eval_every": gradient_every, "grad_eval_tasks": gradient_tasks})  # fmt: skip
                 jobs[-1]["train_time_s"] = seconds
                 if accuracy:
                     jobs[-1].update(test_accuracy=accuracy(n, seed), test_accuracy_ci95=0.01, test_tasks=300,
@@ -71,7 +71,8 @@ def synthetic_pace(seconds, algorithms=("anil", "maml"), grid=range(1, 31), dime
     """Measured seconds per iteration seconds(algorithm, N) for both geometries, as
     scripts/time_iterations.py writes them."""
     rows = [
-        dict(algorithm=a, geometry=g, N=n, seconds=seconds(a, n), repeats=5, n_w=dimensions[0], n_phi=dimensions[1])
+        dict(algorithm=a, geometry=g, N=n, seconds=seconds(a, n), repeats=5, n_w=dimensions[0], n_phi=dimensions[1],
+             dataset="embedded", B=8)
         for a in algorithms for g in ("convex", "nonconvex") for n in grid
     ]  # fmt: skip
     meta = dict(machine="x86_64", cpus=2, torch="2.13.0", threads=1, load_average=0.1, command="t", date="d")
@@ -240,6 +241,22 @@ def test_make_reproduce_streams_count_each_job_as_if_alone_where_it_recorded_its
     others = provenance.Others(long={"fig2": slow}, tuning=shared, maml=slow, table2=(fig1, shared))
     said = provenance.streams(fig1, fig2, others)
     assert "one per core: stepsize tuning; Table 2, ANIL; Table 2, MAML in one (120.0 h)" in said  # 60 + 0 + 60
+
+
+def test_jobs_without_cpu_time_count_at_their_configurations_pace_timed_alone():
+    """Jobs that recorded no CPU time but ran at 0.1 s/iteration where their configuration takes
+    0.02 + 0.01 N s alone count at that share of their wall time; N = 20, outside the timed grid,
+    at the fitted line; a dataset the timing did not cover keeps its wall time."""
+    pace = synthetic_pace(lambda a, n: 0.02 + 0.01 * n, grid=[1, 2, 3])
+    fig1 = synthetic_sweep("convex", ["constant"], [1, 3], saturating, lambda n: 0.1, seeds=2, pace=pace)
+    fig2 = synthetic_sweep("nonconvex", ["constant"], [20], slower_with_n, lambda n: 0.1, seeds=2, pace=pace)
+    other = synthetic_sweep("convex", ["constant"], [1], saturating, lambda n: 0.1, dataset="fc100", pace=pace)
+    alone = provenance.job_minutes(fig1, fig2, provenance.Others(theory=other), alone=True)
+    assert alone["Figure 1"] == pytest.approx(2 * 12 * (0.3 + 0.5) / 60)  # 120 iterations x 0.1 s, N = 1 and 3
+    assert alone["Figure 2"] == pytest.approx(2 * 12 * 1.0 / 60)  # 0.22 s alone: not faster than it ran
+    assert alone["theorems' regime"] == pytest.approx(3 * 12 / 60)
+    said = provenance.streams(fig1, fig2, provenance.Others(theory=other))
+    assert "for the 6 jobs that ran before runs recorded it, an estimate" in said
 
 
 def maml_judgements(fig1, maml_sweep):

@@ -45,6 +45,15 @@ class Pace:
         row = self._row(algorithm, geometry, n)
         return float(row["seconds"]) if row else None
 
+    def expected(self, algorithm: str, geometry: str, n: int, dataset: str, tasks: int) -> float | None:
+        """Seconds one iteration takes alone: the timed row at this N, else the line fitted through
+        the timed N (inner_step_ratio); None where no row has this dataset and batch of tasks."""
+        if not any(r.get("dataset") == dataset and int(r.get("B", -1)) == tasks for r in self.rows):
+            return None
+        timed = self.seconds(algorithm, geometry, n)
+        fitted = self.inner_step_ratio(geometry, algorithm)
+        return timed if timed is not None or fitted is None else fitted[1] + fitted[0] * n
+
     def dimensions(self, geometry: str) -> tuple[int, int] | None:
         """(n_w, n_φ) of the network the timing built for `geometry`, where it recorded them."""
         row = next((r for r in self.rows if r["geometry"] == geometry and "n_w" in r), None)

@@ -163,29 +163,60 @@ def commands(fig1: Sweep, fig2: Sweep, others: Others = NO_OTHERS) -> list[str]:
 SECOND_STREAM = ("MAML", "stepsize tuning", "Table 2, ANIL", "Table 2, MAML")
 
 
-def job_minutes(fig1: Sweep, fig2: Sweep, others: Others, alone: bool = False) -> dict[str, float]:
-    """Each sweep's job time in minutes (the sum of its jobs' own wall time), in document order;
-    `alone`: what the jobs would take alone on a core, where they recorded their CPU time (_seconds)."""
+def _job_frames(fig1: Sweep, fig2: Sweep, others: Others) -> dict[str, pd.DataFrame]:
+    """Each part's jobs table, in document order."""
     parts: dict[str, Sweep | None] = {"Figure 1": fig1, "Figure 2": fig2}
     parts.update({f"{fig} init": s for fig, s in others.inits.items()})
     parts.update({"theorems' regime": others.theory, "MAML": others.maml, "stepsize tuning": others.tuning})
     if others.table2 is not None:
         parts.update({"Table 2, ANIL": others.table2[0], "Table 2, MAML": others.table2[1]})
     parts.update({f"{fig} to 1,000 iterations": s for fig, s in others.long.items()})
-    minutes = {name: _seconds(s.jobs, alone) / 60 for name, s in parts.items() if s is not None}
+    frames = {name: s.jobs for name, s in parts.items() if s is not None}
     if others.search is not None:
-        minutes["divergence search"] = others.search.wall_minutes()
+        frames["divergence search"] = others.search.jobs
+    return frames
+
+
+def job_minutes(fig1: Sweep, fig2: Sweep, others: Others, alone: bool = False) -> dict[str, float]:
+    """Each part's job time in minutes (the sum of its jobs' own wall time), in document order;
+    `alone`: each job's wall time scaled to what it would take alone on a core (_alone_share)."""
+    minutes = {}
+    for name, frame in _job_frames(fig1, fig2, others).items():
+        wall = frame["wall_time_s"].astype(float)
+        minutes[name] = float((wall * _alone_share(frame, fig1.pace) if alone else wall).sum()) / 60
     return minutes
 
 
-def _seconds(jobs: pd.DataFrame, alone: bool) -> float:
-    """The jobs' summed wall time; `alone`: each scaled by the share of a core its training steps
-    got (their CPU time over their wall time, where recorded), what it would take alone on one."""
-    wall = jobs["wall_time_s"].astype(float)
-    if not alone or "cpu_time_s" not in jobs:
-        return float(wall.sum())
-    share = (jobs["cpu_time_s"].astype(float) / jobs["train_time_s"].astype(float)).clip(upper=1.0)
-    return float((wall * share.where(share.notna() & (share > 0), 1.0)).sum())
+def _alone_share(jobs: pd.DataFrame, pace: Pace | None) -> pd.Series:
+    """The share of a core each job's training steps got, which scales its wall time to what it
+    would take alone on one: its CPU time over its training time where it recorded CPU time; else
+    its configuration's seconds per iteration timed alone (`pace`) over its own (an estimate, for
+    jobs run before CPU time was recorded); else 1 (its wall time counts, as where no training
+    time was recorded)."""
+    if "train_time_s" not in jobs:
+        return pd.Series(1.0, jobs.index)
+    train = jobs["train_time_s"].astype(float)
+    share = jobs["cpu_time_s"].astype(float) / train if "cpu_time_s" in jobs else pd.Series(np.nan, jobs.index)
+    if pace is not None:
+        share = share.fillna(_paced_share(jobs, pace))
+    return share.clip(upper=1.0).where(share.notna() & (share > 0), 1.0)
+
+
+def _paced_share(jobs: pd.DataFrame, pace: Pace) -> pd.Series:
+    """Alone-timed seconds per iteration of each job's configuration over the job's own."""
+    columns = (jobs[c].tolist() for c in ("algorithm", "geometry", "N", "dataset", "B"))
+    expected = [pace.expected(str(a), str(g), int(n), str(d), int(b)) for a, g, n, d, b in zip(*columns, strict=True)]
+    own = jobs["train_time_s"].astype(float) / jobs["last_iteration"].astype(float)
+    return pd.Series([np.nan if e is None else e for e in expected], jobs.index, dtype=float) / own
+
+
+def _paced_jobs(fig1: Sweep, fig2: Sweep, others: Others, parts: list[str]) -> int:
+    """How many of these parts' jobs have the pace estimate as their alone time (no CPU time recorded)."""
+    if fig1.pace is None:
+        return 0
+    frames = [frame for name, frame in _job_frames(fig1, fig2, others).items() if name in parts]
+    unrecorded = [f if "cpu_time_s" not in f else f[f["cpu_time_s"].isna()] for f in frames]
+    return sum(int(np.count_nonzero(_paced_share(f, fig1.pace).notna())) for f in unrecorded if len(f))
 
 
 def streams(fig1: Sweep, fig2: Sweep, others: Others) -> str:
@@ -196,11 +227,19 @@ def streams(fig1: Sweep, fig2: Sweep, others: Others) -> str:
     parts = [part for part in minutes if part in SECOND_STREAM]
     second = sum(minutes[part] for part in parts) / 60
     first = sum(minutes.values()) / 60 - second
+    paced = _paced_jobs(fig1, fig2, others, list(minutes))
+    estimate = (
+        f"; for the {paced} jobs that ran before runs recorded it, an estimate: the seconds per iteration "
+        "their configuration takes timed alone (the timing below) over their own"
+        if paced
+        else ""
+    )
     return (
         f"`make reproduce` runs them as two streams of jobs, one per core: {'; '.join(parts)} in one "
-        f"({second:.1f} h), the rest in the other ({first:.1f} h), each job's wall time scaled by the share of a "
-        "core its training steps got (their process CPU time over their wall time; a job that shared a core "
-        f"waited for it) where it recorded its CPU time: about {max(first, second):.1f} h on 2 cores."
+        f"({second:.1f} h), the rest in the other ({first:.1f} h): about {max(first, second):.1f} h on 2 cores. "
+        "Each job counts as if alone on its core: its wall time scaled by the share of a core its training steps "
+        "got (a job that shared a core waited for it), their process CPU time over their training time where it "
+        f"recorded its CPU time{estimate}."
     )
 
 
