@@ -234,12 +234,16 @@ def streams(fig1: Sweep, fig2: Sweep, others: Others) -> str:
         if paced
         else ""
     )
+    timing = "the seconds per iteration are timed alone"
+    if fig1.pace is not None and "wall_s" in fig1.pace.meta:
+        timing += f" ({float(fig1.pace.meta['wall_s']) / 60:.1f} min)"
     return (
         f"`make reproduce` runs them as two streams of jobs, one per core: {'; '.join(parts)} in one "
         f"({second:.1f} h), the rest in the other ({first:.1f} h): about {max(first, second):.1f} h on 2 cores. "
         "Each job counts as if alone on its core: its wall time scaled by the share of a core its training steps "
         "got (a job that shared a core waited for it), their process CPU time over their training time where it "
-        f"recorded its CPU time{estimate}."
+        f"recorded its CPU time{estimate}. After both, {timing}; the test-set evaluations of the figure jobs and "
+        "the curvature estimate record no time and are not counted."
     )
 
 
