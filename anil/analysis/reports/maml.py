@@ -92,7 +92,7 @@ def judgements(anil: Sweep, maml: Sweep, name: str, anil_label: str | None = Non
 def _judge(anil: Sweep, maml: Sweep, name: str, compared: Compared, anil_label: str) -> list[Row]:
     """Table 2's claim on each view at each target (the runs' own clocks only where the jobs ran
     one at a time; the iteration count is reported, not judged: the claim is about computation)."""
-    label = f"`{name}` beside `{anil_label}`, {design(maml.jobs, compared.schedule)}"
+    label = f"`{name}` beside `{anil_label}`, {_designs(anil, maml, compared.schedule)}"
     timing = occupancy(pd.concat([anil.seeds, maml.seeds], ignore_index=True))
     rows: list[Row] = []
     for target in compared.targets:
@@ -105,6 +105,12 @@ def _judge(anil: Sweep, maml: Sweep, name: str, compared: Compared, anil_label: 
                 judged = unless_alone(judged, timing, "them")
             rows.append((judged, label, f"{quantity} to a training loss of {target:.3g}"))
     return rows
+
+
+def _designs(anil: Sweep, maml: Sweep, schedule: str) -> str:
+    """The stepsize design both algorithms ran, or each one's where their steps differ (each tuned)."""
+    theirs, ours = design(maml.jobs, schedule), design(anil.jobs, schedule)
+    return theirs if theirs == ours else f"MAML {theirs}, ANIL {ours}"
 
 
 def anil_name(anil: Sweep) -> str:
@@ -148,16 +154,16 @@ def section(
     return [
         f"MAML runs (`{name}`: {settings(maml.jobs)}; {environment(maml.jobs)}; "
         f"{maml.jobs['wall_time_s'].sum() / 60:.1f} min of job time) beside the ANIL runs of `{anil_label}` "
-        f"with the same stepsize design ({design(maml.jobs, compared.schedule)}), N and seeds. "
+        f"at the same N and seeds ({_designs(anil, maml, compared.schedule)}). "
         f"{_tuning(anil, maml) if tuned is None else 'Their stepsizes against each one tuned on its own: below.'} "
         f"Targets: smoothed training losses of {', '.join(f'{t:.3g}' for t in compared.targets)}, from the worst "
-        f"median final loss over both algorithms and every N up to just below the lower of the two algorithms' "
-        f"median starting losses ({starts}). Each cell: mean [95% interval over seeds] of what a run spent until "
-        "its smoothed loss first reached the target; a run that never did is counted at its whole budget (a lower "
-        "bound). Table 2 counts entries: ANIL's gradients fill n_w or n_φ, its second-order products n_w² or "
-        "n_w·n_φ; MAML's fill n_w + n_φ and (n_w + n_φ)² (anil/analysis/pricing.py). The claim is judged at each "
-        "target on how MAML's cost over ANIL's moves with N, as Table 2 predicts a factor that grows with N and is "
-        "exactly 1 for gradients at N = 1.",
+        f"median final loss over both algorithms and every N up to just below the lowest starting loss of either "
+        f"algorithm at any N (the median run's first logged loss; lowest over N: {starts}). Each cell: mean [95% "
+        "interval over seeds] of what a run spent until its smoothed loss first reached the target; a run that "
+        "never did is counted at its whole budget (a lower bound). Table 2 counts entries: ANIL's gradients fill "
+        "n_w or n_φ, its second-order products n_w² or n_w·n_φ; MAML's fill n_w + n_φ and (n_w + n_φ)² "
+        "(anil/analysis/pricing.py). The claim is judged at each target on how MAML's cost over ANIL's moves with "
+        "N, as Table 2 predicts a factor that grows with N and is exactly 1 for gradients at N = 1.",
         "",
         *([] if tuned is None else tuning.section(tuned, anil, maml, (anil_label, name))),
         *table(header, rows, [True, True, False, True, *([True] * len(chosen))]),
