@@ -149,9 +149,6 @@ class Search:
     def ways(self) -> int:
         return int(self.jobs["ways"].iloc[0])
 
-    def wall_minutes(self) -> float:
-        return float(self.jobs["wall_time_s"].sum()) / 60
-
     def section(self) -> list[str]:
         middle, low, high = self.curvature_l()
         constant, inverse = self.counts("constant"), self.counts("inverse_n")
