@@ -183,23 +183,26 @@ def job_minutes(fig1: Sweep, fig2: Sweep, others: Others, alone: bool = False) -
     minutes = {}
     for name, frame in _job_frames(fig1, fig2, others).items():
         wall = frame["wall_time_s"].astype(float)
-        minutes[name] = float((wall * _alone_share(frame, fig1.pace) if alone else wall).sum()) / 60
+        minutes[name] = float((wall * _alone_share(frame, fig1.pace)[0] if alone else wall).sum()) / 60
     return minutes
 
 
-def _alone_share(jobs: pd.DataFrame, pace: Pace | None) -> pd.Series:
+def _alone_share(jobs: pd.DataFrame, pace: Pace | None) -> tuple[pd.Series, pd.Series]:
     """The share of a core each job's training steps got, which scales its wall time to what it
     would take alone on one: its CPU time over its training time where it recorded CPU time; else
     its configuration's seconds per iteration timed alone (`pace`) over its own (an estimate, for
     jobs run before CPU time was recorded); else 1 (its wall time counts, as where no training
-    time was recorded)."""
+    time was recorded). Also which jobs have the estimate."""
     if "train_time_s" not in jobs:
-        return pd.Series(1.0, jobs.index)
+        return pd.Series(1.0, jobs.index), pd.Series(False, jobs.index)
     train = jobs["train_time_s"].astype(float)
     share = jobs["cpu_time_s"].astype(float) / train if "cpu_time_s" in jobs else pd.Series(np.nan, jobs.index)
+    paced = pd.Series(False, jobs.index)
     if pace is not None:
-        share = share.fillna(_paced_share(jobs, pace))
-    return share.clip(upper=1.0).where(share.notna() & (share > 0), 1.0)
+        estimate = _paced_share(jobs, pace)
+        paced = share.isna() & estimate.notna()
+        share = share.fillna(estimate)
+    return share.clip(upper=1.0).where(share.notna() & (share > 0), 1.0), paced
 
 
 def _paced_share(jobs: pd.DataFrame, pace: Pace) -> pd.Series:
@@ -211,12 +214,9 @@ def _paced_share(jobs: pd.DataFrame, pace: Pace) -> pd.Series:
 
 
 def _paced_jobs(fig1: Sweep, fig2: Sweep, others: Others, parts: list[str]) -> int:
-    """How many of these parts' jobs have the pace estimate as their alone time (no CPU time recorded)."""
-    if fig1.pace is None:
-        return 0
+    """How many of these parts' jobs have the pace estimate as their alone time (_alone_share)."""
     frames = [frame for name, frame in _job_frames(fig1, fig2, others).items() if name in parts]
-    unrecorded = [f if "cpu_time_s" not in f else f[f["cpu_time_s"].isna()] for f in frames]
-    return sum(int(np.count_nonzero(_paced_share(f, fig1.pace).notna())) for f in unrecorded if len(f))
+    return sum(int(np.count_nonzero(_alone_share(frame, fig1.pace)[1])) for frame in frames)
 
 
 def streams(fig1: Sweep, fig2: Sweep, others: Others) -> str:

@@ -71,7 +71,7 @@ def unless_stalled(judged: claims.Judgement, target: float, chance_loss: float, 
     """`judged`, or inconclusive when the common target is not clearly (by LEARNED) below chance and
     where each group of runs (each algorithm) started at every N: then reaching it says nothing about
     learning, and its cost nothing about the claim."""
-    start = min(start_level(group) for group in groups)
+    start = start_level(*groups)
     if target < (1 - LEARNED) * min(start, chance_loss):
         return judged
     reason = (
